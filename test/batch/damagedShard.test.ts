@@ -3,7 +3,7 @@
  * wrote them), then the merge and what follows; the other shards are kept. Before, the shard was skipped because its
  * PNGs existed, and the merge recorded the damaged image as the stage's.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runBatch } from '../../ts/batch/runBatch.js';
 import type { DemoWorld } from '../../ts/demo/world.js';
-import { batchManifest, batchWorld } from './world.js';
+import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { batchManifest, batchWorld, singleConfig } from './world.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-damaged-shard-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,5 +67,54 @@ describe('a batch resumed over a damaged final image', () => {
     expect(merged.outputFiles[kept]).toEqual({ ...marker.outputFiles[kept], sha256: wrong });
     expect(merged.outputFiles[moved]).toEqual({ size: marker.outputFiles[moved].size, mtimeMs: statSync(join(folder, moved)).mtimeMs, sha256 });
     expect(Object.keys(merged.outputFiles).sort()).toEqual([...merged.outputs].sort());
+  });
+});
+
+describe('a single-process reconstruct over a batch\'s run folder with a damaged sample', () => {
+  it("recomputes only the block that holds it: the merge's marker records what the stage read, as a single-process run's does", { timeout: 900_000 }, async () => {
+    // (batchSize 1: img2img blocks of 4 images, so 2 blocks × 2 seeds = 4 units of the 8 test images; 4 steps, for time)
+    const small = <T extends object>(c: T): T => ({ ...c, img2img: { ...(c as { img2img?: object }).img2img, batchSize: 1, steps: 4 } });
+    const out = join(dir, 'batch-single');
+    const manifest = batchManifest(world, 'dmgs', out, [1]);
+    manifest.analyses[0].config = small(manifest.analyses[0].config);
+    expect((await runBatch(manifest, { concurrency: 1 })).state).toBe('done');
+    const folder = join(out, 'subj01', 'recon');
+    const marker = () => JSON.parse(readFileSync(join(folder, 'stages', 'img2img.json'), 'utf8')) as { depKey?: string; inputs?: unknown; summary: Record<string, unknown> };
+    const merged = marker();
+    expect(merged.depKey).toMatch(/^[0-9a-f]{32}$/);
+    expect(merged.inputs).toEqual([]);
+    // nothing changed: a resubmitted batch runs nothing, and neither does a reconstruct of the batch's config there
+    expect((await runBatch(manifest, { concurrency: 1 })).jobs.filter((j) => j.state !== 'skipped').map((j) => j.id)).toEqual([]);
+    const config = JSON.parse(readFileSync(join(folder, 'run.json'), 'utf8')).config;
+    const ran = async () => (await reconstruct(config)).stages.filter((s) => s.status === 'ran').map((s) => s.stage);
+    expect(await ran()).toEqual([]);
+
+    // a few bytes of seed 1's sample of the sixth test image (the second block) overwritten, its size kept
+    const test = (JSON.parse(readFileSync(join(folder, 'data', 'image_ids.json'), 'utf8')) as { test: number[] }).test;
+    expect(test).toHaveLength(8);
+    const sample = join(folder, 'images', `${String(test[5] - 1).padStart(5, '0')}_001.png`);
+    const good = readFileSync(sample);
+    const fd = openSync(sample, 'r+');
+    writeSync(fd, 'junk', Math.floor(good.length / 2));
+    closeSync(fd);
+    expect(await ran()).toEqual(['img2img', 'evaluate', 'report']);
+    const rerun = marker();
+    expect(rerun.summary).toMatchObject({ images: 8, seeds: 2, samplesRun: 4, reusedSamples: 12 });
+    expect(readFileSync(sample)).toEqual(good);
+    // the fields the single-process run recorded over the same stages are those the merge had
+    expect({ depKey: rerun.depKey, inputs: rerun.inputs }).toEqual({ depKey: merged.depKey, inputs: merged.inputs });
+    const fresh = (await reconstruct(small(singleConfig(world, 1, join(dir, 'single-small'))))).out;
+    expect(readFileSync(join(folder, 'metrics.json'), 'utf8')).toBe(readFileSync(join(fresh, 'metrics.json'), 'utf8'));
+
+    // a shard marker from before shards recorded their upstream key is current by its time only: the merge records no depKey
+    const shards = join(folder, 'stages', 'img2img.shards');
+    const file = join(shards, readdirSync(shards).filter((f) => f.endsWith('.json')).sort()[0]);
+    const { upstream: _, ...old } = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify(old));
+    rmSync(join(folder, 'stages', 'img2img.json'));
+    const again = await runBatch(manifest, { concurrency: 1 });
+    expect(again.jobs.filter((j) => j.state === 'done').map((j) => j.id)).toEqual(['dmgs.subj01.recon.img2img', 'dmgs.subj01.recon.evaluate', 'dmgs.subj01.recon.report', 'dmgs.subj01']);
+    expect(marker().depKey).toBeUndefined();
+    expect(marker().inputs).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { createOnce } from '../io/createOnce.js';
-import { inputIdentities } from '../io/fileIdentity.js';
+import { inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { withModelRoots } from '../sd/modelRoots.js';
@@ -129,6 +129,23 @@ async function shardDone(config: ReconstructConfig, shard: Img2ImgShard): Promis
     if (t === null || t > written) return null;
   }
   return m;
+}
+
+/**
+ * What a single-process run's img2img marker records beside its outputs (stageRunner's runStage), where the shards
+ * show it true, so that a later reconstruct keeps the intact blocks of a stage rerun for a damaged sample
+ * (img2imgIntactUnits) as after its own run. Its depKey (what it read of the stages before it) only when every shard's
+ * marker records that it was made from those stages as they are now (shardDone has compared them; a shard marker
+ * from before that key is current by its time alone, which is no key). Its inputs (files read from outside the run
+ * folder) only while img2img reads none: the shards do not record what they read.
+ */
+async function mergedStageKeys(config: ReconstructConfig, markers: readonly ShardMarker[], inputPaths: readonly string[]): Promise<{ depKey?: string; inputs?: InputIdentity[] }> {
+  const { reconstructStageDeps } = await pipelineStages();
+  const key = await (await stageRunner()).stageDepKey(config, reconstructStageDeps(config, 'img2img'));
+  return {
+    ...(key !== undefined && markers.every((m) => m.upstream === key) ? { depKey: key } : {}),
+    ...(inputPaths.length === 0 ? { inputs: [] } : {}),
+  };
 }
 
 /**
@@ -316,7 +333,8 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       // every shard has finished (the graph says so); check their markers and record the stage
       const { config } = w;
       const { markStage, paths, stageDone } = await runFolder();
-      if (!ctl.depsRan && (await stageDone(config, 'img2img'))) return { status: 'skipped', seconds: seconds() };
+      const inputPaths = await (await stageInputs()).reconstructStageInputs(config, 'img2img');
+      if (!ctl.depsRan && (await stageDone(config, 'img2img', inputPaths))) return { status: 'skipped', seconds: seconds() };
       const markers: ShardMarker[] = [];
       for (const sh of w.shards) {
         const m = await shardDone(config, sh);
@@ -345,7 +363,7 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       };
       // (its records are the shards' (shardDone has just checked them): a PNG is read only where one moved since)
       const known = Object.assign({}, ...markers.map((m) => (m.outputFiles && typeof m.outputFiles === 'object' ? m.outputFiles : {}))) as Record<string, unknown>;
-      await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary }, known);
+      await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary, ...(await mergedStageKeys(config, markers, inputPaths)) }, known);
       return { status: 'done', seconds: seconds(), summary };
     }
     case 'probe': {

@@ -537,9 +537,11 @@ const unitKept = (c: ReconstructConfig, finished: Img2ImgProgress, i0: number, k
  * they are, so that a stage rerun for a damaged sample computes only the blocks that hold one (on real SD, minutes
  * rather than hours). Its marker must be of this config and recipe, made from the stages before img2img as they are
  * now (its depKey: img2imgUpstreamKey) and from its input files as they are, and record its outputs (outputFiles);
- * a unit is intact when each of its PNGs is recorded there and is as recorded (outputRecordChange). None when the
- * marker does not hold so (a stage before it ran again, --force emptied the folder, a batch's merge wrote it without
- * a depKey, a marker from before the records).
+ * a unit is intact when each of its PNGs is recorded there and is as recorded (outputRecordChange). A batch's merge
+ * records the same (batch/runNode.ts), so a reconstruct after a batch keeps its intact blocks too. None when the
+ * marker does not hold so (a stage before it ran again, --force emptied the folder, a merge that recorded no depKey:
+ * over a shard marker from before shards recorded their upstream key, or by an earlier version; a marker from before
+ * the records).
  */
 export async function img2imgIntactUnits(c: ReconstructConfig): Promise<Set<string>> {
   const units = new Set<string>();
