@@ -22,7 +22,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 
-import { BrainlatentError, FileAccessError, FormatError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
+import { BrainlatentError, FileAccessError, FormatError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { HOST_TAG, removeDirWhole, temporarySibling } from '../io/atomicWrite.js';
 import { readNpyHeader } from '../io/npy.js';
@@ -130,14 +130,20 @@ export interface EntryInspection {
 /**
  * What an error thrown while reading a file of entry `entry` says: `damage` when it is about what the entry holds
  * (a file it lists missing: MissingFileError; not of its format, cut short: FormatError; of another shape:
- * ShapeError; data not finite: NonFiniteError), `unreadable` for anything else (a FileAccessError, an errno error
- * such as EIO or EMFILE, an OutOfMemoryError, a LimitError, a newer brainlatent's manifest). Throws `e` when it is
- * neither a refusal nor a system error (a bug).
+ * ShapeError; data not finite: NonFiniteError; a .npy header over the reader's cap: LimitError on 'header_len'),
+ * `unreadable` for anything else (a FileAccessError, an errno error such as EIO or EMFILE, an OutOfMemoryError,
+ * another LimitError, a newer brainlatent's manifest). Throws `e` when it is neither a refusal nor a system error (a bug).
  */
 export function entryReadProblem(entry: string, e: unknown): { damage: string } | { unreadable: EntryUnreadable } {
   const manifest = join(entry, EXTRACTION_FILES.manifest);
   const newer = e instanceof FormatError && e.field === 'version' && e.path === manifest;
-  if (!newer && (e instanceof MissingFileError || e instanceof FormatError || e instanceof ShapeError || e instanceof NonFiniteError)) return { damage: entryRelative(entry, e.message) };
+  // (the entry's .npy files are writeNpy's, whose headers are a few hundred bytes: one declared over the reader's
+  // 1 MiB cap, yet inside the file (a longer one is a FormatError already), is a corrupt length field, not a file too
+  // big to read; as unreadable it was refused for good, "try again", and never pruned)
+  const corruptHeader = e instanceof LimitError && e.field === 'header_len';
+  if (corruptHeader || (!newer && (e instanceof MissingFileError || e instanceof FormatError || e instanceof ShapeError || e instanceof NonFiniteError))) {
+    return { damage: entryRelative(entry, e.message) };
+  }
   const code = (e as NodeJS.ErrnoException | null)?.code;
   const error =
     e instanceof BrainlatentError ? e : e instanceof Error && typeof code === 'string' ? new FileAccessError(e.message, code, { path: (e as NodeJS.ErrnoException).path }, { cause: e }) : null;
