@@ -60,6 +60,7 @@ const { resolveEncodeConfig } = await import('../../ts/config/encode.js');
 const { encodeStages } = await import('../../ts/encoding/encode.js');
 const { distModule } = await import('../helpers/dist.js');
 const { runCommand } = await import('../helpers/nodeChild.js');
+const { stderrOf } = await import('../helpers/cli.js');
 const { makeMiniNsd } = await import('./mini.js');
 
 let mini: Awaited<ReturnType<typeof makeMiniNsd>>;
@@ -180,20 +181,6 @@ describe('cache prune on a read-only file system', () => {
 let touches = 0;
 /** Session 1's betas rewritten (a later mtime each time): the entries made from it are replaced by the next extraction. */
 const rewriteSession1 = () => utimesSync(betasPath(mini.root, 1, 1, 'hdf5'), new Date(), new Date(Date.now() + ++touches * 10_000));
-
-/** What `run` wrote on stderr (console.log silenced). */
-async function stderrOf(run: () => Promise<unknown>): Promise<string> {
-  let text = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((text += String(s)), true));
-  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  try {
-    await run();
-  } finally {
-    spy.mockRestore();
-    log.mockRestore();
-  }
-  return text;
-}
 
 const cannotDelete = 'this user cannot delete its files (its folder: EACCES); its owner can remove it';
 

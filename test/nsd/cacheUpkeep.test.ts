@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Command } from 'commander';
 import { printCacheRemovals } from '../../ts/cli/commands/reconstruct.js';
@@ -19,6 +19,7 @@ import { encodeStages } from '../../ts/encoding/encode.js';
 import { extractNsd } from '../../ts/nsd/extract.js';
 import { betasPath, roiPath } from '../../ts/nsd/paths.js';
 import type { StageReport } from '../../ts/pipeline/stageRunner.js';
+import { stderrOf } from '../helpers/cli.js';
 import { makeMiniNsd } from './mini.js';
 
 let mini: Awaited<ReturnType<typeof makeMiniNsd>>;
@@ -31,19 +32,6 @@ afterAll(() => mini?.cleanup());
 
 const entries = (dir: string) => readdirSync(dir).sort();
 const touch = (p: string, secondsAhead: number) => utimesSync(p, new Date(), new Date(Date.now() + secondsAhead * 1000));
-
-async function stderrOf(run: () => Promise<unknown>): Promise<string> {
-  let text = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((text += String(s)), true));
-  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  try {
-    await run();
-  } finally {
-    spy.mockRestore();
-    log.mockRestore();
-  }
-  return text;
-}
 
 describe('extractNsd: entries replaced by a new one go', () => {
   it('after writing an entry, those made from an earlier version of a file it read are removed and named; the others stay', async () => {
