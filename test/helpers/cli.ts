@@ -14,3 +14,17 @@ export async function runCommands(register: ((program: Command) => void)[], args
   }
   return lines.join('\n');
 }
+
+/** What `run` wrote on stderr (console.log silenced meanwhile). */
+export async function stderrOf(run: () => Promise<unknown>): Promise<string> {
+  let text = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((text += String(s)), true));
+  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  try {
+    await run();
+  } finally {
+    spy.mockRestore();
+    log.mockRestore();
+  }
+  return text;
+}

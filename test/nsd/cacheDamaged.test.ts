@@ -44,6 +44,18 @@ const editManifest = (entry: string, edit: (m: Record<string, unknown>) => void)
   writeFileSync(join(entry, 'manifest.json'), JSON.stringify(m));
 };
 
+/**
+ * test_betas.npy with its header length field overwritten (its version byte made 2: a uint32 length) by `len`, and
+ * the file grown by `grow` bytes (spaces): a corrupt header whose length a reader believes.
+ */
+const corruptHeaderLength = (len: number, grow = 0) => (e: string) => {
+  const f = join(e, 'test_betas.npy');
+  const b = Buffer.concat([readFileSync(f), Buffer.alloc(grow, 0x20)]);
+  b[6] = 2;
+  b.writeUInt32LE(len, 8);
+  writeFileSync(f, b);
+};
+
 /** Each damage, done to an entry, and what the extraction says was wrong. */
 const DAMAGES: [string, (entry: string, key: string) => void | Promise<void>, string | RegExp][] = [
   ['a broken manifest.json', (e) => writeFileSync(join(e, 'manifest.json'), '{bad'), /^manifest\.json: not valid JSON \(.+\)$/],
@@ -60,6 +72,9 @@ const DAMAGES: [string, (entry: string, key: string) => void | Promise<void>, st
   ['a file the manifest does not list', (e) => editManifest(e, (m) => delete (m.files as Record<string, unknown>)['voxels.npy']), 'manifest.json does not list voxels.npy'],
   ['train_betas.npy deleted', (e) => rmSync(join(e, 'train_betas.npy')), 'train_betas.npy: file not found'],
   ['test_betas.npy cut short', (e) => truncateSync(join(e, 'test_betas.npy'), 200), /^test_betas\.npy: truncated \.npy file: shape \(\d+, \d+\) float32 needs \d+ data bytes, the file holds 72$/],
+  ['a .npy header length past the end of the file', corruptHeaderLength(0xfffffff0), /^test_betas\.npy: header length 4294967280 runs past the end of the \d+-byte file \(truncated or corrupt\)$/],
+  // (inside the file, but over the reader's 1 MiB cap: a LimitError, which left the entry "unreadable" for good)
+  ['a .npy header length over the 1 MiB cap, inside the file', corruptHeaderLength(2 << 20, 3 << 20), 'test_betas.npy: .npy header of 2097152 bytes is over the 1048576-byte limit'],
   ['voxels.npy of another shape', (e) => writeNpy(join(e, 'voxels.npy'), new Int32Array(6), [2, 3]), /^voxels\.npy: int32 \[2, 3\], expected int32 \[\d+, 3\] as manifest\.json records$/],
   // (whole, and of the shape recorded, but its data cannot be loaded: found by the load, not by the inspection)
   [
@@ -133,6 +148,17 @@ describe('cache list and cache prune --stale see damaged entries', () => {
     expect(pruned.stdout).toMatch(new RegExp(`removed ${ventral} \\(\\d+\\.\\d kB\\): damaged: train_betas\\.npy: file not found\\n`));
     expect(pruned.stdout).toMatch(/freed \d+(\.\d)? [kMG]B \(2 entries\)/);
     expect(readdirSync(dir)).toEqual([goodEntry.split('/').pop()]);
+  });
+
+  it('a .npy header length over the 1 MiB cap (inside the file) is damage: listed damaged and pruned, not kept as unreadable', async () => {
+    const { dir, entry } = await cacheWithEntry();
+    corruptHeaderLength(2 << 20, 3 << 20)(entry);
+    const why = 'test_betas.npy: .npy header of 2097152 bytes is over the 1048576-byte limit';
+    expect((await listCacheFolder(dir)).map((e) => [e.path, e.staleness])).toEqual([[entry, { state: 'damaged', why }]]);
+    const pruned = await pruneCacheFolder(dir, { stale: true });
+    expect(pruned.removed).toEqual([{ path: entry, bytes: expect.any(Number), why: `damaged: ${why}` }]);
+    expect(pruned.removed[0].bytes).toBeGreaterThan(3 << 20);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('nsd extract replaces a damaged entry and says so on one line, naming the entry and what was wrong', async () => {

@@ -10,7 +10,7 @@
  * Permission and I/O errors are made at the fs layer (root reads a mode-000 file anyway); the last test runs the CLI
  * as uid 65534 when root, as test/cli/permissionDenied.test.ts does, against a real mode-000 manifest.
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 
@@ -53,8 +53,14 @@ vi.mock('../../ts/io/npy.js', async (importOriginal) => {
 const { FileAccessError, FormatError, OutOfMemoryError } = await import('../../ts/errors.js');
 const { listCacheFolder, pruneCacheFolder } = await import('../../ts/nsd/cacheFolder.js');
 const { extractNsd } = await import('../../ts/nsd/extract.js');
+const { betasPath } = await import('../../ts/nsd/paths.js');
+const { Command } = await import('commander');
+const { registerNsdCommand } = await import('../../ts/cli/commands/nsd.js');
+const { resolveEncodeConfig } = await import('../../ts/config/encode.js');
+const { encodeStages } = await import('../../ts/encoding/encode.js');
 const { distModule } = await import('../helpers/dist.js');
 const { runCommand } = await import('../helpers/nodeChild.js');
+const { stderrOf } = await import('../helpers/cli.js');
 const { makeMiniNsd } = await import('./mini.js');
 
 let mini: Awaited<ReturnType<typeof makeMiniNsd>>;
@@ -172,6 +178,55 @@ describe('cache prune on a read-only file system', () => {
   });
 });
 
+let touches = 0;
+/** Session 1's betas rewritten (a later mtime each time): the entries made from it are replaced by the next extraction. */
+const rewriteSession1 = () => utimesSync(betasPath(mini.root, 1, 1, 'hdf5'), new Date(), new Date(Date.now() + ++touches * 10_000));
+
+const cannotDelete = 'this user cannot delete its files (its folder: EACCES); its owner can remove it';
+
+describe("an extraction's own upkeep names the entries it cannot delete (before: left silently)", () => {
+  for (const [errno, why] of [['EACCES', cannotDelete], ['EROFS', 'its files cannot be deleted (its folder: EROFS, a read-only file system)']] as const) {
+    it(`extractNsd: a replaced entry whose folder says ${errno} is kept, in keptInCache with prune's words`, async () => {
+      const c = await cacheWithEntry();
+      const before = snapshot(c.entry);
+      rewriteSession1();
+      inject.errno.set(c.entry, errno);
+      const again = await c.extract();
+      expect(again.fromCache).toBe(false);
+      expect(again.removedFromCache).toEqual([]);
+      expect(again.keptInCache).toEqual([{ path: c.entry, why }]);
+      expect(snapshot(c.entry)).toEqual(before);
+      expect(readdirSync(c.dir).filter((n) => n.startsWith('.'))).toEqual([]);
+    });
+  }
+
+  it('nsd extract says it on stderr, once', async () => {
+    const c = await cacheWithEntry();
+    rewriteSession1();
+    inject.errno.set(c.entry, 'EACCES');
+    const program = new Command().exitOverride();
+    registerNsdCommand(program);
+    const args = ['nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', join(mini.tmp, `ex-kept-${folders}`)];
+    const printed = await stderrOf(() => program.parseAsync(['node', 'brainlatent', ...args]));
+    expect(printed.split('\n').filter((l) => l.includes('extraction cache entry'))).toEqual([`kept extraction cache entry ${c.entry}: ${cannotDelete}`]);
+    expect(existsSync(c.entry)).toBe(true);
+  });
+
+  it("the extract stage: an entry of its own cache that the config no longer reads, undeletable, is kept in the summary's cacheKept", async () => {
+    const out = join(mini.tmp, `run-kept-${++folders}`);
+    const config = (zscore: string) =>
+      resolveEncodeConfig({ out, nsd: { root: mini.root, subject: 1, sessions: '1', zscore }, featureSets: [{ name: 'f', kind: 'file', path: join(mini.tmp, 'f.npy') }] });
+    const extract = async (zscore: string) => (await encodeStages(config(zscore)).find((s) => s.id === 'extract')!.run({ progress: () => undefined })).summary!;
+    await extract('session');
+    const [old] = readdirSync(join(out, 'cache'));
+    inject.errno.set(join(out, 'cache', old), 'EACCES');
+    const summary = await extract('none');
+    expect(summary.cacheRemoved).toBeUndefined();
+    expect(summary.cacheKept).toEqual([{ path: join(out, 'cache', old), why: cannotDelete }]);
+    expect(readdirSync(join(out, 'cache'))).toContain(old);
+  });
+});
+
 describe('a damaged entry that cannot be replaced is refused before the extraction, not at the write after it', () => {
   for (const [where, errno] of [['the cache folder', 'EROFS'], ['the entry folder', 'EACCES']] as const) {
     it(`${where} not writable (${errno})`, async () => {
@@ -273,6 +328,29 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
     expect(existsSync(join(out, 'ex'))).toBe(false);
     expect(snapshot(c.dir)).toEqual(before);
   });
+
+  for (const sticky of [false, true]) {
+    it(`nsd extract keeps a replaced entry whose files this user cannot delete (another user's${sticky ? ', in a sticky folder' : ''}), naming it on stderr`, async ({ skip }) => {
+      const { c, out, brainlatent } = await sharedCache(sticky ? 0o1777 : 0o777, sticky ? 'w5' : 'w4', skip);
+      if (!asRoot) skip('needs an entry of another user: run as root');
+      // (its folder is its writer's, 0755: this user may write the new entry beside it, not delete its files; in a
+      // sticky folder, world-writable, only the sticky bit forbids it)
+      chmodSync(c.entry, sticky ? 0o777 : 0o755);
+      for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), sticky ? 0o666 : 0o644);
+      const before = snapshot(c.entry);
+      rewriteSession1();
+      const ex = await brainlatent('nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', join(out, 'ex'));
+      expect(ex.status).toBe(0);
+      const why = sticky
+        ? `this user cannot delete its files (the cache folder ${c.dir} is sticky (mode 1777) and the entry is uid 0's, not this user's); its owner can remove it`
+        : cannotDelete;
+      // (before: nothing said, and the entry stayed for good)
+      expect(ex.stderr.split('\n').filter((l) => l.includes('extraction cache entry'))).toEqual([`kept extraction cache entry ${c.entry}: ${why}`]);
+      expect(snapshot(c.entry)).toEqual(before);
+      expect(readdirSync(c.dir).filter((n) => n.startsWith('.'))).toEqual([]);
+      expect(readdirSync(c.dir)).toHaveLength(2);
+    });
+  }
 
   it("cache prune keeps a damaged entry whose files this user cannot delete (another user's), saying so, and hides nothing", async ({ skip }) => {
     const { c, cli, env, brainlatent } = await sharedCache(0o777, 'w2', skip);

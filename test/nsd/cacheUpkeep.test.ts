@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Command } from 'commander';
 import { printCacheRemovals } from '../../ts/cli/commands/reconstruct.js';
@@ -19,6 +19,7 @@ import { encodeStages } from '../../ts/encoding/encode.js';
 import { extractNsd } from '../../ts/nsd/extract.js';
 import { betasPath, roiPath } from '../../ts/nsd/paths.js';
 import type { StageReport } from '../../ts/pipeline/stageRunner.js';
+import { stderrOf } from '../helpers/cli.js';
 import { makeMiniNsd } from './mini.js';
 
 let mini: Awaited<ReturnType<typeof makeMiniNsd>>;
@@ -31,19 +32,6 @@ afterAll(() => mini?.cleanup());
 
 const entries = (dir: string) => readdirSync(dir).sort();
 const touch = (p: string, secondsAhead: number) => utimesSync(p, new Date(), new Date(Date.now() + secondsAhead * 1000));
-
-async function stderrOf(run: () => Promise<unknown>): Promise<string> {
-  let text = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((text += String(s)), true));
-  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  try {
-    await run();
-  } finally {
-    spy.mockRestore();
-    log.mockRestore();
-  }
-  return text;
-}
 
 describe('extractNsd: entries replaced by a new one go', () => {
   it('after writing an entry, those made from an earlier version of a file it read are removed and named; the others stay', async () => {
@@ -84,7 +72,7 @@ describe('extractNsd: entries replaced by a new one go', () => {
     expect((await early()).removedFromCache).toBeUndefined();
   });
 
-  it('an entry a live process is loading (its hold file, as cache prune honours) is left for a later upkeep', async () => {
+  it('an entry a live process is loading (its hold file, as cache prune honours) is left for a later upkeep, and said to be', async () => {
     const cacheDir = join(mini.tmp, 'cache-held');
     const early = (more: object = {}) => extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir, ...more });
     const a = await early({ sessions: '1-2' });
@@ -96,10 +84,13 @@ describe('extractNsd: entries replaced by a new one go', () => {
     touch(s2, 10);
     const again = await early({ sessions: '1-2', zscore: 'train' });
     expect(again.removedFromCache).toEqual([]);
+    // (cache prune's words for an entry it keeps: 'kept <entry>: being loaded by pid N')
+    expect(again.keptInCache).toEqual([{ path: join(cacheDir, name), why: `being loaded by pid ${process.pid}` }]);
     expect(existsSync(join(cacheDir, name))).toBe(true);
     rmSync(hold);
     const third = await early({ sessions: '1-2', zscore: 'session' });
     expect(third.removedFromCache!.map((r) => r.path)).toEqual([join(cacheDir, name)]);
+    expect(third.keptInCache).toEqual([]);
     expect(existsSync(join(cacheDir, name))).toBe(false);
   });
 
@@ -149,14 +140,20 @@ describe("the extract stage: a run folder's own cache keeps what its config read
     expect(existsSync(join(mini.tmp, 'run-a', 'cache'))).toBe(false);
   });
 
-  it('encode and reconstruct print what their extract stage removed, once, when it ran', async () => {
+  it('encode and reconstruct print what their extract stage removed, and what it had to keep, once, when it ran', async () => {
     const removed = [{ path: '/runs/a/cache/subj01_nsdgeneral_0123456789abcdef0123', bytes: 1.7e9, why: "the run's config no longer uses it" }];
+    const kept = [{ path: '/runs/a/cache/subj01_nsdgeneral_00000000000000000000', why: 'this user cannot delete its files (its folder: EACCES); its owner can remove it' }];
     const stages: StageReport[] = [
-      { stage: 'extract', status: 'ran', seconds: 1, summary: { cacheRemoved: removed } },
-      { stage: 'extract', status: 'skipped', seconds: 0, summary: { cacheRemoved: removed } },
+      { stage: 'extract', status: 'ran', seconds: 1, summary: { cacheRemoved: removed, cacheKept: kept } },
+      { stage: 'extract', status: 'skipped', seconds: 0, summary: { cacheRemoved: removed, cacheKept: kept } },
+      { stage: 'extract.c', status: 'ran', seconds: 1, summary: { cacheKept: kept } },
       { stage: 'fit.z', status: 'ran', seconds: 1, summary: {} },
     ];
     const printed = await stderrOf(async () => printCacheRemovals(stages));
-    expect(printed).toBe("extract: removed extraction cache entry /runs/a/cache/subj01_nsdgeneral_0123456789abcdef0123 (1.7 GB): the run's config no longer uses it\n");
+    expect(printed).toBe(
+      "extract: removed extraction cache entry /runs/a/cache/subj01_nsdgeneral_0123456789abcdef0123 (1.7 GB): the run's config no longer uses it\n" +
+        'extract: kept extraction cache entry /runs/a/cache/subj01_nsdgeneral_00000000000000000000: this user cannot delete its files (its folder: EACCES); its owner can remove it\n' +
+        'extract.c: kept extraction cache entry /runs/a/cache/subj01_nsdgeneral_00000000000000000000: this user cannot delete its files (its folder: EACCES); its owner can remove it\n',
+    );
   });
 });

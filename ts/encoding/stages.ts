@@ -22,7 +22,7 @@ import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
-import { extractStageCacheUpkeep } from '../nsd/cache.js';
+import { cacheUpkeepSummary, extractStageCacheUpkeep } from '../nsd/cache.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { ncsnrPath } from '../nsd/paths.js';
@@ -151,14 +151,14 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   const ids = { train: Array.from(betas.trainImageIds), test: Array.from(betas.testImageIds) };
   await writeJson(p.ids, ids);
   // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
-  const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [betas]);
+  const upkeep = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [betas]);
   return {
     outputs: [relative(c.out, p.ids)],
     // what the stages after it read, by content: the same betas in a file with new times rerun none of them (the
     // ceiling's 'estimate' reads the single trials of the same files, which this does not cover: it declares the
     // files as its inputs, encodeStageInputs)
     outputKey: extractionContentKey([betas], [JSON.stringify(ids)]),
-    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, sessions: betas.manifest.inputs.sessions, ...(cacheRemoved.length ? { cacheRemoved } : {}) },
+    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, sessions: betas.manifest.inputs.sessions, ...cacheUpkeepSummary(upkeep) },
   };
 }
 

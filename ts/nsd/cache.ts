@@ -10,7 +10,8 @@
  *   used by that run alone under its folder's lock): entries the run's config no longer uses. A cache folder named
  *   in the config (nsd.cacheDir: a batch's per-subject cache, one shared by several runs) keeps them: another run may
  *   use them.
- * Each removal is reported (path, bytes, why) for the caller to say so.
+ * Each removal is reported (path, bytes, why) for the caller to say so, and so is each entry chosen but left (a live
+ * load holds it; this user cannot delete it), with cache prune's words for why.
  *
  * A damaged entry (its manifest.json broken or missing, or a file it lists missing, truncated or of another shape: a
  * copy cut short, a full disk, a file deleted by hand; inspectEntry) is a miss for extractNsd, which extracts afresh
@@ -22,12 +23,12 @@ import { constants as fsConstants } from 'node:fs';
 import { access, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 
-import { BrainlatentError, FileAccessError, FormatError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
+import { BrainlatentError, FileAccessError, FormatError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { HOST_TAG, removeDirWhole, temporarySibling } from '../io/atomicWrite.js';
 import { readNpyHeader } from '../io/npy.js';
 import { processAlive } from '../io/processAlive.js';
-import { EXTRACTION_FILES, newerManifestVersion, NSD_MANIFEST_VERSION, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
+import { EXTRACTION_FILES, newerManifestVersion, NSD_MANIFEST_VERSION, type KeptCacheEntry, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 
 /** An entry's name: subject, region slug and the 20-hex-digit key (extractNsd's cacheEntry). */
 const ENTRY_RE = /^subj0[1-8]_[A-Za-z0-9-]{1,40}_([0-9a-f]{20})$/;
@@ -130,14 +131,20 @@ export interface EntryInspection {
 /**
  * What an error thrown while reading a file of entry `entry` says: `damage` when it is about what the entry holds
  * (a file it lists missing: MissingFileError; not of its format, cut short: FormatError; of another shape:
- * ShapeError; data not finite: NonFiniteError), `unreadable` for anything else (a FileAccessError, an errno error
- * such as EIO or EMFILE, an OutOfMemoryError, a LimitError, a newer brainlatent's manifest). Throws `e` when it is
- * neither a refusal nor a system error (a bug).
+ * ShapeError; data not finite: NonFiniteError; a .npy header over the reader's cap: LimitError on 'header_len'),
+ * `unreadable` for anything else (a FileAccessError, an errno error such as EIO or EMFILE, an OutOfMemoryError,
+ * another LimitError, a newer brainlatent's manifest). Throws `e` when it is neither a refusal nor a system error (a bug).
  */
 export function entryReadProblem(entry: string, e: unknown): { damage: string } | { unreadable: EntryUnreadable } {
   const manifest = join(entry, EXTRACTION_FILES.manifest);
   const newer = e instanceof FormatError && e.field === 'version' && e.path === manifest;
-  if (!newer && (e instanceof MissingFileError || e instanceof FormatError || e instanceof ShapeError || e instanceof NonFiniteError)) return { damage: entryRelative(entry, e.message) };
+  // (the entry's .npy files are writeNpy's, whose headers are a few hundred bytes: one declared over the reader's
+  // 1 MiB cap, yet inside the file (a longer one is a FormatError already), is a corrupt length field, not a file too
+  // big to read; as unreadable it was refused for good, "try again", and never pruned)
+  const corruptHeader = e instanceof LimitError && e.field === 'header_len';
+  if (corruptHeader || (!newer && (e instanceof MissingFileError || e instanceof FormatError || e instanceof ShapeError || e instanceof NonFiniteError))) {
+    return { damage: entryRelative(entry, e.message) };
+  }
   const code = (e as NodeJS.ErrnoException | null)?.code;
   const error =
     e instanceof BrainlatentError ? e : e instanceof Error && typeof code === 'string' ? new FileAccessError(e.message, code, { path: (e as NodeJS.ErrnoException).path }, { cause: e }) : null;
@@ -238,55 +245,72 @@ export async function folderBytes(dir: string): Promise<number> {
   return total;
 }
 
+/** What an upkeep did: the entries it removed, and those it chose but left, with why. */
+export interface CacheUpkeep {
+  removed: RemovedCacheEntry[];
+  kept: KeptCacheEntry[];
+}
+
 /**
- * Removes entry `e`, unless a live process is loading it (a hold, as `cache prune` honours: then null, and a later
- * upkeep removes it) or this user cannot delete it (another user's: null, and it stays until its owner's extraction
- * or `cache prune` removes it; the prune names it).
+ * Removes entry `e` into `upkeep.removed`, unless a live process is loading it (a hold, as `cache prune` honours: a
+ * later upkeep removes it) or this user cannot delete it (another user's, a sticky folder, a read-only file system:
+ * it stays until its owner's extraction or `cache prune` removes it); either is said in `upkeep.kept`, in prune's
+ * words for its `kept <entry>: …` lines.
  */
-async function remove(e: CacheEntry, why: string): Promise<RemovedCacheEntry | null> {
+async function remove(e: CacheEntry, why: string, upkeep: CacheUpkeep): Promise<void> {
   const bytes = await folderBytes(e.path);
-  if (!('removed' in (await removeEntryUnlessHeld(e.path)))) return null;
-  return { path: e.path, bytes, why };
+  const outcome = await removeEntryUnlessHeld(e.path);
+  if ('removed' in outcome) upkeep.removed.push({ path: e.path, bytes, why });
+  else if ('held' in outcome) upkeep.kept.push({ path: e.path, why: `being loaded by ${outcome.held}` });
+  else if ('denied' in outcome) upkeep.kept.push({ path: e.path, why: outcome.denied });
 }
 
 /**
  * Removes the entries of `dir` other than `key` that recorded another identity for one of `sources` (the files the
  * entry `key` was just extracted from, as they are now).
  */
-export async function removeReplacedEntries(dir: string, key: string, sources: readonly NsdManifest['sources'][number][]): Promise<RemovedCacheEntry[]> {
+export async function removeReplacedEntries(dir: string, key: string, sources: readonly NsdManifest['sources'][number][]): Promise<CacheUpkeep> {
   const now = new Map(sources.map((s) => [s.path, s]));
-  const removed: RemovedCacheEntry[] = [];
+  const upkeep: CacheUpkeep = { removed: [], kept: [] };
   for (const e of await cacheEntries(dir)) {
     if (e.key === key) continue;
     const changed = e.manifest.sources.find((s) => {
       const n = now.get(s.path);
       return n !== undefined && changedSince(s, n);
     });
-    const r = changed ? await remove(e, `made from an earlier ${changed.path}, which has changed since (it can never be loaded again)`) : null;
-    if (r) removed.push(r);
+    if (changed) await remove(e, `made from an earlier ${changed.path}, which has changed since (it can never be loaded again)`, upkeep);
   }
-  return removed;
+  return upkeep;
 }
 
 /** Removes the entries of a run folder's own cache `dir` whose key is not in `keys` (those the run's config uses). */
-export async function removeEntriesNotIn(dir: string, keys: readonly string[]): Promise<RemovedCacheEntry[]> {
-  const removed: RemovedCacheEntry[] = [];
+export async function removeEntriesNotIn(dir: string, keys: readonly string[]): Promise<CacheUpkeep> {
+  const upkeep: CacheUpkeep = { removed: [], kept: [] };
   for (const e of await cacheEntries(dir)) {
-    const r = keys.includes(e.key) ? null : await remove(e, "the run's config no longer uses it (a run folder's own cache keeps what its config reads)");
-    if (r) removed.push(r);
+    if (!keys.includes(e.key)) await remove(e, "the run's config no longer uses it (a run folder's own cache keeps what its config reads)", upkeep);
   }
-  return removed;
+  return upkeep;
 }
 
 /**
- * An extract stage's cache upkeep, after its extractions (`used`): the entries extractNsd removed as replaced, and,
- * for a run folder's own cache (`ownCache`: `<out>/cache` when nsd.cacheDir is null; null for a cache named in the
- * config), the entries there that none of `used` is.
+ * An extract stage's cache upkeep, after its extractions (`used`): the entries extractNsd removed as replaced (and
+ * left), and, for a run folder's own cache (`ownCache`: `<out>/cache` when nsd.cacheDir is null; null for a cache
+ * named in the config), the entries there that none of `used` is.
  */
-export async function extractStageCacheUpkeep(ownCache: string | null, used: readonly NsdExtraction[]): Promise<RemovedCacheEntry[]> {
+export async function extractStageCacheUpkeep(ownCache: string | null, used: readonly NsdExtraction[]): Promise<CacheUpkeep> {
   const removed = used.flatMap((e) => e.removedFromCache ?? []);
-  if (ownCache !== null) removed.push(...(await removeEntriesNotIn(ownCache, used.map((e) => e.manifest.key))));
-  return removed;
+  const kept = used.flatMap((e) => e.keptInCache ?? []);
+  if (ownCache !== null) {
+    const own = await removeEntriesNotIn(ownCache, used.map((e) => e.manifest.key));
+    removed.push(...own.removed);
+    kept.push(...own.kept);
+  }
+  return { removed, kept };
+}
+
+/** An extract stage's summary fields for its upkeep: `cacheRemoved` and `cacheKept`, each only when not empty. */
+export function cacheUpkeepSummary(upkeep: CacheUpkeep): { cacheRemoved?: RemovedCacheEntry[]; cacheKept?: KeptCacheEntry[] } {
+  return { ...(upkeep.removed.length ? { cacheRemoved: upkeep.removed } : {}), ...(upkeep.kept.length ? { cacheKept: upkeep.kept } : {}) };
 }
 
 /*
@@ -479,7 +503,10 @@ export function size(bytes: number): string {
   return `${(bytes / 1e3).toFixed(1)} kB`;
 }
 
-/** One line per removed entry, for a command to print: 'removed extraction cache entry <path> (1.7 GB): <why>'. */
-export function removedEntryLines(removed: readonly RemovedCacheEntry[]): string[] {
-  return removed.map((r) => `removed extraction cache entry ${r.path} (${size(r.bytes)}): ${r.why}`);
+/**
+ * One line per entry an upkeep removed or left, for a command to print: 'removed extraction cache entry <path>
+ * (1.7 GB): <why>', 'kept extraction cache entry <path>: this user cannot delete its files (…); its owner can remove it'.
+ */
+export function cacheUpkeepLines(removed: readonly RemovedCacheEntry[], kept: readonly KeptCacheEntry[] = []): string[] {
+  return [...removed.map((r) => `removed extraction cache entry ${r.path} (${size(r.bytes)}): ${r.why}`), ...kept.map((k) => `kept extraction cache entry ${k.path}: ${k.why}`)];
 }

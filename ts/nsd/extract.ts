@@ -229,8 +229,11 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   if (cacheEntry && o.cacheDir) {
     await writeExtractionFolder(cacheEntry, result);
     // the entries it replaces (of an earlier version of a file it has just read) can never be loaded again: they go,
-    // and a damaged one of this key has just been replaced: each is said (the caller prints them)
-    result.removedFromCache = [...(damaged ? [damaged] : []), ...(await removeReplacedEntries(o.cacheDir, key, sources))];
+    // and a damaged one of this key has just been replaced: each is said (the caller prints them), and so is each
+    // replaced one that had to stay (held by a load; this user cannot delete it)
+    const replaced = await removeReplacedEntries(o.cacheDir, key, sources);
+    result.removedFromCache = [...(damaged ? [damaged] : []), ...replaced.removed];
+    result.keptInCache = replaced.kept;
   }
   return result;
 }

@@ -2,7 +2,7 @@
 export { extractNsd, parseSessions, DEFAULT_MAX_SESSION } from './extract.js';
 export type { NsdExtractOptions, ZscoreMode, ZscoreDdof } from './extract.js';
 export { readNsdExtraction, writeNsdExtraction, EXTRACTION_FILES } from './output.js';
-export type { NsdExtraction, NsdManifest, RemovedCacheEntry } from './output.js';
+export type { KeptCacheEntry, NsdExtraction, NsdManifest, RemovedCacheEntry } from './output.js';
 export { readNsdDesign, nsdTrialTable } from './expdesign.js';
 export type { NsdDesign, NsdTrialTable } from './expdesign.js';
 export { loadRegionMask, parseRegionSpec, resolveLabels } from './roi.js';

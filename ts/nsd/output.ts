@@ -24,12 +24,23 @@ export interface NsdExtraction {
    * (made from an earlier version of a file it has just read: never loadable again). Empty when none.
    */
   removedFromCache?: RemovedCacheEntry[];
+  /**
+   * Set with removedFromCache: the entries it would have removed as replaced but left, with why (a live process
+   * loading one; another user's that this user cannot delete). Empty when none.
+   */
+  keptInCache?: KeptCacheEntry[];
 }
 
 /** An extraction cache entry that was removed (ts/nsd/cache.ts): where it was, its size and why it went. */
 export interface RemovedCacheEntry {
   path: string;
   bytes: number;
+  why: string;
+}
+
+/** An extraction cache entry an upkeep chose to remove but left: where it is and why it stays (cache prune's words). */
+export interface KeptCacheEntry {
+  path: string;
   why: string;
 }
 

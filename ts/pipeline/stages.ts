@@ -10,7 +10,7 @@ import { meanOfDefined } from '../eval/identification.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
-import { extractStageCacheUpkeep } from '../nsd/cache.js';
+import { cacheUpkeepSummary, extractStageCacheUpkeep } from '../nsd/cache.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import type { NsdExtraction } from '../nsd/output.js';
@@ -123,7 +123,7 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
   await mkdir(dirname(paths(c.out).ids), { recursive: true });
   await writeFileAtomic(paths(c.out).ids, idsText);
   // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
-  const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [ez, ec]);
+  const upkeep = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [ez, ec]);
   return {
     outputs: [rel(c, paths(c.out).ids)],
     // what the stages after it read, by content: the same betas in a file with new times rerun none of them
@@ -135,7 +135,7 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
       fromCache: { z: ez.fromCache, c: ec.fromCache },
       // the sessions read (both regions read the same ones), for the report
       sessions: ez.manifest.inputs.sessions,
-      ...(cacheRemoved.length ? { cacheRemoved } : {}),
+      ...cacheUpkeepSummary(upkeep),
     },
   };
 }

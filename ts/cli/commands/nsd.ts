@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 
 import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError } from '../../errors.js';
-import { removedEntryLines } from '../../nsd/cache.js';
+import { cacheUpkeepLines } from '../../nsd/cache.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
@@ -208,8 +208,8 @@ See docs/data.md.`,
       bar.done();
       // (an interrupt after the last session, during a cache load or the cache's write: --out is not written either)
       if (ac.signal.aborted) throw interrupted(flags.cache !== false);
-      // cache entries of earlier versions of the files just read go, and are named
-      for (const line of removedEntryLines(ex.removedFromCache ?? [])) process.stderr.write(`${line}\n`);
+      // cache entries of earlier versions of the files just read go, and are named (those that had to stay too)
+      for (const line of cacheUpkeepLines(ex.removedFromCache ?? [], ex.keptInCache)) process.stderr.write(`${line}\n`);
       // (an interrupt while --out is written lets the write finish: the folder appears whole)
       await writeNsdExtraction(flags.out, ex);
       ac.dispose();

@@ -9,8 +9,8 @@ import { ReconstructConfigSchema } from '../../config/reconstruct.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { reconstruct, type ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { StageProgress, StageReport } from '../../pipeline/stageRunner.js';
-import { removedEntryLines } from '../../nsd/cache.js';
-import type { RemovedCacheEntry } from '../../nsd/output.js';
+import { cacheUpkeepLines } from '../../nsd/cache.js';
+import type { KeptCacheEntry, RemovedCacheEntry } from '../../nsd/output.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
@@ -146,12 +146,15 @@ export function stageProgress(): (p: StageProgress) => void {
 
 /**
  * The extraction cache entries a run's extract stage removed (replaced ones, or ones its own cache no longer needs),
- * one line each on stderr: GBs of a user's disk do not go unsaid. Stages skipped on resume removed nothing now.
+ * and those it left (held by a load, or this user cannot delete them), one line each on stderr: GBs of a user's disk
+ * do not go, or stay, unsaid. Stages skipped on resume removed nothing now.
  */
 export function printCacheRemovals(stages: readonly StageReport[]): void {
   for (const s of stages) {
-    const removed = s.status === 'ran' ? s.summary?.cacheRemoved : undefined;
-    if (Array.isArray(removed)) for (const line of removedEntryLines(removed as RemovedCacheEntry[])) process.stderr.write(`${s.stage}: ${line}\n`);
+    if (s.status !== 'ran') continue;
+    const { cacheRemoved: removed, cacheKept: kept } = s.summary ?? {};
+    const lines = cacheUpkeepLines(Array.isArray(removed) ? (removed as RemovedCacheEntry[]) : [], Array.isArray(kept) ? (kept as KeptCacheEntry[]) : []);
+    for (const line of lines) process.stderr.write(`${s.stage}: ${line}\n`);
   }
 }
 
