@@ -438,19 +438,21 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
 
   it('Redis stopped and restarted mid-batch: the workers reconnect and the batch completes', async () => {
     expect(alive(survivor)).toBe(true);
-    // Redis is stopped as a job past the features starts (the decoders, the z-only decode or an img2img shard), at
-    // the worker's line that says so: looking at the batch's jobs every 200 ms could miss them all, the decoders alone
-    // ~1 s on the demo world, and the batch then ended unseen
+    // Redis is stopped as a job past the features starts (the decoders, the z-only decode or an img2img shard), in
+    // the handler of the worker's line that says so: looking at the batch's jobs every 200 ms could miss them all
+    // (the decoders alone take ~1 s on the demo world), and the batch then ended unseen
     const midway = /restart\.subj01\.recon\.(decoders|zonly|img2img)\S* started/;
-    let seen = false;
-    const off = survivor.onLine((line) => void (seen ||= midway.test(line)));
+    let stopped: Promise<void> | undefined;
+    const off = survivor.onLine((line) => {
+      if (!stopped && midway.test(line)) stopped = redis.stop();
+    });
     try {
       await submitBatch(batchManifest(world, 'restart', join(dir, 'restart'), [1]), { redis: redis.url });
-      await until(`a line matching ${midway}`, () => seen, 600_000, { id: 'restart', redis: redis.url });
+      await until(`a line matching ${midway}`, () => stopped !== undefined, 600_000, { id: 'restart', redis: redis.url });
     } finally {
       off();
     }
-    await redis.stop();
+    await stopped;
     await sleep(2000);
     await redis.start();
     const report = await waitForBatch('restart', { redis: redis.url, intervalMs: 500 });
