@@ -13,6 +13,7 @@ import { CancelledError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import type { Tensor } from '../../ts/sd/tensor.js';
+import { computing } from '../helpers/computing.js';
 import { writeSlowTextEncoder } from '../helpers/slowTextEncoder.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-empty-prompt-'));
@@ -53,22 +54,44 @@ it('a run aborted before it started rejects without starting the encode of ""', 
 it('a run aborted during the encode of "" rejects before the encode ends; the encode is kept for the next run', async () => {
   const sd = await Diffusion.load(slow, { intraOpThreads: 1 });
   try {
+    // The encode of "" is held until the run has rejected: the text encoder's result reaches the Diffusion only once
+    // `release` is called, so the abort lands during the encode however fast the machine. (The abort came after a
+    // fixed 50 ms, and the encode plus 4 steps took ~215 ms: on a fast machine, or with the test's thread held up,
+    // the encode could end first.)
+    let release = (): void => {};
+    const held = new Promise<void>((r) => (release = r));
+    let encoding: Promise<Tensor> | undefined;
+    let encodes = 0;
+    const encodeText = sd.encodeText.bind(sd);
+    sd.encodeText = (captions, options) => {
+      const p = encodeText(captions, options);
+      encodes++;
+      encoding ??= p;
+      return p.then(async (t) => {
+        await held;
+        return t;
+      });
+    };
     const ac = new AbortController();
     const run = sd.img2img({ z, c, steps: 4, signal: ac.signal }).catch((e: unknown) => e);
-    // (the encode has started once the cached promise exists: the run awaits it)
-    await new Promise((r) => setTimeout(r, 50));
+    // the run started the encode of "" (the cached promise exists: the run awaits it); the abort comes once the
+    // encoder computes, not while its job still waits for the engine's thread
     expect(emptyEncode(sd)).not.toBeNull();
+    expect(encoding).toBeDefined();
+    await computing(20, encoding!);
     ac.abort();
     const err = await run;
     expect(err).toBeInstanceOf(CancelledError);
     expect((err as Error).message).toBe('img2img: cancelled while the empty prompt was encoded');
-    // the rejection came while the encode was still running, not after it
+    // the rejection came while the encode was still running (held), not after it
     expect(emptyEmbedding(sd)).toBeUndefined();
+    release();
     const empty = await emptyEncode(sd)!;
     expect(empty.shape).toEqual([1, 77, 32]);
     // the next run takes the kept embedding (no second encode) and runs to the end
     const out = await sd.img2img({ z, c, steps: 4, signal: new AbortController().signal });
     expect(emptyEncode(sd)).not.toBeNull();
+    expect(encodes).toBe(1);
     expect(out.latents.shape).toEqual(z.shape);
   } finally {
     sd.dispose();

@@ -18,9 +18,10 @@ const tmp = mkdtempSync(join(tmpdir(), 'bl-unet-cancel-'));
 let sd: Diffusion;
 
 beforeAll(async () => {
-  // (a U-Net whose every call computes for a while: the abort lands inside one)
+  // (a U-Net whose every call computes for a while: the abort lands inside one. One thread, so that a call's length
+  // is its work's, ~39 GFLOP at 512×512 (64×64 latents, with the "" row), not divided by the machine's cores)
   await writeSdFixture(join(tmp, 'model'), { unetChannels: 128, unetLayers: 16 });
-  sd = await Diffusion.load(join(tmp, 'model'));
+  sd = await Diffusion.load(join(tmp, 'model'), { intraOpThreads: 1, interOpThreads: 1 });
 }, 120_000);
 afterAll(() => {
   sd?.dispose();
@@ -28,7 +29,9 @@ afterAll(() => {
 });
 
 it('an abort during a U-Net call stops that call: the step never completes, and the job rejects as cancelled', async () => {
-  const n = 2, side = 256;
+  // (side 512: a U-Net call of 0.3 s or more on one thread of a fast machine; at 256, 4× less and on all cores, a call
+  // was tens of ms, all the time the test's thread had to take step 1's event and abort before step 2 ended)
+  const n = 2, side = 512;
   const z = await sd.encodeImages({ data: Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256), count: n, height: side, width: side });
   const c = await sd.encodeText(['a', 'b']);
   const ac = new AbortController();

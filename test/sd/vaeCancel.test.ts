@@ -18,18 +18,25 @@ import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
 import { computing } from '../helpers/computing.js';
+import { writeSlowVaeEncoder } from '../helpers/slowVaeEncoder.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-vae-cancel-'));
 let sd: Diffusion;
+/** The VAE encoder of writeSlowVaeEncoder: ~1 GFLOP per 128×128 image, seconds for the 1,024 on one thread of any machine. */
+let slow: Diffusion;
 const N = 1024;
 const images: RgbImages = { data: Uint8Array.from({ length: N * 128 * 128 * 3 }, (_, i) => (i * 37) % 256), count: N, height: 128, width: 128 };
 
 beforeAll(async () => {
   await writeSdFixture(join(tmp, 'model'));
   sd = await Diffusion.load(join(tmp, 'model'), { components: ['vae_encoder', 'vae_decoder'], intraOpThreads: 1, interOpThreads: 1 });
+  await writeSdFixture(join(tmp, 'slow'));
+  writeSlowVaeEncoder(join(tmp, 'slow'));
+  slow = await Diffusion.load(join(tmp, 'slow'), { components: ['vae_encoder'], intraOpThreads: 1, interOpThreads: 1 });
 });
 afterAll(() => {
   sd?.dispose();
+  slow?.dispose();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -48,10 +55,12 @@ it('decode stops at its next image when the signal aborts, and runs whole withou
 });
 
 it('encodeImages stops at its next image when the signal aborts', async () => {
-  // (1,024 images, ~0.2 s of CPU: encoding 128, ~20 ms, the whole job once finished before a busy main thread got to
-  // abort it on CI)
+  // The job lasts seconds by construction, and is cancelled anyway: the slow encoder's 1,024 images are ~1.1 TFLOP on one
+  // thread, over 5 s at a core's peak. (With the fixture's encoder the 1,024 images were ~0.1–0.2 s of CPU, aborted
+  // after 20 ms: a margin of a few times that a busy main thread or a faster phase of the machine could use up, as
+  // 128 images, ~20 ms, once did on CI.)
   const ac = new AbortController();
-  const p = sd.encodeImages(images, { signal: ac.signal });
+  const p = slow.encodeImages(images, { signal: ac.signal });
   await computing(20, p);
   ac.abort();
   const e = await p.then(

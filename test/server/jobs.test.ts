@@ -168,36 +168,6 @@ describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {
 
   const serve = startServeCli;
 
-  async function midJob(deadline: number, out: string) {
-    const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-shutdown-')));
-    await writeProblem(root, 'long', 300, 150, 6000);
-    const srv = await serve(root, deadline);
-    const r = await fetch(`${srv.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(longFit(out)) });
-    const id = ((await r.json()) as { id: string }).id;
-    let refused = -1;
-    let refusal: Promise<unknown> | undefined;
-    const seen = await readEvents(`${srv.url}/v1/jobs/${id}/events`, {}, (e) => {
-      if (refused === -1 && e.event === 'progress' && e.data.stage === 'fit' && e.data.fraction > 0) {
-        refused = 0;
-        srv.proc.kill('SIGTERM');
-        // new work is refused while the running job winds down (or, once the service has exited, not accepted). The
-        // attempt is made once the service says it is closing (it was made 100 ms after SIGTERM: a service slower
-        // than that to take the signal, on a loaded machine, would have accepted it)
-        const closing = () => srv.output().includes(': SIGTERM: finishing running jobs') || srv.proc.exitCode !== null || srv.proc.signalCode !== null;
-        refusal = until(() => (closing() ? true : undefined), 60_000, 'the service to say it is closing').then(() =>
-          fetch(`${srv.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(longFit('other')) }).then(
-            (x) => (refused = x.status),
-            () => (refused = 1),
-          ),
-        );
-      }
-    });
-    const code = await srv.exited;
-    // a service that cancelled its job fast may have exited before the attempt: then it is not accepted either
-    await refusal;
-    return { root, seen, code, refused };
-  }
-
   /** A process's command line (Linux's /proc). */
   const argsOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   /** The processes whose parent is `pid`, with their command lines. */
@@ -214,6 +184,66 @@ describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {
     return out;
   }
   const linux = existsSync('/proc/self/cmdline');
+  /** The ridge-fit job's process under the service `service` (its spawner's child running jobChild.js), if any. */
+  function jobProcessOf(service: number): number | undefined {
+    const spawner = childrenOf(service).find((c) => c.args.some((a) => a.endsWith('spawnerProcess.js')));
+    return spawner && childrenOf(spawner.pid).find((c) => c.args.some((a) => a.endsWith('jobChild.js')))?.pid;
+  }
+
+  /**
+   * A service running a long fit, sent SIGTERM in its fit: the job's process (found through /proc, where there is one)
+   * is stopped (SIGSTOP) in the handler of the fit's first progress, before the SIGTERM, and continued once the attempt
+   * to submit another job is answered. That attempt is made in the handler of the service's stdout that receives its
+   * line saying it is closing (it was made 100 ms after SIGTERM: a service slower than that to take the signal, on a
+   * loaded machine, would have accepted it; then at a look every 50 ms, which a fit that ended first, and the service
+   * with it, let pass). So the attempt meets a service that is closing with its job still running, however fast the
+   * fit; the job runs on (or reads its cancellation) once continued.
+   */
+  async function midJob(deadline: number, out: string) {
+    const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-shutdown-')));
+    await writeProblem(root, 'long', 300, 150, 6000);
+    const srv = await serve(root, deadline);
+    const r = await fetch(`${srv.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(longFit(out)) });
+    const id = ((await r.json()) as { id: string }).id;
+    let refused = -1;
+    let refusal: Promise<unknown> | undefined;
+    const seen = await readEvents(`${srv.url}/v1/jobs/${id}/events`, {}, (e) => {
+      if (refused === -1 && e.event === 'progress' && e.data.stage === 'fit' && e.data.fraction > 0) {
+        refused = 0;
+        const job = linux ? jobProcessOf(srv.proc.pid!) : undefined;
+        if (job !== undefined) process.kill(job, 'SIGSTOP');
+        // new work is refused while the running job winds down (or, once the service has exited, not accepted)
+        refusal = new Promise<void>((done) => {
+          let tried = false;
+          const attempt = () => {
+            if (tried) return;
+            tried = true;
+            srv.proc.stdout.off('data', onOutput);
+            fetch(`${srv.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(longFit('other')) })
+              .then(
+                (x) => (refused = x.status),
+                () => (refused = 1),
+              )
+              .finally(() => {
+                if (job !== undefined) process.kill(job, 'SIGCONT');
+                done();
+              });
+          };
+          // (startServeCli's own 'data' handler, added first, has taken the chunk into srv.output())
+          const onOutput = () => {
+            if (srv.output().includes(': SIGTERM: finishing running jobs')) attempt();
+          };
+          srv.proc.stdout.on('data', onOutput);
+          srv.proc.once('exit', attempt);
+        });
+        srv.proc.kill('SIGTERM');
+      }
+    });
+    const code = await srv.exited;
+    // a service that cancelled its job fast may have exited before the attempt: then it is not accepted either
+    await refusal;
+    return { root, seen, code, refused };
+  }
 
   it.runIf(linux)("runs in place with the service's V8 flags (same pid, its job spawner too); a job runs with Node's own", async () => {
     const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-flags-')));
