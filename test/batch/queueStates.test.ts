@@ -107,13 +107,33 @@ describe.skipIf(!redisAvailable)('job states through BullMQ', () => {
     // a stall: the worker running the job is killed; the rescuer finds it stalled and runs it
     await rescuer.close();
     const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
-    const victim = spawn(process.execPath, [cli, 'worker', '--redis', url(), '--name', 'victim', '--lock-ms', '3000', '--stall-ms', '1000', '--poll', '100'], { stdio: 'ignore' });
+    const victim = spawn(process.execPath, [cli, 'worker', '--redis', url(), '--name', 'victim', '--lock-ms', '3000', '--stall-ms', '1000', '--poll', '100'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // killed (SIGKILL) in the handler of its line that says it took the probe, not once a poll of Redis every 100 ms
+    // reads it 'active' there: a late look at the 4 s probe could find it done. Once the line is out, the job is the
+    // victim's, active with its lock, so its death leaves a stall however fast or slow the probe would have run.
+    const taken = / stall\.probe\.p0000 started$/;
+    let log = '';
+    victim.stderr!.setEncoding('utf8');
+    const killed = new Promise<void>((resolve, reject) => {
+      victim.stderr!.on('data', (d: string) => {
+        const whole = log.lastIndexOf('\n') + 1; // where the line not yet ended starts
+        log += d;
+        const end = log.lastIndexOf('\n');
+        if (end < whole || !log.slice(whole, end).split('\n').some((line) => taken.test(line))) return;
+        victim.kill('SIGKILL');
+        resolve();
+      });
+      victim.once('exit', (code, signal) => reject(new Error(`the victim exited (${signal ?? code}) before it started the probe: ${log}`)));
+    });
+    killed.catch(() => {}); // (awaited below, after the submit: an early exit is not an unhandled rejection meanwhile)
     try {
       await submitPlan(probePlan('stall', 1, join(dir, 'stall'), 4000), { redis: url() });
-      await until('the probe running on the victim', async () => (await getBatchStatus('stall', { redis: url() })).jobs.find((j) => j.stage === 'probe' && j.state === 'active' && j.worker === 'victim'));
+      await killed;
     } finally {
       victim.kill('SIGKILL');
     }
+    // (the job stays the dead victim's, active, until a worker's stall check takes it back: none runs yet)
+    expect((await getBatchStatus('stall', { redis: url() })).jobs.find((j) => j.stage === 'probe')).toMatchObject({ state: 'active', worker: 'victim' });
     workers.push(await createWorker({ redis: url(), name: 'rescuer2', pollMs: 100, lockMs: 3000, stallMs: 1000 }));
     const stalled = (await waitForBatch('stall', { redis: url(), intervalMs: 200 })).jobs.find((j) => j.stage === 'probe')!;
     expect(stalled.state).toBe('done');

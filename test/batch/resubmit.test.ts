@@ -20,19 +20,29 @@ import { sleep, until } from '../helpers/waitFor.js';
 
 const { dir, workers, url } = redisTestBed('bl-resubmit-');
 
-/** One subject of three probe jobs in a chain (each after the one before), so that the cancel stops one mid-chain. */
-function chain(id: string, out: string, ms: number): BatchPlan {
+/**
+ * One subject of three probe jobs in a chain (each after the one before), so that the cancel stops one mid-chain:
+ * the first and last take `ms`, the middle one (the one cut off) `middleMs`.
+ */
+function chain(id: string, out: string, ms: number, middleMs: number): BatchPlan {
   const p = probePlan(id, 3, out, ms);
   const s = p.subjects[0];
-  const shared: BatchNode[] = s.shared.map((n, i) => ({ ...n, deps: i ? [s.shared[i - 1].id] : [] }));
-  return { ...p, hash: `chain-${ms}`, subjects: [{ ...s, root: { ...s.root, deps: [shared[2].id] }, shared }] };
+  const shared: BatchNode[] = s.shared.map((n, i) => ({
+    ...n,
+    deps: i ? [s.shared[i - 1].id] : [],
+    ...(i === 1 && n.work.kind === 'probe' ? { work: { ...n.work, ms: middleMs } } : {}),
+  }));
+  return { ...p, hash: `chain-${ms}-${middleMs}`, subjects: [{ ...s, root: { ...s.root, deps: [shared[2].id] }, shared }] };
 }
 
 describe.skipIf(!redisAvailable)('submitting a batch again', () => {
   it('after a cancel, runs the cut-off subject again to the end instead of leaving it waiting for the stopped job', { timeout: 180_000 }, async () => {
-    const plan = chain('rs', join(dir, 'rs'), 3000);
-    // the cancel comes once the second job has reported a step here (a poll of Redis for 'active' could miss a 3 s
-    // job on a loaded machine, or leave it too little time to be cancelled before it ends)
+    // the second job (10 s) outlasts the cancel's path by construction: cancelBatch reads the batch's status before it
+    // marks it cancelled, and the worker looks for a cancel every 2 s; a 3 s job, cut at its first step, left ~0.9 s
+    // of slack, and one that ended first was done, not cut off. The others are short: the run stays ~15 s
+    const plan = chain('rs', join(dir, 'rs'), 200, 10_000);
+    // the cancel comes once the second job has reported a step here (a poll of Redis for 'active' could miss it on a
+    // loaded machine, or look too late)
     let secondRuns!: () => void;
     const second = new Promise<void>((r) => (secondRuns = r));
     const w = await createWorker({

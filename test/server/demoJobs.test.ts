@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isAtomicTemporary } from '../../ts/io/atomicWrite.js';
+import { sleep } from '../helpers/waitFor.js';
 import { readEvents, startServeCli, startTestServer, until, type SseEvent, type TestServer } from './helpers.js';
 
 const demo = (out: string) => ({ kind: 'demo', out, sessions: 4, testImages: 4, seeds: 1, steps: 3 });
@@ -103,21 +104,27 @@ describe('a demo job when `brainlatent serve` stops during its world build', () 
     return undefined;
   }
 
-  /** A service with a demo job; `act` runs at the job's first world progress, with the job's process ids. */
-  async function duringWorld(deadline: number, act: (srv: Awaited<ReturnType<typeof serve>>, pids: { spawner: number; job: number }) => void) {
+  /**
+   * A service with a demo job; `act` runs at the job's first world progress, in the handler that receives it, with
+   * the job's process ids (what it goes on to do in the background is awaited once the job's stream has ended).
+   */
+  async function duringWorld(deadline: number, act: (srv: Awaited<ReturnType<typeof serve>>, pids: { spawner: number; job: number }) => unknown) {
     const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-demo-stop-')));
     const srv = await serve(root, deadline);
     try {
       const r = await fetch(`${srv.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(demo('demo')) });
       const id = ((await r.json()) as { id: string }).id;
       let pids: { spawner: number; job: number } | undefined;
+      let acted: Promise<void> = Promise.resolve();
       const seen: SseEvent[] = await readEvents(`${srv.url}/v1/jobs/${id}/events`, {}, (e) => {
         if (!pids && e.event === 'progress' && e.data.stage === 'world') {
           const spawner = childOf(srv.proc.pid!, 'spawnerProcess.js')!;
           pids = { spawner, job: childOf(spawner, 'jobChild.js')! };
-          act(srv, pids);
+          acted = (async () => void (await act(srv, pids!)))();
+          acted.catch(() => {}); // (awaited below, once the stream has ended)
         }
       }).catch(() => []); // a killed service ends the stream without its last event
+      await acted;
       return { root, srv, seen, pids: pids! };
     } catch (e) {
       srv.proc.kill('SIGKILL');
@@ -127,7 +134,23 @@ describe('a demo job when `brainlatent serve` stops during its world build', () 
   }
 
   it.runIf(linux)('SIGTERM (a 1 s deadline): the build is cancelled by the job itself, the stream ends with its error then `shutdown`, and the service exits 0', async () => {
-    const { root, srv, seen, pids } = await duringWorld(1, (srv) => srv.proc.kill('SIGTERM'));
+    // The job's process is frozen (SIGSTOP) at its first world progress, in the handler that receives it, before the
+    // service gets SIGTERM: the build outlasts the deadline however fast it would run. (Left to run, a build that
+    // ended before the deadline's cancel reached one of its progress points, ~4 s in CI and less on a fast machine,
+    // was cancelled in the run's stages: another message, more stages.) It goes on (SIGCONT) once the service has
+    // said it is finishing its jobs and the deadline has passed, the cancel waiting for it: the build it resumes has
+    // all but its start ahead, and stops at its next progress point.
+    const deadline = 1;
+    const { root, srv, seen, pids } = await duringWorld(deadline, async (srv, { job }) => {
+      process.kill(job, 'SIGSTOP');
+      try {
+        srv.proc.kill('SIGTERM');
+        await until(() => (srv.output().includes(`SIGTERM: finishing running jobs (up to ${deadline} s)`) ? true : undefined), 60_000, "the service's shutdown line");
+        await sleep(deadline * 1000 + 1000);
+      } finally {
+        process.kill(job, 'SIGCONT');
+      }
+    });
     try {
       expect(await srv.exited).toBe(0);
       expect(pids.job).toBeGreaterThan(0);
