@@ -20,16 +20,23 @@ import { resolveConfig } from '../../ts/pipeline/config.js';
 import { extractOptions } from '../../ts/pipeline/stages.js';
 import { batchWorld } from './world.js';
 
-// entry.json of a cache folder named 'eio' reads with an I/O error (a failing disk), whoever runs the test
+// whoever runs the test: entry.json of a cache folder named 'eio' reads with an I/O error (a failing disk); a cache
+// folder named 'noenter' is one this user may not enter (its entries' stat and reads are EACCES); one named 'erofs'
+// is on a read-only file system (access(W_OK) is EROFS)
 vi.mock('node:fs/promises', async (original) => {
   const fs = await original<typeof import('node:fs/promises')>();
+  const fail = (code: string, errno: number, syscall: string) => Promise.reject(Object.assign(new Error(`${code}: ${syscall} failed`), { code, errno, syscall }));
+  const under = (path: unknown, folder: string) => typeof path === 'string' && path.split(/[/\\]/).includes(folder);
   const readFile = ((path: unknown, ...rest: unknown[]) => {
     if (typeof path === 'string' && /[/\\]eio[/\\][^/\\]+[/\\]entry\.json$/.test(path)) {
       return Promise.reject(Object.assign(new Error(`EIO: i/o error, read`), { code: 'EIO', errno: -5, syscall: 'read' }));
     }
+    if (under(path, 'noenter')) return fail('EACCES', -13, 'open');
     return (fs.readFile as (...a: unknown[]) => Promise<unknown>)(path, ...rest);
   }) as typeof fs.readFile;
-  return { ...fs, readFile, default: { ...fs, readFile } };
+  const stat = ((path: unknown, ...rest: unknown[]) => (under(path, 'noenter') ? fail('EACCES', -13, 'stat') : (fs.stat as (...a: unknown[]) => Promise<unknown>)(path, ...rest))) as typeof fs.stat;
+  const access = ((path: unknown, ...rest: unknown[]) => (under(path, 'erofs') ? fail('EROFS', -30, 'access') : (fs.access as (...a: unknown[]) => Promise<unknown>)(path, ...rest))) as typeof fs.access;
+  return { ...fs, readFile, stat, access, default: { ...fs, readFile, stat, access } };
 });
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-entry-check-'));
@@ -160,6 +167,32 @@ describe('a shared-features entry read from the cache', () => {
     expect(err).toBeInstanceOf(FileAccessError);
     expect(err).toMatchObject({ errno: 'EIO' });
     expect((err as Error).message).toBe(`${join(entry, 'entry.json')}: EIO: i/o error, read; the shared features entry ${entry} is kept as it is, not computed again: try again, or use another cache folder`);
+    expect(readdirSync(cache)).toEqual([fresh.key]);
+  }, 120_000);
+
+  it('in a cache folder this user may not enter is refused naming the folder, not an entry that may not be there', async () => {
+    const { cache } = cacheWithCopy('noenter');
+    const err = await ensure(cache).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(FileAccessError);
+    expect(err).toMatchObject({ errno: 'EACCES', path: cache });
+    expect((err as Error).message).toBe(
+      `${cache}: this user cannot enter the shared features cache folder (EACCES), so its entry ${fresh.key} cannot be looked up: its owner can open it to this user, or use another cache folder`,
+    );
+    expect(readdirSync(cache)).toEqual([fresh.key]);
+  }, 120_000);
+
+  it('damaged, where it cannot be replaced (a read-only file system), is refused before its computation, and left as it is', async () => {
+    const { cache, entry } = cacheWithCopy('erofs');
+    const h = await readNpyHeader(fresh.data);
+    truncateSync(join(entry, 'data.npy'), h.dataOffset + h.dataBytes / 2);
+    const err = await ensure(cache).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(FileAccessError);
+    expect(err).toMatchObject({ errno: 'EROFS', path: entry });
+    expect((err as Error).message).toBe(
+      `${entry}: the shared features entry is damaged (data.npy: truncated .npy file: shape (${ids.length}, ${perImage()}) float32 needs ${h.dataBytes} data bytes, ` +
+        `the file holds ${h.dataBytes / 2}) and cannot be replaced (its files cannot be deleted (its folder: EROFS, a read-only file system)), so nothing was computed: use another cache folder`,
+    );
+    // nothing computed (no computed.log), the lock released, the entry as it was
     expect(readdirSync(cache)).toEqual([fresh.key]);
   }, 120_000);
 });

@@ -16,6 +16,7 @@ import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
 import { resolveEncodeConfig } from '../../ts/config/encode.js';
 import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { encodeStages } from '../../ts/encoding/encode.js';
+import { extractStageCacheUpkeep } from '../../ts/nsd/cache.js';
 import { extractNsd } from '../../ts/nsd/extract.js';
 import { betasPath, roiPath } from '../../ts/nsd/paths.js';
 import type { StageReport } from '../../ts/pipeline/stageRunner.js';
@@ -92,6 +93,26 @@ describe('extractNsd: entries replaced by a new one go', () => {
     expect(third.removedFromCache!.map((r) => r.path)).toEqual([join(cacheDir, name)]);
     expect(third.keptInCache).toEqual([]);
     expect(existsSync(join(cacheDir, name))).toBe(false);
+  });
+
+  it("the extract stage's upkeep names each entry it had to keep once, though each extraction's upkeep walks the whole folder", async () => {
+    // (reconstruct's stage extracts z and c: each upkeep saw both held entries, and the stage said each twice)
+    const cacheDir = join(mini.tmp, 'cache-held-twice');
+    const extract = (roi: string, more: object = {}) => extractNsd({ root, subject: 1, roi, cacheDir, sessions: '1-2', ...more });
+    const first = [await extract('streams:early'), await extract('streams:ventral')];
+    const names = first.map((x, i) => `subj01_streams-${i === 0 ? 'early' : 'ventral'}_${x.manifest.key}`);
+    const holds = names.map((n) => join(cacheDir, `.${n}.hold-${HOST_TAG}-${process.pid}-0badf00d`));
+    for (const h of holds) writeFileSync(h, '');
+    touch(betasPath(root, 1, 2, 'hdf5'), 20);
+    const again = [await extract('streams:early', { zscore: 'train' }), await extract('streams:ventral', { zscore: 'train' })];
+    for (const x of again) expect(x.keptInCache!.map((k) => k.path).sort()).toEqual(names.map((n) => join(cacheDir, n)).sort());
+    const upkeep = await extractStageCacheUpkeep(null, again);
+    expect(upkeep.kept).toEqual(names.map((n) => ({ path: join(cacheDir, n), why: `being loaded by pid ${process.pid}` })));
+    // one a later extraction's upkeep removed is not said to be kept
+    const gone = { path: join(cacheDir, names[0]), bytes: 1, why: 'replaced' };
+    const later = { ...again[1], keptInCache: [], removedFromCache: [gone] };
+    expect((await extractStageCacheUpkeep(null, [again[0], later])).kept.map((k) => k.path)).toEqual([join(cacheDir, names[1])]);
+    for (const h of holds) rmSync(h);
   });
 
   it('nsd extract names each removed entry and its size on stderr', async () => {

@@ -31,7 +31,7 @@ import { fileOpenError } from '../io/byteStream.js';
 import { readIntVectorNpy, readNpyHeader, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { selectTestImages } from '../pipeline/testSubset.js';
-import { entryReadProblem, type EntryUnreadable } from '../nsd/cache.js';
+import { entryReadProblem, undeletable, type EntryUnreadable } from '../nsd/cache.js';
 import { cocoCaptionsPath, stimInfoPath, stimuliPath } from '../nsd/paths.js';
 
 /** How ONNX Runtime runs the model: part of the key (threads, providers and 'lean' memory's graph optimization may change the last bits). */
@@ -220,7 +220,22 @@ async function readEntry(dir: string, key: string, images: number): Promise<Feat
   try {
     text = await readFile(record, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(entry)) return null;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !existsSync(entry)) return null;
+    if (code === 'EACCES' || code === 'EPERM') {
+      // (the cache folder itself may be what this user cannot enter: then there is no entry to speak of)
+      const at = await stat(entry).then(
+        () => null,
+        (s: NodeJS.ErrnoException) => s.code ?? 'EACCES',
+      );
+      if (at !== null) {
+        throw new FileAccessError(
+          `${dir}: this user cannot enter the shared features cache folder (${at}), so its entry ${key} cannot be looked up: its owner can open it to this user, or use another cache folder`,
+          code,
+          { path: dir },
+        );
+      }
+    }
     return damageOrThrow('entry.json', fileOpenError(record, e));
   }
   let rec: unknown;
@@ -391,7 +406,18 @@ export async function ensureEntry(dir: string, recipe: FeatureRecipe, ids: Int32
     // published by the process this one waited for; a damaged one is replaced by its lock's holder only, once said
     const now = await readEntry(dir, key, ids.length);
     if (now && !('damage' in now)) return now;
-    if (now) progress(0, `shared features entry ${join(dir, key)} is damaged (${now.damage}): computing it again`);
+    if (now) {
+      // (replaced whole once computed: refused now if this user cannot, not after the VAE or text encoder's pass)
+      const denied = await undeletable(join(dir, key));
+      if (denied !== null) {
+        throw new FileAccessError(
+          `${join(dir, key)}: the shared features entry is damaged (${now.damage}) and cannot be replaced (${denied}), so nothing was computed: use another cache folder`,
+          /\b(EROFS|EACCES)\b/.exec(denied)?.[1] ?? 'EPERM',
+          { path: join(dir, key) },
+        );
+      }
+      progress(0, `shared features entry ${join(dir, key)} is damaged (${now.damage}): computing it again`);
+    }
     return await computeEntry(dir, key, recipe, ids, progress, signal);
   } finally {
     await lock.release();

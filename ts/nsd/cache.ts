@@ -305,7 +305,15 @@ export async function extractStageCacheUpkeep(ownCache: string | null, used: rea
     removed.push(...own.removed);
     kept.push(...own.kept);
   }
-  return { removed, kept };
+  // each extraction's upkeep walks the whole folder (reconstruct's z and c, then a run folder's own cache): an entry
+  // left by each is said once, with the last reason, and not at all where a later one removed it
+  const gone = new Set(removed.map((r) => r.path));
+  const once = new Map<string, KeptCacheEntry>();
+  for (const k of kept) {
+    once.delete(k.path);
+    if (!gone.has(k.path)) once.set(k.path, k);
+  }
+  return { removed, kept: [...once.values()] };
 }
 
 /** An extract stage's summary fields for its upkeep: `cacheRemoved` and `cacheKept`, each only when not empty. */
