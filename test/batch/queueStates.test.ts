@@ -37,12 +37,20 @@ describe.skipIf(!redisAvailable)('job states through BullMQ', () => {
     await writePlan(plan); // what submitBatch writes (retry reads it)
     // no control queue here: A's join waits with every job under it done (a join not taken yet), which is
     // where the cancel used to remove the whole tree, finished jobs and all
-    const w = await createWorker({ redis: url(), queues: ['data', 'compute', 'sample'], pollMs: 100, lockMs: 3000, stallMs: 1000 });
+    // (B's job is cancelled once it has reported a step here, not when a poll of Redis reads it 'active')
+    let bRuns!: (id: string) => void;
+    const bRunning = new Promise<string>((r) => (bRuns = r));
+    const w = await createWorker({
+      redis: url(), queues: ['data', 'compute', 'sample'], pollMs: 100, lockMs: 3000, stallMs: 1000,
+      onEvent: (e) => {
+        if (e.job?.subject === 'B' && e.job.stage === 'probe' && e.job.state === 'active' && e.job.fraction > 0) bRuns(e.job.id);
+      },
+    });
     workers.push(w);
     await submitPlan(plan, { redis: url(), only: ['A'] });
     await until('A done', async () => (await getBatchStatus('cx', { redis: url() })).jobs.filter((j) => j.subject === 'A' && j.stage === 'probe').every((j) => j.state === 'done'));
     await submitPlan(plan, { redis: url(), only: ['B'] });
-    const running = await until('a job of B running', async () => (await getBatchStatus('cx', { redis: url() })).jobs.find((j) => j.subject === 'B' && j.state === 'active'));
+    const running = { id: await bRunning };
 
     const c = await cancelBatch('cx', { redis: url() });
     expect(c.running).toBe(1);
