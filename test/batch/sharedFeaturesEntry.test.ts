@@ -61,6 +61,15 @@ function cacheWithCopy(name: string): { cache: string; entry: string } {
   return { cache, entry: join(cache, fresh.key) };
 }
 
+/** A cache folder `name` whose copy of the fresh entry has its data.npy cut in half, and the damage it then reads as. */
+async function cacheWithHalfData(name: string): Promise<{ cache: string; entry: string; why: string }> {
+  const { cache, entry } = cacheWithCopy(name);
+  const h = await readNpyHeader(fresh.data);
+  truncateSync(join(entry, 'data.npy'), h.dataOffset + h.dataBytes / 2);
+  const why = `data.npy: truncated .npy file: shape (${ids.length}, ${perImage()}) float32 needs ${h.dataBytes} data bytes, the file holds ${h.dataBytes / 2}`;
+  return { cache, entry, why };
+}
+
 /** ensureEntry on `cache`, with the lines it said about the entry (not the computation's progress). */
 async function ensure(cache: string): Promise<{ e: FeatureEntry; said: string[] }> {
   const said: string[] = [];
@@ -91,14 +100,9 @@ describe('a shared-features entry read from the cache', () => {
   }, 120_000);
 
   it('is computed again when its data.npy is cut short, the same numbers as a fresh one, saying so once', async () => {
-    const { cache, entry } = cacheWithCopy('truncated');
-    const h = await readNpyHeader(fresh.data);
-    truncateSync(join(entry, 'data.npy'), h.dataOffset + h.dataBytes / 2);
+    const { cache, entry, why } = await cacheWithHalfData('truncated');
     const { e, said } = await ensure(cache);
-    expect(said).toEqual([
-      `shared features entry ${entry} is damaged (data.npy: truncated .npy file: shape (${ids.length}, ${perImage()}) float32 needs ${h.dataBytes} data bytes, ` +
-        `the file holds ${h.dataBytes / 2}): computing it again`,
-    ]);
+    expect(said).toEqual([`shared features entry ${entry} is damaged (${why}): computing it again`]);
     expectComputedAgain(cache, e);
   }, 120_000);
 
@@ -182,15 +186,13 @@ describe('a shared-features entry read from the cache', () => {
   }, 120_000);
 
   it('damaged, where it cannot be replaced (a read-only file system), is refused before its computation, and left as it is', async () => {
-    const { cache, entry } = cacheWithCopy('erofs');
-    const h = await readNpyHeader(fresh.data);
-    truncateSync(join(entry, 'data.npy'), h.dataOffset + h.dataBytes / 2);
+    const { cache, entry, why } = await cacheWithHalfData('erofs');
     const err = await ensure(cache).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(FileAccessError);
     expect(err).toMatchObject({ errno: 'EROFS', path: entry });
     expect((err as Error).message).toBe(
-      `${entry}: the shared features entry is damaged (data.npy: truncated .npy file: shape (${ids.length}, ${perImage()}) float32 needs ${h.dataBytes} data bytes, ` +
-        `the file holds ${h.dataBytes / 2}) and cannot be replaced (its files cannot be deleted (its folder: EROFS, a read-only file system)), so nothing was computed: use another cache folder`,
+      `${entry}: the shared features entry is damaged (${why}) and cannot be replaced (its files cannot be deleted (its folder: EROFS, a read-only ` +
+        `file system)), so nothing was computed: use another cache folder`,
     );
     // nothing computed (no computed.log), the lock released, the entry as it was
     expect(readdirSync(cache)).toEqual([fresh.key]);
