@@ -9,7 +9,8 @@
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
       "native/core/include",
-      "native/third_party/onnxruntime/include"
+      "native/third_party/onnxruntime/include",
+      "native/third_party/isa-l/include"
     ],
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

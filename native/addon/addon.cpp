@@ -12,6 +12,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_sampler(env, exports);
   init_metrics(env, exports);
   init_onnx_model(env, exports);
+  init_gunzip(env, exports);
   init_bench(env, exports);
   return exports;
 }

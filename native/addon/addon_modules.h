@@ -10,4 +10,5 @@ void init_banded(Napi::Env env, Napi::Object exports);
 void init_sampler(Napi::Env env, Napi::Object exports);
 void init_metrics(Napi::Env env, Napi::Object exports);
 void init_onnx_model(Napi::Env env, Napi::Object exports);
+void init_gunzip(Napi::Env env, Napi::Object exports);
 }  // namespace brainlatent::addon

@@ -1,0 +1,290 @@
+// Streaming gunzip on ISA-L, loaded at run time (gzip_inflate.h). The struct inflate_state is ours to
+// allocate, so its layout (native/third_party/isa-l/README.md) is checked twice before a library is used:
+// by the version its file name gives, and by decoding a known two-member gzip.
+#include "brainlatent/gzip_inflate.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+
+#include "brainlatent/error.h"
+#include "isa-l/igzip_lib.h"
+
+namespace brainlatent::gzip {
+namespace {
+
+using InitFn = void (*)(struct inflate_state*);
+using InflateFn = int (*)(struct inflate_state*);
+
+struct Library {
+  InflaterInfo info;
+  InitFn init = nullptr;
+  InitFn reset = nullptr;
+  InflateFn inflate = nullptr;
+};
+
+// The oldest release whose struct inflate_state matches the vendored header's.
+constexpr int kOldestMinor = 25;
+// Room past the header's struct size, so that a library whose struct were larger writes into memory of ours.
+constexpr std::size_t kStateSlack = 64 * 1024;
+
+// Two members, "brainlatent: ISA-L self-test, " × 8 then "second member " × 5 (Python's gzip, mtime 0).
+constexpr unsigned char kSelfTest[] = {
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x4b, 0x2a, 0x4a, 0xcc, 0xcc, 0xcb, 0x49, 0x2c,
+    0x49, 0xcd, 0x2b, 0xb1, 0x52, 0xf0, 0x0c, 0x76, 0xd4, 0xf5, 0x51, 0x28, 0x4e, 0xcd, 0x49, 0xd3, 0x2d, 0x49,
+    0x2d, 0x2e, 0xd1, 0x51, 0x48, 0x1a, 0x76, 0xb2, 0x00, 0x1d, 0xc3, 0x71, 0x98, 0xf0, 0x00, 0x00, 0x00, 0x1f,
+    0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x2b, 0x4e, 0x4d, 0xce, 0xcf, 0x4b, 0x51, 0xc8, 0x4d,
+    0xcd, 0x4d, 0x4a, 0x2d, 0x52, 0x28, 0x26, 0x93, 0x07, 0x00, 0x4c, 0x17, 0xec, 0xed, 0x46, 0x00, 0x00, 0x00};
+
+std::string self_test_text() {
+  std::string s;
+  for (int i = 0; i < 8; ++i) s += "brainlatent: ISA-L self-test, ";
+  for (int i = 0; i < 5; ++i) s += "second member ";
+  return s;
+}
+
+// "libisal.so.2.0.30" → 30; -1 when the name does not end in a libtool version.
+int minor_from_name(const std::string& path) {
+  const std::string key = ".so.2.0.";
+  const auto at = path.rfind(key);
+  if (at == std::string::npos) return -1;
+  const std::string tail = path.substr(at + key.size());
+  if (tail.empty() || tail.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::atoi(tail.c_str());
+}
+
+// Set while the loader's own self-test constructs an Inflater (before the library counts as available).
+thread_local bool in_self_test = false;
+
+// The known gzip, given 7 more bytes whenever a step produces nothing, into outputs of 50 bytes: what comes
+// out must be its text.
+bool passes_self_test(std::string& why) {
+  in_self_test = true;
+  Inflater inf;
+  in_self_test = false;
+  const std::string want = self_test_text();
+  std::string got;
+  std::size_t used = 0, given = 7;
+  unsigned char out[50];
+  for (int guard = 0; guard < 1000; ++guard) {
+    const StepResult r = inf.step(kSelfTest + used, given - used, out, sizeof out, given == sizeof kSelfTest);
+    got.append(reinterpret_cast<const char*>(out), r.produced);
+    used += r.consumed;
+    if (!r.failure.empty()) {
+      why = "its self-test failed: " + r.message;
+      return false;
+    }
+    if (r.ended) break;
+    if (r.produced == 0) given = std::min(sizeof kSelfTest, given + 7);
+  }
+  if (got != want) {
+    why = "its self-test decoded " + std::to_string(got.size()) + " bytes that differ from the " + std::to_string(want.size()) + " expected";
+    return false;
+  }
+  return true;
+}
+
+Library load() {
+  Library lib;
+  const char* env = std::getenv("BRAINLATENT_ISAL_LIB");
+#ifdef __APPLE__
+  const std::string name = env && *env ? env : "libisal.2.dylib";
+#else
+  const std::string name = env && *env ? env : "libisal.so.2";
+#endif
+  void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char* why = dlerror();
+    lib.info.reason = "cannot load " + name + ": " + (why ? why : "dlopen failed") +
+                      " (Debian/Ubuntu: apt-get install libisal2; or set BRAINLATENT_ISAL_LIB to the file)";
+    return lib;
+  }
+  lib.init = reinterpret_cast<InitFn>(dlsym(h, "isal_inflate_init"));
+  lib.reset = reinterpret_cast<InitFn>(dlsym(h, "isal_inflate_reset"));
+  lib.inflate = reinterpret_cast<InflateFn>(dlsym(h, "isal_inflate"));
+  if (!lib.init || !lib.reset || !lib.inflate) {
+    lib.info.reason = name + " has no isal_inflate_init, isal_inflate_reset or isal_inflate: not ISA-L 2.25 or newer";
+    dlclose(h);
+    return lib;
+  }
+  Dl_info where{};
+  std::string file = name;
+  if (dladdr(reinterpret_cast<void*>(lib.inflate), &where) && where.dli_fname) file = where.dli_fname;
+  if (char* real = realpath(file.c_str(), nullptr)) {
+    file = real;
+    std::free(real);
+  }
+  lib.info.library = file;
+  const int minor = minor_from_name(file);
+  if (minor >= 0) lib.info.version = "2." + std::to_string(minor);
+  if (minor >= 0 && minor < kOldestMinor) {
+    lib.info.reason = file + " is ISA-L " + lib.info.version + ": 2.25 or newer is needed (its inflate state differs)";
+    return lib;  // (left loaded: dlclose of a library that may be in use elsewhere in the process gains nothing)
+  }
+  return lib;
+}
+
+Library& library_unchecked() {
+  static Library lib = load();
+  return lib;
+}
+
+}  // namespace
+
+const InflaterInfo& inflater_info() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Library& lib = library_unchecked();
+    if (!lib.info.reason.empty()) return;
+    std::string why;
+    if (passes_self_test(why)) lib.info.available = true;
+    else lib.info.reason = lib.info.library + ": " + why;
+  });
+  return library_unchecked().info;
+}
+
+struct Inflater::State {
+  void* memory = nullptr;
+  struct inflate_state* st = nullptr;
+  enum class Phase { Header, Member, Between, Ended, Failed } phase = Phase::Header;
+};
+
+Inflater::Inflater() : s_(new State) {
+  if (!in_self_test) {
+    const InflaterInfo& info = inflater_info();
+    if (!info.available) throw Error(ErrorCode::BackendUnavailable, "ISA-L inflate is not available: " + info.reason);
+  }
+  s_->memory = std::calloc(1, sizeof(struct inflate_state) + kStateSlack);
+  if (!s_->memory) throw Error::allocation_failed("out of memory for an inflate state");
+  s_->st = static_cast<struct inflate_state*>(s_->memory);
+}
+
+Inflater::~Inflater() { std::free(s_->memory); }
+
+namespace {
+
+std::string zlib_words(int code) {
+  switch (code) {
+    case ISAL_INVALID_BLOCK: return "invalid block type";
+    case ISAL_INVALID_SYMBOL: return "invalid code";
+    case ISAL_INVALID_LOOKBACK: return "invalid distance too far back";
+    case ISAL_INVALID_WRAPPER: return "incorrect header check";
+    case ISAL_UNSUPPORTED_METHOD: return "unknown compression method";
+    case ISAL_INCORRECT_CHECKSUM: return "incorrect data check";
+    default: return "inflate error " + std::to_string(code);
+  }
+}
+
+// The length of the gzip member header at `p` (RFC 1952 2.3) when all of it is among the `left` bytes; 0 when
+// more bytes are needed; -1 when it runs past kMaxHeader. (ISA-L 2.30 fails a header CRC check, "incorrect data
+// check", when the header reaches it in two calls: every header is handed to it whole.)
+constexpr std::size_t kMaxHeader = 64 * 1024;
+long header_length(const std::uint8_t* p, std::size_t left) {
+  const std::size_t n = std::min(left, kMaxHeader);
+  if (n < 10) return left >= kMaxHeader ? -1 : 0;
+  const std::uint8_t flags = p[3];
+  std::size_t o = 10;
+  if (flags & 4) {  // FEXTRA
+    if (o + 2 > n) return left >= kMaxHeader ? -1 : 0;
+    o += 2 + (p[o] | (p[o + 1] << 8));
+  }
+  for (const std::uint8_t bit : {std::uint8_t{8}, std::uint8_t{16}}) {  // FNAME, FCOMMENT: zero-terminated
+    if (!(flags & bit)) continue;
+    while (o < n && p[o] != 0) ++o;
+    if (o >= n) return left >= kMaxHeader ? -1 : 0;
+    ++o;
+  }
+  if (flags & 2) o += 2;  // FHCRC
+  if (o > kMaxHeader) return -1;
+  return o <= n ? static_cast<long>(o) : 0;
+}
+
+}  // namespace
+
+StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8_t* out, std::size_t out_len, bool input_ends) {
+  using Phase = State::Phase;
+  StepResult r;
+  Library& lib = library_unchecked();
+  State& s = *s_;
+  struct inflate_state& st = *s.st;
+  const auto fail = [&](const char* kind, std::string message) {
+    s.phase = Phase::Failed;
+    r.failure = kind;
+    r.message = std::move(message);
+  };
+  // (ISA-L counts in 32 bits: pieces of at most 1 GiB)
+  constexpr std::size_t kPiece = std::size_t{1} << 30;
+  while (true) {
+    if (s.phase == Phase::Ended || s.phase == Phase::Failed) {
+      r.ended = s.phase == Phase::Ended;
+      return r;
+    }
+    if (s.phase == Phase::Header || s.phase == Phase::Between) {
+      const std::size_t left = in_len - r.consumed;
+      const std::uint8_t* p = in + r.consumed;
+      if (left < 3 && !input_ends) return r;  // (too few bytes to tell a member from what follows the data)
+      const bool member = left >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 8;
+      if (!member) {
+        if (s.phase == Phase::Header) {
+          fail("data", left == 0 ? "unexpected end of file" : "incorrect header check");
+          return r;
+        }
+        s.phase = Phase::Ended;
+        continue;
+      }
+      const long head = header_length(p, left);
+      if (head < 0) {
+        fail("data", "a gzip member header does not end within 64 KiB");
+        return r;
+      }
+      if (head == 0) {
+        if (input_ends) fail("truncated", "unexpected end of file");
+        return r;  // (the header is handed to ISA-L whole)
+      }
+      if (s.phase == Phase::Header) lib.init(&st);
+      else lib.reset(&st);
+      st.crc_flag = ISAL_GZIP;
+      s.phase = Phase::Member;
+    }
+    // Phase::Member
+    if (r.produced == out_len) return r;
+    const std::size_t in_piece = std::min(in_len - r.consumed, kPiece);
+    const std::size_t out_piece = std::min(out_len - r.produced, kPiece);
+    st.next_in = const_cast<std::uint8_t*>(in + r.consumed);
+    st.avail_in = static_cast<std::uint32_t>(in_piece);
+    st.next_out = out + r.produced;
+    st.avail_out = static_cast<std::uint32_t>(out_piece);
+    const int rc = lib.inflate(&st);
+    const std::size_t used = in_piece - st.avail_in, made = out_piece - st.avail_out;
+    r.consumed += used;
+    r.produced += made;
+    total_out_ += made;
+    if (rc < 0) {
+      fail("data", zlib_words(rc));
+      return r;
+    }
+    if (st.block_state == ISAL_BLOCK_FINISH) {
+      s.phase = Phase::Between;
+      continue;
+    }
+    if (st.avail_out == 0) continue;  // (output full: the check at the top returns, or a piece boundary)
+    if (r.consumed < in_len) {
+      if (used == 0 && made == 0) {  // (no progress with input and room: a state ISA-L does not leave by itself)
+        fail("data", "inflate made no progress (ISA-L returned " + std::to_string(rc) + ")");
+        return r;
+      }
+      continue;
+    }
+    // Every input byte is inside ISA-L and the member is still open.
+    if (input_ends) fail("truncated", "unexpected end of file");
+    return r;
+  }
+}
+
+}  // namespace brainlatent::gzip
