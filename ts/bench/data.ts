@@ -3,6 +3,7 @@
  * .nii.gz) against the targets (under 3 s and 400 MB peak RSS) and against the floor measured in the same run,
  * a plain gunzip of the same file (the reader's own stream, ts/io/byteStream.ts gunzipOf, the bytes counted and
  * dropped: the extraction cannot be faster than its one inflate stream), then the adapter's first extraction into its cache and the cached reload. Each measurement runs in its own child process so peak RSS is its own.
+ * With ISA-L as the readers' inflater (ts/io/gunzip.ts), the extraction and the floor run once more on Node's zlib.
  * Inputs are generated once under bench/out/data/ (about 1 GB to write, a few hundred MB on disk).
  */
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { gunzipOf } from '../io/byteStream.js';
+import { gunzipChoice } from '../io/gunzip.js';
 import { readNifti, readNiftiMasked, geometryFromAffine, writeNifti } from '../io/nifti.js';
 import { writeMat } from '../io/mat.js';
 import { maskFromVolume, type Grid } from '../io/voxelMask.js';
@@ -99,6 +101,8 @@ interface Measurement {
   fromCache?: boolean;
   /** The gunzip floor's output bytes. */
   bytes?: number;
+  /** The readers' inflater in that child (ts/io/gunzip.ts). */
+  inflater?: string;
 }
 
 /** Child-process side: one measurement, printed as JSON. */
@@ -125,11 +129,13 @@ async function measure(kind: string): Promise<Measurement> {
     fromCache = ex.fromCache;
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, peakRssMb: process.resourceUsage().maxRSS / 1024, rows, cols, fromCache, bytes };
+  return { seconds, peakRssMb: process.resourceUsage().maxRSS / 1024, rows, cols, fromCache, bytes, inflater: gunzipChoice().detail };
 }
 
-function child(kind: string): Measurement {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', kind], { encoding: 'utf8' });
+/** One measurement in a child of its own; `gunzip` sets BRAINLATENT_GUNZIP there ('zlib': Node's zlib against ISA-L). */
+function child(kind: string, gunzip?: 'zlib'): Measurement {
+  const env = gunzip ? { ...process.env, BRAINLATENT_GUNZIP: gunzip } : process.env;
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', kind], { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`bench child '${kind}' failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Measurement;
 }
@@ -141,6 +147,11 @@ export async function runDataBench(log: (s: string) => void = console.log): Prom
   await new Promise<void>((resolve, reject) => createReadStream(sessionFile, { highWaterMark: 8 << 20 }).on('data', () => {}).on('end', resolve).on('error', reject));
   const gunzip = child('gunzip');
   const masked = child('masked');
+  // The same two on Node's zlib, when the readers' inflater is ISA-L: what it gains, in the same run.
+  const onIsal = masked.inflater?.startsWith('ISA-L') ?? false;
+  const gunzipZlib = onIsal ? child('gunzip', 'zlib') : undefined;
+  const maskedZlib = onIsal ? child('masked', 'zlib') : undefined;
+  log(`gunzip: ${masked.inflater}`);
   log(
     `masked extraction, one session (${GRID.join('×')}×${TRIALS} int16 .nii.gz, ${compressedMb.toFixed(0)} MB): ` +
       `${masked.rows}×${masked.cols} in ${masked.seconds.toFixed(2)} s, peak RSS ${masked.peakRssMb.toFixed(0)} MB ` +
@@ -150,6 +161,12 @@ export async function runDataBench(log: (s: string) => void = console.log): Prom
     `  the floor, same run: a plain gunzip of that file (the reader's own stream, nothing parsed) ${gunzip.seconds.toFixed(2)} s, ` +
       `${((gunzip.bytes ?? 0) / 2 ** 20 / gunzip.seconds).toFixed(0)} MB/s out; the extraction takes ${(masked.seconds / gunzip.seconds).toFixed(2)}× that`,
   );
+  if (gunzipZlib && maskedZlib) {
+    log(
+      `  on Node's zlib instead, same run: the extraction ${maskedZlib.seconds.toFixed(2)} s, the plain gunzip ${gunzipZlib.seconds.toFixed(2)} s: ` +
+        `ISA-L makes them ${(maskedZlib.seconds / masked.seconds).toFixed(2)}× and ${(gunzipZlib.seconds / gunzip.seconds).toFixed(2)}× faster`,
+    );
+  }
   rmSync(cacheDir, { recursive: true, force: true });
   mkdirSync(cacheDir, { recursive: true });
   const first = child('adapter');
@@ -165,6 +182,10 @@ export async function runDataBench(log: (s: string) => void = console.log): Prom
     maskedExtract: { seconds: masked.seconds, peakRssMb: masked.peakRssMb },
     plainGunzip: { seconds: gunzip.seconds, bytes: gunzip.bytes },
     maskedOverGunzip: masked.seconds / gunzip.seconds,
+    inflater: masked.inflater,
+    ...(gunzipZlib && maskedZlib
+      ? { zlib: { maskedExtract: { seconds: maskedZlib.seconds, peakRssMb: maskedZlib.peakRssMb }, plainGunzip: { seconds: gunzipZlib.seconds } } }
+      : {}),
     adapterFirst: { seconds: first.seconds, peakRssMb: first.peakRssMb },
     cachedReload: { seconds: cached.seconds, peakRssMb: cached.peakRssMb },
     targets: { seconds: TARGET_SECONDS, peakRssMb: TARGET_RSS_MB },

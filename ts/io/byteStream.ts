@@ -1,9 +1,11 @@
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { FileAccessError, FormatError, MissingFileError } from '../errors.js';
+import { gunzipOf } from './gunzip.js';
 import { scanGzip, type GzipScan } from './gzipScan.js';
+
+export { gunzipOf };
 
 const CHUNK = 1 << 20;
 /** Deflate's largest expansion: one compressed byte never yields more than 1032 (zlib's documented bound). */
@@ -153,14 +155,6 @@ export class ByteStream {
   }
 }
 
-/** The file's bytes before `end` (all when absent), gunzipped (also the data bench's floor: ts/bench/data.ts). */
-export function gunzipOf(path: string, end?: number): Readable {
-  const file = createReadStream(path, { highWaterMark: CHUNK, ...(end !== undefined ? { end: end - 1 } : {}) });
-  const gunzip = createGunzip({ chunkSize: CHUNK });
-  file.on('error', (e) => gunzip.destroy(e));
-  return file.pipe(gunzip);
-}
-
 /** True when the file starts with the gzip magic bytes 1f 8b. */
 export async function isGzipFile(path: string): Promise<boolean> {
   return (await probeFile(path)).compressed;
@@ -219,10 +213,12 @@ export function fileOpenError(path: string, e: unknown): Error {
 async function streamError(path: string, compressed: boolean, e: unknown, scan?: GzipScan): Promise<Error> {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT' || code === 'EISDIR') return fileOpenError(path, e);
-  const msg = e instanceof Error ? e.message : String(e);
+  let msg = e instanceof Error ? e.message : String(e);
   if (compressed || (typeof code === 'string' && code.startsWith('Z_'))) {
     // (the walk counts exactly: gunzip drops the output of the input it failed on)
     const at = scan ?? (await scanGzip(path));
+    // ISA-L names fewer kinds of corrupt data than zlib: the walk's zlib says which, as with zlib's gunzip
+    if (code === 'Z_DATA_ERROR' && (e as { inflater?: string }).inflater === 'isa-l' && at.failure) msg = at.failure;
     return new FormatError(`${path}: corrupt or truncated gzip data after ${at.decompressed} decompressed bytes (${msg})`);
   }
   return e instanceof Error ? e : new Error(msg);

@@ -4,6 +4,7 @@
  */
 import type { BandedBinding } from './bandedTypes.js';
 import type { BenchBinding, EngineBinding } from './engineTypes.js';
+import type { GunzipBinding } from './gunzipTypes.js';
 import type { MetricsBinding } from './metricsTypes.js';
 import type { RidgeBinding } from './ridgeTypes.js';
 import type { OnnxModelBinding, SamplerBinding } from './samplerTypes.js';
@@ -11,4 +12,4 @@ import type { OnnxModelBinding, SamplerBinding } from './samplerTypes.js';
 export type { CancelToken, NativeBackendInfo, NativeBuildInfo } from './engineTypes.js';
 export type { NativeRidgeInfo, NativeRidgeOptions, NativeRidgeResult, NativeRidgeSolver } from './ridgeTypes.js';
 
-export type Binding = EngineBinding & BenchBinding & RidgeBinding & BandedBinding & SamplerBinding & OnnxModelBinding & MetricsBinding;
+export type Binding = EngineBinding & BenchBinding & RidgeBinding & BandedBinding & SamplerBinding & OnnxModelBinding & MetricsBinding & GunzipBinding;

@@ -153,6 +153,16 @@ struct Inflater::State {
   void* memory = nullptr;
   struct inflate_state* st = nullptr;
   enum class Phase { Header, Member, Between, Ended, Failed } phase = Phase::Header;
+  // The last 8 input bytes ISA-L took (its calls may split a trailer), to tell a CRC from a length mismatch.
+  std::uint8_t last8[8] = {};
+  void remember(const std::uint8_t* p, std::size_t n) {
+    if (n >= 8) {
+      std::memcpy(last8, p + n - 8, 8);
+    } else {
+      std::memmove(last8, last8 + n, 8 - n);
+      std::memcpy(last8 + 8 - n, p, n);
+    }
+  }
 };
 
 Inflater::Inflater() : s_(new State) {
@@ -181,28 +191,31 @@ std::string zlib_words(int code) {
   }
 }
 
-// The length of the gzip member header at `p` (RFC 1952 2.3) when all of it is among the `left` bytes; 0 when
-// more bytes are needed; -1 when it runs past kMaxHeader. (ISA-L 2.30 fails a header CRC check, "incorrect data
-// check", when the header reaches it in two calls: every header is handed to it whole.)
+// Whether the gzip member header at `p` can go to ISA-L now: 1 when it has no header CRC (FHCRC), or has one and all
+// of it is among the `left` bytes; 0 when more bytes are needed first; -1 when a header with a CRC runs past
+// kMaxHeader. (ISA-L 2.30 fails a header CRC check, "incorrect data check", when that header reaches it in two
+// calls: such a header is handed to it whole. Other headers it reads in any pieces, as zlib does.)
 constexpr std::size_t kMaxHeader = 64 * 1024;
-long header_length(const std::uint8_t* p, std::size_t left) {
-  const std::size_t n = std::min(left, kMaxHeader);
-  if (n < 10) return left >= kMaxHeader ? -1 : 0;
+int header_ready(const std::uint8_t* p, std::size_t left) {
+  if (left < 4) return 0;
   const std::uint8_t flags = p[3];
+  if (!(flags & 2)) return 1;
+  const std::size_t n = std::min(left, kMaxHeader);
+  const int more = left >= kMaxHeader ? -1 : 0;
   std::size_t o = 10;
+  if (o > n) return more;
   if (flags & 4) {  // FEXTRA
-    if (o + 2 > n) return left >= kMaxHeader ? -1 : 0;
+    if (o + 2 > n) return more;
     o += 2 + (p[o] | (p[o + 1] << 8));
   }
   for (const std::uint8_t bit : {std::uint8_t{8}, std::uint8_t{16}}) {  // FNAME, FCOMMENT: zero-terminated
     if (!(flags & bit)) continue;
     while (o < n && p[o] != 0) ++o;
-    if (o >= n) return left >= kMaxHeader ? -1 : 0;
+    if (o >= n) return more;
     ++o;
   }
-  if (flags & 2) o += 2;  // FHCRC
-  if (o > kMaxHeader) return -1;
-  return o <= n ? static_cast<long>(o) : 0;
+  o += 2;  // the header CRC
+  return o <= n ? 1 : o > kMaxHeader ? -1 : more;
 }
 
 }  // namespace
@@ -238,9 +251,9 @@ StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8
         s.phase = Phase::Ended;
         continue;
       }
-      const long head = header_length(p, left);
+      const int head = header_ready(p, left);
       if (head < 0) {
-        fail("data", "a gzip member header does not end within 64 KiB");
+        fail("data", "a gzip member header with a header CRC runs past 64 KiB");
         return r;
       }
       if (head == 0) {
@@ -262,9 +275,17 @@ StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8
     st.avail_out = static_cast<std::uint32_t>(out_piece);
     const int rc = lib.inflate(&st);
     const std::size_t used = in_piece - st.avail_in, made = out_piece - st.avail_out;
+    s.remember(in + r.consumed, used);
     r.consumed += used;
     r.produced += made;
     total_out_ += made;
+    if (rc == ISAL_INCORRECT_CHECKSUM) {
+      // (ISA-L says "checksum" for both trailer fields; zlib checks the CRC first, then the length, and names which)
+      const std::uint8_t* t = s.last8;
+      const std::uint32_t crc = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<std::uint32_t>(t[3]) << 24);
+      fail("data", crc == st.crc ? "incorrect length check" : "incorrect data check");
+      return r;
+    }
     if (rc < 0) {
       fail("data", zlib_words(rc));
       return r;

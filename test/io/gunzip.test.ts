@@ -1,0 +1,147 @@
+/**
+ * The readers' gunzip on ISA-L against Node's zlib (ts/io/gunzip.ts): the same volumes from every way other tools
+ * write gzip, and the same errors, word for word, from every kind of damage. The ISA-L half skips where libisal.so.2
+ * is not installed (scripts/setup.sh installs it).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32, gzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { InvalidArgumentError } from '../../ts/errors.js';
+import { gunzipChoice, gunzipOf, resetGunzipChoice } from '../../ts/io/gunzip.js';
+import { readNifti, writeNifti } from '../../ts/io/nifti.js';
+import { nativeSync } from '../../ts/native/call.js';
+import { distModule } from '../helpers/dist.js';
+import { runModule } from '../helpers/nodeChild.js';
+import { tempDir } from '../helpers/tempDir.js';
+import { bgzf, gzipMembers, gzipZeroPadded } from './gzipMembers.js';
+
+const isal = nativeSync((b) => b.gunzipInfo());
+const dir = tempDir('bl-gunzip-');
+const file = (name: string) => join(dir, name);
+const saved = process.env.BRAINLATENT_GUNZIP;
+afterEach(() => {
+  if (saved === undefined) delete process.env.BRAINLATENT_GUNZIP;
+  else process.env.BRAINLATENT_GUNZIP = saved;
+  resetGunzipChoice();
+});
+
+/** Reads `path` with the inflater `how`: its values' bytes, or the error's class and message. */
+async function readWith(how: 'zlib' | 'isa-l', path: string): Promise<{ bytes?: Buffer; error?: string }> {
+  process.env.BRAINLATENT_GUNZIP = how;
+  resetGunzipChoice();
+  expect(gunzipChoice().inflater).toBe(how);
+  try {
+    const { data } = await readNifti(path);
+    return { bytes: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+  } catch (e) {
+    return { error: `${(e as Error).name}: ${(e as Error).message}` };
+  }
+}
+
+/** The member `gz` with a file name (FNAME) and, when `hcrc`, a header CRC (FHCRC), as `gzip` without -n writes. */
+function withName(gz: Buffer, name: string, hcrc: boolean): Buffer {
+  const head = Buffer.concat([gz.subarray(0, 10), Buffer.from(`${name}\0`, 'latin1')]);
+  head[3] |= 8 | (hcrc ? 2 : 0);
+  const crc = Buffer.alloc(hcrc ? 2 : 0);
+  if (hcrc) crc.writeUInt16LE(crc32(head) & 0xffff);
+  return Buffer.concat([head, crc, gz.subarray(10)]);
+}
+
+describe.skipIf(!isal.available)('gunzip on ISA-L reads what zlib reads, and fails where zlib fails, the same way', () => {
+  it('whole files from other gzip tools, and bytes after the last member', async () => {
+    const p = file('vol.nii');
+    // (over 4 MiB decompressed: several of ISA-L's steps, and file reads of 1 MiB that cut members and trailers)
+    await writeNifti(p, { dims: [64, 64, 40, 14], datatype: 'int16' }, Int16Array.from({ length: 64 * 64 * 40 * 14 }, (_, i) => ((i * 7919) % 2001) * (i % 5 === 0 ? 0 : 1)));
+    const raw = readFileSync(p);
+    const want = Buffer.from((await readNifti(p)).data.buffer);
+    const variants: [string, Buffer][] = [
+      ['one', gzipSync(raw)],
+      ['level0', gzipSync(raw, { level: 0 })],
+      ['members', gzipMembers(raw, [1000, 1_048_570, 2_000_000])],
+      ['bgzf', bgzf(raw)],
+      ['padded', gzipZeroPadded(raw, 4096)],
+      ['named', withName(gzipSync(raw), 'x'.repeat(1_100_000), false)],
+      ['named-hcrc', Buffer.concat([gzipSync(raw.subarray(0, 3000)), withName(gzipSync(raw.subarray(3000)), 'betas.nii', true)])],
+      ['garbage', Buffer.concat([gzipSync(raw), Buffer.from('GARBAGE!')])],
+      ['magic', Buffer.concat([gzipSync(raw), Buffer.from('\x1f\x8bxx', 'latin1')])],
+    ];
+    for (const [name, gz] of variants) {
+      writeFileSync(file(`${name}.nii.gz`), gz);
+      for (const how of ['zlib', 'isa-l'] as const) {
+        const got = await readWith(how, file(`${name}.nii.gz`));
+        expect(got.error, `${name} ${how}`).toBeUndefined();
+        expect(got.bytes?.equals(want), `${name} ${how}`).toBe(true);
+      }
+    }
+  });
+
+  it('damage: the same error class and message from both', async () => {
+    const p = file('small.nii');
+    await writeNifti(p, { dims: [30, 30, 20, 6], datatype: 'int16' }, Int16Array.from({ length: 30 * 30 * 20 * 6 }, (_, i) => (i * 31) % 977));
+    const raw = readFileSync(p);
+    const one = gzipSync(raw);
+    const edit = (b: Buffer, at: number, f: (v: number) => number) => {
+      const c = Buffer.from(b);
+      c[at] = f(c[at]);
+      return c;
+    };
+    const badBlock = gzipSync(Buffer.from('abc'));
+    badBlock[10] = 0x07; // BFINAL 1, BTYPE 3 (reserved)
+    const damaged: [string, Buffer][] = [
+      ['crc', edit(one, one.length - 8, (v) => v ^ 1)],
+      ['length', edit(one, one.length - 3, (v) => v ^ 1)],
+      ['cut-data', one.subarray(0, one.length >> 1)],
+      ['cut-trailer', one.subarray(0, one.length - 3)],
+      ['cut-header', Buffer.concat([gzipMembers(raw, [5000]), one.subarray(0, 6)])],
+      ['bad-block', Buffer.concat([gzipMembers(raw, [1000]), badBlock])],
+      ['flipped', edit(one, 2000, (v) => v ^ 0x55)],
+      // (ISA-L calls this one an invalid block; zlib's walk of the file names it, as zlib's gunzip does)
+      ['stored-lengths', edit(gzipSync(raw, { level: 0 }), 13, (v) => v ^ 0xff)],
+    ];
+    for (const [name, gz] of damaged) {
+      writeFileSync(file(`${name}.nii.gz`), gz);
+      const [z, i] = [await readWith('zlib', file(`${name}.nii.gz`)), await readWith('isa-l', file(`${name}.nii.gz`))];
+      expect(z.error, name).toMatch(/^FormatError: /);
+      expect(i.error, name).toBe(z.error);
+    }
+  });
+
+  it('a stream closed half-way stops reading the file, and ISA-L is what it reports', async () => {
+    const p = file('close.nii.gz');
+    writeFileSync(p, gzipSync(Buffer.alloc(40 << 20, 7)));
+    process.env.BRAINLATENT_GUNZIP = 'isa-l';
+    resetGunzipChoice();
+    expect(gunzipChoice().detail).toMatch(/^ISA-L 2\.\d+ \(.*libisal/);
+    const s = gunzipOf(p);
+    let got = 0;
+    for await (const chunk of s) {
+      got += (chunk as Buffer).length;
+      if (got >= 8 << 20) break; // (the loop's break destroys the stream)
+    }
+    expect(got).toBeGreaterThanOrEqual(8 << 20);
+    expect(s.destroyed).toBe(true);
+  });
+});
+
+describe('choosing the inflater', () => {
+  it('BRAINLATENT_GUNZIP is checked and named', () => {
+    process.env.BRAINLATENT_GUNZIP = 'pigz';
+    resetGunzipChoice();
+    expect(() => gunzipChoice()).toThrow(InvalidArgumentError);
+    expect(() => gunzipChoice()).toThrow("BRAINLATENT_GUNZIP must be 'auto', 'isa-l', 'zlib', got 'pigz'");
+  });
+
+  it('without ISA-L: zlib by default, saying why; an error naming the file when ISA-L is required', async () => {
+    const script = `
+      const { gunzipChoice } = await import(${JSON.stringify(distModule('io/gunzip'))});
+      try { console.log(JSON.stringify(gunzipChoice())); } catch (e) { console.log(JSON.stringify({ error: e.name + ': ' + e.message })); }`;
+    const env = (choice: string) => ({ ...process.env, BRAINLATENT_ISAL_LIB: '/nonexistent/libisal.so.2', BRAINLATENT_GUNZIP: choice });
+    const auto = JSON.parse((await runModule(script, 60_000, env('auto'))).stdout.trim());
+    expect(auto.inflater).toBe('zlib');
+    expect(auto.detail).toMatch(/^Node's zlib \(ISA-L: cannot load \/nonexistent\/libisal\.so\.2: .*apt-get install libisal2/);
+    const required = JSON.parse((await runModule(script, 60_000, env('isa-l'))).stdout.trim());
+    expect(required.error).toMatch(/^InvalidArgumentError: BRAINLATENT_GUNZIP=isa-l, but ISA-L cannot be used: cannot load \/nonexistent\/libisal\.so\.2/);
+  });
+});
