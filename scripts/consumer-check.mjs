@@ -250,6 +250,10 @@ const results = JSON.parse(readFileSync(resultsFile, 'utf8'));
 const expectedOrigin = fromSource ? 'source' : 'prebuilt';
 if (results.engine.origin !== expectedOrigin) fail(`the engine loaded is ${results.engine.origin} (${results.engine.addon}), expected ${expectedOrigin}`);
 if (!/^OpenBLAS/.test(results.engine.blas)) fail(`the engine reports BLAS '${results.engine.blas}'`);
+// (where the system has ISA-L, the installed engine must load it: the prebuilt one dlopens it as the source build does)
+if (existsSync('/usr/lib/x86_64-linux-gnu/libisal.so.2') && !results.engine.gunzip?.available) {
+  fail(`libisal.so.2 is installed but the engine cannot use it: ${results.engine.gunzip?.reason}`);
+}
 
 const help = timed('npx brainlatent --help', 'npx', ['--no-install', 'brainlatent', '--help'], { cwd: project, env });
 if (!/reconstruct/.test(help.out)) fail(`npx brainlatent --help printed no command list:\n${help.out}`);

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { buildInfo, CancelledError, Diffusion, RidgeCV, runDemo, writeSdFixture } from 'brainlatent';
+import { buildInfo, CancelledError, Diffusion, readNifti, RidgeCV, runDemo, writeNifti, writeSdFixture } from 'brainlatent';
 
 const work = mkdtempSync(join(tmpdir(), 'bl-consumer-'));
 const results = {};
@@ -15,6 +15,19 @@ const results = {};
 const info = buildInfo();
 results.engine = info;
 console.log(`engine: ${JSON.stringify(info)}`);
+
+// A .nii.gz written and read back: through ISA-L's inflate where libisal.so.2 is installed (info.gunzip), else zlib.
+{
+  const vol = Int16Array.from({ length: 20 * 16 * 12 * 9 }, (_, i) => ((i * 7919) % 2001) - 1000);
+  const file = join(work, 'vol.nii.gz');
+  await writeNifti(file, { dims: [20, 16, 12, 9], datatype: 'int16' }, vol);
+  const back = await readNifti(file);
+  assert.deepEqual(Array.from(back.data.subarray(0, 50)), Array.from(vol.subarray(0, 50)));
+  assert.equal(back.data.length, vol.length);
+  for (let i = 0; i < vol.length; i++) if (back.data[i] !== vol[i]) assert.fail(`vol.nii.gz value ${i}: ${back.data[i]}, expected ${vol[i]}`);
+  results.gunzip = info.gunzip;
+  console.log(`nifti .gz round trip ok; gunzip: ${info.gunzip.available ? `ISA-L ${info.gunzip.version}` : `zlib (${info.gunzip.reason})`}`);
+}
 
 // Seeded data: y = x·w + noise.
 function rng(seed) {
