@@ -3,7 +3,8 @@
 //   createGunzipInflater() -> inflater (an External)
 //   gunzipStep(inflater, input: Uint8Array, inputEnds: boolean, output: Uint8Array)
 //     -> Promise<{consumed, produced, ended}>; a failure rejects with an Error whose code is zlib's:
-//        Z_DATA_ERROR (corrupt data, a CRC or length mismatch) or Z_BUF_ERROR (the file ends inside a member).
+//        Z_DATA_ERROR (corrupt data, a bad header, a CRC or length mismatch) or Z_BUF_ERROR (the file ends inside a
+//        member); `coarse` is true where the message names one of ISA-L's three coarse kinds of corrupt deflate data.
 // A step is short I/O-sized work (at most the output's size, a MiB from the readers), so it runs on libuv's pool
 // like node:zlib's own, not in the engine's job queue (run_job), where it would wait behind fits.
 #include <memory>
@@ -76,6 +77,7 @@ class StepWorker : public Napi::AsyncWorker {
       e.Set("code", result_.failure == "truncated" ? "Z_BUF_ERROR" : "Z_DATA_ERROR");
       e.Set("consumed", Napi::Number::New(env, static_cast<double>(result_.consumed)));
       e.Set("produced", Napi::Number::New(env, static_cast<double>(result_.produced)));
+      e.Set("coarse", Napi::Boolean::New(env, result_.coarse));
       deferred_.Reject(e.Value());
       return;
     }

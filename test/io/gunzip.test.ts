@@ -3,18 +3,20 @@
  * write gzip, and the same errors, word for word, from every kind of damage. The ISA-L half skips where libisal.so.2
  * is not installed (scripts/setup.sh installs it).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError } from '../../ts/errors.js';
+import { ByteStream } from '../../ts/io/byteStream.js';
 import { gunzipChoice, gunzipOf, resetGunzipChoice } from '../../ts/io/gunzip.js';
 import { readNifti, writeNifti } from '../../ts/io/nifti.js';
 import { nativeSync } from '../../ts/native/call.js';
 import { distModule } from '../helpers/dist.js';
 import { runModule } from '../helpers/nodeChild.js';
 import { tempDir } from '../helpers/tempDir.js';
+import { until } from '../helpers/waitFor.js';
 import { bgzf, gzipMembers, gzipZeroPadded } from './gzipMembers.js';
 
 const isal = nativeSync((b) => b.gunzipInfo());
@@ -122,6 +124,95 @@ describe.skipIf(!isal.available)('gunzip on ISA-L reads what zlib reads, and fai
     }
     expect(got).toBeGreaterThanOrEqual(8 << 20);
     expect(s.destroyed).toBe(true);
+  });
+});
+
+/** One gzip member of `data` with the header fields given (RFC 1952 2.3); `badCrc` spoils its header CRC. */
+function member(data: Buffer, h: { extra?: Buffer; name?: string; comment?: string; hcrc?: boolean; badCrc?: boolean; flags?: number } = {}): Buffer {
+  const fixed = Buffer.from([0x1f, 0x8b, 8, h.flags ?? 0, 0, 0, 0, 0, 0, 3]);
+  const parts: Buffer[] = [];
+  if (h.extra) {
+    fixed[3] |= 4;
+    const len = Buffer.alloc(2);
+    len.writeUInt16LE(h.extra.length);
+    parts.push(len, h.extra);
+  }
+  if (h.name !== undefined) (fixed[3] |= 8), parts.push(Buffer.from(`${h.name}\0`, 'latin1'));
+  if (h.comment !== undefined) (fixed[3] |= 16), parts.push(Buffer.from(`${h.comment}\0`, 'latin1'));
+  if (h.hcrc) fixed[3] |= 2;
+  const head = Buffer.concat([fixed, ...parts]);
+  const crc = Buffer.alloc(h.hcrc ? 2 : 0);
+  if (h.hcrc) crc.writeUInt16LE((crc32(head) & 0xffff) ^ (h.badCrc ? 1 : 0));
+  const whole = gzipSync(data);
+  return Buffer.concat([head, crc, whole.subarray(10)]);
+}
+
+/** The longest prefix of `raw` whose stored gzip member (level 0) is exactly `size` bytes: what follows starts there. */
+function storedPrefix(raw: Buffer, size: number): { n: number; gz: Buffer } {
+  let n = size - 18;
+  for (let k = 0; k < 20; k++) {
+    const gz = gzipSync(raw.subarray(0, n), { level: 0 });
+    if (gz.length === size) return { n, gz };
+    n += size - gz.length;
+  }
+  throw new Error(`no stored member of ${size} bytes`);
+}
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+describe.skipIf(!isal.available)('gzip headers, which the engine parses itself (review s42)', () => {
+  it('header fields across a 1 MiB file read, long fields, and the headers zlib refuses', async () => {
+    const p = file('h.nii');
+    await writeNifti(p, { dims: [64, 64, 40, 10], datatype: 'int16' }, Int16Array.from({ length: 64 * 64 * 40 * 10 }, (_, i) => (i * 13) % 1009));
+    const raw = readFileSync(p);
+    const want = Buffer.from((await readNifti(p)).data.buffer);
+    // a first member ending 30 bytes before 1 MiB, then one whose header runs across it (ISA-L 2.30 misread those)
+    const { n, gz: first } = storedPrefix(raw, (1 << 20) - 30);
+    const rest = raw.subarray(n);
+    const ok: [string, Buffer][] = [
+      ['extra-name', Buffer.concat([first, member(rest, { extra: Buffer.alloc(100, 69), name: 'file.nii' })])],
+      ['name-comment', Buffer.concat([first, member(rest, { name: 'N'.repeat(100), comment: 'C'.repeat(5) })])],
+      ['name-hcrc', Buffer.concat([first, member(rest, { name: 'x.nii', hcrc: true })])],
+      ['long-fields', member(raw, { extra: Buffer.alloc(65_000, 1), name: 'n'.repeat(70_000), comment: 'c', hcrc: true })],
+    ];
+    for (const [name, gz] of ok) {
+      writeFileSync(file(`${name}.nii.gz`), gz);
+      for (const how of ['zlib', 'isa-l'] as const) {
+        const got = await readWith(how, file(`${name}.nii.gz`));
+        expect(got.error, `${name} ${how}`).toBeUndefined();
+        expect(got.bytes?.equals(want), `${name} ${how}`).toBe(true);
+      }
+    }
+    const method = gzipSync(raw);
+    method[2] = 7;
+    const refused: [string, Buffer, string][] = [
+      ['bad-hcrc', member(raw, { name: 'x.nii', hcrc: true, badCrc: true }), 'header crc mismatch'],
+      ['reserved-flag', member(raw, { flags: 0x20 }), 'unknown header flags set'],
+      ['method', method, 'unknown compression method'],
+    ];
+    for (const [name, gz, why] of refused) {
+      writeFileSync(file(`${name}.nii.gz`), gz);
+      const [z, i] = [await readWith('zlib', file(`${name}.nii.gz`)), await readWith('isa-l', file(`${name}.nii.gz`))];
+      expect(z.error, name).toContain(`(${why})`);
+      expect(i.error, name).toBe(z.error);
+    }
+  });
+
+  it('a stream closed before or after its first read closes its file, on either inflater', async () => {
+    const p = file('fds.nii.gz');
+    writeFileSync(p, gzipSync(Buffer.alloc(20 << 20, 3)));
+    for (const how of ['zlib', 'isa-l'] as const) {
+      process.env.BRAINLATENT_GUNZIP = how;
+      resetGunzipChoice();
+      const before = openFds();
+      for (let k = 0; k < 10; k++) {
+        const s = await ByteStream.open(p);
+        if (k % 2) await s.read(1000);
+        s.close();
+        await new Promise((r) => setImmediate(r));
+      }
+      await until(`${how}: the files of 10 closed streams closed`, async () => openFds() === before);
+    }
   });
 });
 

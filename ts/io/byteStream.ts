@@ -217,8 +217,9 @@ async function streamError(path: string, compressed: boolean, e: unknown, scan?:
   if (compressed || (typeof code === 'string' && code.startsWith('Z_'))) {
     // (the walk counts exactly: gunzip drops the output of the input it failed on)
     const at = scan ?? (await scanGzip(path));
-    // ISA-L names fewer kinds of corrupt data than zlib: the walk's zlib says which, as with zlib's gunzip
-    if (code === 'Z_DATA_ERROR' && (e as { inflater?: string }).inflater === 'isa-l' && at.failure) msg = at.failure;
+    // ISA-L names three kinds of corrupt deflate data where zlib names more: the walk's zlib, which fails on the same
+    // member's deflate data (only CRCs and lengths, which it does not check, fail earlier, and ISA-L names those), says which
+    if ((e as { coarse?: boolean }).coarse === true && at.failure) msg = at.failure;
     return new FormatError(`${path}: corrupt or truncated gzip data after ${at.decompressed} decompressed bytes (${msg})`);
   }
   return e instanceof Error ? e : new Error(msg);

@@ -152,9 +152,29 @@ const InflaterInfo& inflater_info() {
 struct Inflater::State {
   void* memory = nullptr;
   struct inflate_state* st = nullptr;
-  enum class Phase { Header, Member, Between, Ended, Failed } phase = Phase::Header;
+  // First: the first member's header; Between: after a member, before a new one or the end; Header: inside a later
+  // member's header; Member: ISA-L inflating a member's data and checking its trailer.
+  enum class Phase { First, Header, Member, Between, Ended, Failed } phase = Phase::First;
+  // The member header being read (RFC 1952 2.3), which is ours to parse: ISA-L 2.30 misreads one that reaches it in
+  // two calls (its flags are re-read from an uninitialised struct on the second), and checks fewer of its fields than
+  // zlib. ISA-L then inflates the data with no header (ISAL_GZIP_NO_HDR_VER), still checking the trailer.
+  enum class Part { Fixed, ExtraLength, Extra, Name, Comment, HeaderCrc, Done } part = Part::Fixed;
+  std::uint8_t fixed[10] = {};
+  std::size_t have = 0;       // bytes of `fixed` (or of a 2-byte field) read
+  std::uint32_t extra_left = 0;
+  std::uint8_t field[2] = {};    // the header CRC field, as read
+  std::uint32_t header_crc = 0;  // CRC-32 of the header's bytes so far (FHCRC holds its low 16 bits)
+  void start_header() {
+    part = Part::Fixed;
+    have = 0;
+    extra_left = 0;
+    header_crc = 0;
+  }
   // The last 8 input bytes ISA-L took (its calls may split a trailer), to tell a CRC from a length mismatch.
   std::uint8_t last8[8] = {};
+  // Reads header bytes from in[at..len) (advancing `at`) until the header ends (part Done) or the input does; a header
+  // that is not valid gzip returns zlib's words for it.
+  std::string read_header(const std::uint8_t* in, std::size_t len, std::size_t& at);
   void remember(const std::uint8_t* p, std::size_t n) {
     if (n >= 8) {
       std::memcpy(last8, p + n - 8, 8);
@@ -191,34 +211,91 @@ std::string zlib_words(int code) {
   }
 }
 
-// Whether the gzip member header at `p` can go to ISA-L now: 1 when it has no header CRC (FHCRC), or has one and all
-// of it is among the `left` bytes; 0 when more bytes are needed first; -1 when a header with a CRC runs past
-// kMaxHeader. (ISA-L 2.30 fails a header CRC check, "incorrect data check", when that header reaches it in two
-// calls: such a header is handed to it whole. Other headers it reads in any pieces, as zlib does.)
-constexpr std::size_t kMaxHeader = 64 * 1024;
-int header_ready(const std::uint8_t* p, std::size_t left) {
-  if (left < 4) return 0;
-  const std::uint8_t flags = p[3];
-  if (!(flags & 2)) return 1;
-  const std::size_t n = std::min(left, kMaxHeader);
-  const int more = left >= kMaxHeader ? -1 : 0;
-  std::size_t o = 10;
-  if (o > n) return more;
-  if (flags & 4) {  // FEXTRA
-    if (o + 2 > n) return more;
-    o += 2 + (p[o] | (p[o + 1] << 8));
-  }
-  for (const std::uint8_t bit : {std::uint8_t{8}, std::uint8_t{16}}) {  // FNAME, FCOMMENT: zero-terminated
-    if (!(flags & bit)) continue;
-    while (o < n && p[o] != 0) ++o;
-    if (o >= n) return more;
-    ++o;
-  }
-  o += 2;  // the header CRC
-  return o <= n ? 1 : o > kMaxHeader ? -1 : more;
+// CRC-32 as gzip computes it (RFC 1952 8), for the header CRC: a few bytes a member, so a byte at a time.
+std::uint32_t crc32_update(std::uint32_t crc, const std::uint8_t* p, std::size_t n) {
+  static const auto table = [] {
+    struct T { std::uint32_t v[256]; } t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      t.v[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (std::size_t i = 0; i < n; ++i) crc = table.v[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
 }
 
 }  // namespace
+
+std::string Inflater::State::read_header(const std::uint8_t* in, std::size_t len, std::size_t& at) {
+  const auto next_after = [this](Part done) {
+    const std::uint8_t flags = fixed[3];
+    if (done < Part::ExtraLength && (flags & 4)) return Part::ExtraLength;
+    if (done < Part::Name && (flags & 8)) return Part::Name;
+    if (done < Part::Comment && (flags & 16)) return Part::Comment;
+    if (done < Part::HeaderCrc && (flags & 2)) return Part::HeaderCrc;
+    return Part::Done;
+  };
+  while (at < len && part != Part::Done) {
+    const std::uint8_t* p = in + at;
+    const std::size_t left = len - at;
+    switch (part) {
+      case Part::Fixed: {
+        fixed[have++] = *p;
+        header_crc = crc32_update(header_crc, p, 1);
+        ++at;
+        if (have == 2 && (fixed[0] != 0x1f || fixed[1] != 0x8b)) return "incorrect header check";
+        if (have == 3 && fixed[2] != 8) return "unknown compression method";
+        if (have == 4 && (fixed[3] & 0xe0)) return "unknown header flags set";
+        if (have == 10) {
+          have = 0;
+          part = next_after(Part::Fixed);
+        }
+        break;
+      }
+      case Part::ExtraLength: {
+        header_crc = crc32_update(header_crc, p, 1);
+        extra_left |= static_cast<std::uint32_t>(*p) << (8 * have++);
+        ++at;
+        if (have == 2) {
+          have = 0;
+          part = extra_left > 0 ? Part::Extra : next_after(Part::Extra);
+        }
+        break;
+      }
+      case Part::Extra: {
+        const std::size_t take = std::min<std::size_t>(extra_left, left);
+        header_crc = crc32_update(header_crc, p, take);
+        at += take;
+        extra_left -= static_cast<std::uint32_t>(take);
+        if (extra_left == 0) part = next_after(Part::Extra);
+        break;
+      }
+      case Part::Name:
+      case Part::Comment: {
+        const void* z = std::memchr(p, 0, left);
+        const std::size_t take = z ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(z) - p) + 1 : left;
+        header_crc = crc32_update(header_crc, p, take);
+        at += take;
+        if (z) part = next_after(part);
+        break;
+      }
+      case Part::HeaderCrc: {
+        field[have++] = *p;
+        ++at;
+        if (have == 2) {
+          if (static_cast<std::uint32_t>(field[0] | (field[1] << 8)) != (header_crc & 0xffff)) return "header crc mismatch";
+          part = Part::Done;
+        }
+        break;
+      }
+      case Part::Done: break;
+    }
+  }
+  return "";
+}
 
 StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8_t* out, std::size_t out_len, bool input_ends) {
   using Phase = State::Phase;
@@ -238,31 +315,32 @@ StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8
       r.ended = s.phase == Phase::Ended;
       return r;
     }
-    if (s.phase == Phase::Header || s.phase == Phase::Between) {
+    if (s.phase == Phase::Between) {
       const std::size_t left = in_len - r.consumed;
       const std::uint8_t* p = in + r.consumed;
       if (left < 3 && !input_ends) return r;  // (too few bytes to tell a member from what follows the data)
-      const bool member = left >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 8;
-      if (!member) {
-        if (s.phase == Phase::Header) {
-          fail("data", left == 0 ? "unexpected end of file" : "incorrect header check");
-          return r;
-        }
+      if (!(left >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 8)) {
         s.phase = Phase::Ended;
         continue;
       }
-      const int head = header_ready(p, left);
-      if (head < 0) {
-        fail("data", "a gzip member header with a header CRC runs past 64 KiB");
+      s.phase = Phase::Header;
+      s.start_header();
+    }
+    if (s.phase == Phase::First || s.phase == Phase::Header) {
+      const bool first = s.phase == Phase::First;
+      const std::string error = s.read_header(in, in_len, r.consumed);
+      if (!error.empty()) {
+        fail("data", error);
         return r;
       }
-      if (head == 0) {
-        if (input_ends) fail("truncated", "unexpected end of file");
-        return r;  // (the header is handed to ISA-L whole)
+      if (s.part != State::Part::Done) {
+        if (!input_ends) return r;
+        fail("truncated", "unexpected end of file");
+        return r;
       }
-      if (s.phase == Phase::Header) lib.init(&st);
+      if (first) lib.init(&st);
       else lib.reset(&st);
-      st.crc_flag = ISAL_GZIP;
+      st.crc_flag = ISAL_GZIP_NO_HDR_VER;
       s.phase = Phase::Member;
     }
     // Phase::Member
@@ -288,6 +366,7 @@ StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8
     }
     if (rc < 0) {
       fail("data", zlib_words(rc));
+      r.coarse = rc == ISAL_INVALID_BLOCK || rc == ISAL_INVALID_SYMBOL || rc == ISAL_INVALID_LOOKBACK;
       return r;
     }
     if (st.block_state == ISAL_BLOCK_FINISH) {
