@@ -219,7 +219,7 @@ async function streamError(path: string, compressed: boolean, e: unknown, scan?:
     const at = scan ?? (await scanGzip(path));
     // ISA-L names three kinds of corrupt deflate data where zlib names more: the walk's zlib, which fails on the same
     // member's deflate data (only CRCs and lengths, which it does not check, fail earlier, and ISA-L names those), says which
-    if ((e as { coarse?: boolean }).coarse === true && at.failure) msg = at.failure;
+    if ((e as { coarse?: boolean }).coarse === true && at.failure && at.inDeflate) msg = at.failure;
     return new FormatError(`${path}: corrupt or truncated gzip data after ${at.decompressed} decompressed bytes (${msg})`);
   }
   return e instanceof Error ? e : new Error(msg);

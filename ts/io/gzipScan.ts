@@ -17,6 +17,8 @@ export interface GzipScan {
   decompressed: number;
   /** Why the data failed (corrupt deflate data, a truncated member or header); absent when every member was whole. */
   failure?: string;
+  /** The failure is zlib's, on a member's deflate data (its words then name the fault as zlib's gunzip names it). */
+  inDeflate?: boolean;
 }
 
 export async function scanGzip(path: string): Promise<GzipScan> {
@@ -32,7 +34,7 @@ export async function scanGzip(path: string): Promise<GzipScan> {
       if (typeof head === 'string') return { end: p, decompressed, failure: head === 'not gzip' ? 'not gzip data' : head };
       let m = await inflateMember(fh, p + head, size, Infinity);
       if (m.failure) m = await inflateMember(fh, p + head, size, m.goodInput);
-      if (m.failure) return { end: p, decompressed: decompressed + m.produced, failure: m.failure };
+      if (m.failure) return { end: p, decompressed: decompressed + m.produced, failure: m.failure, inDeflate: m.inDeflate };
       decompressed += m.produced;
       p += head + m.consumed + 8; // CRC32 and ISIZE
       if (p > size) return { end: size, decompressed, failure: 'a member ends without its 8-byte trailer (truncated file?)' };
@@ -68,6 +70,8 @@ interface Member {
   consumed: number;
   produced: number;
   failure?: string;
+  /** The failure is zlib's error on the deflate data (not the file ending inside them). */
+  inDeflate?: boolean;
   /** File offset up to which input inflated without failing (a piece boundary). */
   goodInput: number;
 }
@@ -88,7 +92,11 @@ async function inflateInto(z: InflateRaw, fh: FileHandle, start: number, size: n
   let failure: string | undefined;
   z.on('data', (c: Buffer) => void (produced += c.length));
   z.on('end', () => void (ended = true));
-  z.on('error', (e) => void (failure ??= e.message));
+  let inDeflate = false;
+  z.on('error', (e) => {
+    failure ??= e.message;
+    inDeflate = true;
+  });
   const buf = Buffer.alloc(PIECE);
   let pos = start;
   let good = { input: start, output: 0 };
@@ -117,7 +125,7 @@ async function inflateInto(z: InflateRaw, fh: FileHandle, start: number, size: n
       }
     }
   }
-  if (failure) return { consumed: 0, produced: good.output, failure, goodInput: good.input };
+  if (failure) return { consumed: 0, produced: good.output, failure, inDeflate, goodInput: good.input };
   // zlib took fewer bytes than it was given: the deflate data ended; else the file ended first
   if (!ended && z.bytesWritten === pos - start) {
     return { consumed: z.bytesWritten, produced, failure: 'the file ends inside a gzip member (truncated file?)', goodInput: pos };

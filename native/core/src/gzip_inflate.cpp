@@ -382,7 +382,19 @@ StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8
       continue;
     }
     // Every input byte is inside ISA-L and the member is still open.
-    if (input_ends) fail("truncated", "unexpected end of file");
+    if (input_ends) {
+      // zlib checks the CRC once its 4 bytes are in, before the length: a file cut inside the length field with a
+      // wrong CRC is corrupt, not only truncated. ISA-L holds the trailer bytes it has in tmp_in_buffer meanwhile.
+      if (st.block_state == ISAL_CHECKSUM_CHECK && st.tmp_in_size >= 4) {
+        const std::uint8_t* t = st.tmp_in_buffer;
+        const std::uint32_t crc = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<std::uint32_t>(t[3]) << 24);
+        if (crc != st.crc) {
+          fail("data", "incorrect data check");
+          return r;
+        }
+      }
+      fail("truncated", "unexpected end of file");
+    }
     return r;
   }
 }

@@ -191,6 +191,17 @@ int main() {
       CHECK(o.failure == "truncated");
       CHECK(o.message == "unexpected end of file");
     }
+    // cut inside the length field with a wrong CRC: corrupt, as zlib says (it checks the CRC first); a right CRC: truncated
+    for (std::size_t in : {std::size_t{1}, std::size_t{4096}}) {
+      for (std::size_t cut : {std::size_t{1}, std::size_t{3}, std::size_t{4}}) {
+        const Bytes c(crc.begin(), crc.end() - static_cast<long>(cut));
+        o = inflate_all(c, in, 1 << 16);
+        CHECK(o.failure == "data");
+        CHECK(o.message == "incorrect data check");
+        const Bytes good(one.begin(), one.end() - static_cast<long>(cut));
+        CHECK(inflate_all(good, in, 1 << 16).failure == "truncated");
+      }
+    }
     // a second member cut short
     o = inflate_all(cat({one, Bytes(one.begin(), one.begin() + 40)}), 4096, 1 << 16);
     CHECK(o.failure == "truncated");
