@@ -20,6 +20,7 @@ export type { SafetensorsFile, SafetensorsTensor } from './io/safetensors.js';
 export { buildInfo } from './native/buildInfo.js';
 export type { BuildInfo } from './native/buildInfo.js';
 export type { NativeBuildInfo, NativeBackendInfo, NativeBlasCore } from './native/engineTypes.js';
+export type { NativeGunzipInfo } from './native/gunzipTypes.js';
 export * from './sd/index.js';
 export * from './io/index.js';
 export * from './nsd/index.js';
