@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # write independent fixtures and run the scikit-learn comparison (tests skip them when absent);
 # chromium is the browser the report tests drive through playwright-core (they skip without one).
 # redis-server is the queue store of `batch --redis` (the tests start their own on a free port).
-# libisal2 is Intel's ISA-L, whose inflate the readers use for .nii.gz when it is there (1.3-1.4x the rate of
+# libisal2 is Intel's ISA-L, whose inflate the readers use for .nii.gz when it is there (1.3-1.8x the rate of
 # Node's zlib in `bench data`; without it they use Node's zlib) and zlib1g-dev writes the gzip files of its ctest test.
 packages=(cmake g++ make libopenblas-dev libopenblas-pthread-dev libisal2 zlib1g-dev python3-numpy python3-scipy python3-sklearn python3-nibabel python3-h5py chromium redis-server)
 if command -v dpkg >/dev/null && command -v apt-get >/dev/null; then

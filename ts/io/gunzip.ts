@@ -1,6 +1,6 @@
 /**
  * The readers' gunzip: a file's gzip members, decompressed in turn, as a byte stream. On Intel's ISA-L (the engine
- * loads libisal.so.2 when it is there: 1.3–1.4× the rate of Node's zlib in `bench data`), else on Node's zlib. Both
+ * loads libisal.so.2 when it is there: 1.3–1.8× the rate of Node's zlib in `bench data`), else on Node's zlib. Both
  * check every member's header, CRC-32 and length. After the last member, ISA-L's stream ends; zlib's fails on bytes
  * that are not zeros, and ByteStream (its one reader) then reads to the end of the gzip data again, so that a reader
  * sees the same bytes, and a damaged file the same zlib message, either way (two exceptions, README "Brain data":

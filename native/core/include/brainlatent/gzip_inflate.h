@@ -1,5 +1,5 @@
 // Streaming gunzip on Intel's ISA-L (igzip), loaded at run time: a faster inflate than zlib's on the
-// NIfTI volumes the readers stream (1.9× Debian's zlib in C; 1.3–1.4× Node's zlib through the readers' stream). Optional: where libisal.so.2 cannot be loaded, gzip_inflater_info()
+// NIfTI volumes the readers stream (1.9× Debian's zlib in C; 1.3–1.8× Node's zlib through the readers' stream). Optional: where libisal.so.2 cannot be loaded, gzip_inflater_info()
 // says why and the caller uses zlib instead.
 //
 // Semantics are gzip's (and Node's gunzip as the readers use it): every member is decompressed in
