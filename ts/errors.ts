@@ -23,6 +23,19 @@ export class InvalidArgumentError extends BrainlatentError {
   }
 }
 
+/**
+ * An environment variable whose value the library cannot use (BRAINLATENT_GUNZIP=pigz). It concerns the process, not
+ * one call's inputs: a command's checks do not file it under one of its flags, and a service answers it with a 500.
+ */
+export class EnvironmentError extends BrainlatentError {
+  /** The variable, e.g. 'BRAINLATENT_GUNZIP'. */
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(message, 'InvalidEnvironment');
+    this.variable = variable;
+  }
+}
+
 /** NaN or Inf where finite numbers are required. */
 export class NonFiniteError extends BrainlatentError {
   constructor(message: string) {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { FlagProblems } from '../../ts/cli/problems.js';
-import { InvalidArgumentError } from '../../ts/errors.js';
+import { EnvironmentError, InvalidArgumentError } from '../../ts/errors.js';
 
 describe('FlagProblems', () => {
   it('names a problem by its flag once, whether the message names the option alone, after its call, or by the flag', () => {
@@ -24,5 +24,14 @@ describe('FlagProblems', () => {
       '--sessions: extractNsd subject: expected an integer in 1..8, got 9',
       'no flag',
     ]);
+  });
+
+  it("does not file an environment variable's problem under the flag whose file was being read (s42: '--roi: BRAINLATENT_GUNZIP …')", async () => {
+    const p = new FlagProblems();
+    const env = new EnvironmentError('BRAINLATENT_GUNZIP', "BRAINLATENT_GUNZIP must be 'auto', 'isa-l', 'zlib', got 'pigz'");
+    expect(() => p.take(() => { throw env; }, '--roi')).toThrow(env);
+    await expect(p.takeAsync(async () => { throw env; }, '--sessions')).rejects.toBe(env);
+    expect(env.message).toBe("BRAINLATENT_GUNZIP must be 'auto', 'isa-l', 'zlib', got 'pigz'");
+    expect(p.count).toBe(0);
   });
 });

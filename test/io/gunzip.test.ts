@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import { crc32, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { InvalidArgumentError } from '../../ts/errors.js';
+import { EnvironmentError } from '../../ts/errors.js';
 import { ByteStream } from '../../ts/io/byteStream.js';
 import { gunzipChoice, gunzipOf, resetGunzipChoice } from '../../ts/io/gunzip.js';
 import { readNifti, writeNifti } from '../../ts/io/nifti.js';
 import { nativeSync } from '../../ts/native/call.js';
+import { extractionProblems } from '../../ts/nsd/extract.js';
+import { synthNsd } from '../../ts/synth/nsd.js';
 import { distModule } from '../helpers/dist.js';
 import { runModule } from '../helpers/nodeChild.js';
 import { tempDir } from '../helpers/tempDir.js';
@@ -224,8 +226,19 @@ describe('choosing the inflater', () => {
   it('BRAINLATENT_GUNZIP is checked and named', () => {
     process.env.BRAINLATENT_GUNZIP = 'pigz';
     resetGunzipChoice();
-    expect(() => gunzipChoice()).toThrow(InvalidArgumentError);
+    expect(() => gunzipChoice()).toThrow(EnvironmentError);
     expect(() => gunzipChoice()).toThrow("BRAINLATENT_GUNZIP must be 'auto', 'isa-l', 'zlib', got 'pigz'");
+  });
+
+  it("nsd extract's checks raise it as it is, not under the flag whose file they were reading (s42: '--roi: BRAINLATENT_GUNZIP …')", async () => {
+    const root = join(dir, 'nsd');
+    await synthNsd({ out: root, subjects: [1], sessions: 3, trialsPerSession: 30, designSessions: 3, grid: [10, 12, 8] });
+    process.env.BRAINLATENT_GUNZIP = 'pigz';
+    resetGunzipChoice();
+    await expect(extractionProblems({ root, subject: 1, roi: 'nsdgeneral', format: 'nifti' })).rejects.toThrow(EnvironmentError);
+    delete process.env.BRAINLATENT_GUNZIP;
+    resetGunzipChoice();
+    expect(await extractionProblems({ root, subject: 1, roi: 'nsdgeneral', format: 'nifti' })).toEqual([]);
   });
 
   it('without ISA-L: zlib by default, saying why; an error naming the file when ISA-L is required', async () => {
@@ -237,6 +250,6 @@ describe('choosing the inflater', () => {
     expect(auto.inflater).toBe('zlib');
     expect(auto.detail).toMatch(/^Node's zlib \(ISA-L: cannot load \/nonexistent\/libisal\.so\.2: .*apt-get install libisal2/);
     const required = JSON.parse((await runModule(script, 60_000, env('isa-l'))).stdout.trim());
-    expect(required.error).toMatch(/^InvalidArgumentError: BRAINLATENT_GUNZIP=isa-l, but ISA-L cannot be used: cannot load \/nonexistent\/libisal\.so\.2/);
+    expect(required.error).toMatch(/^EnvironmentError: BRAINLATENT_GUNZIP=isa-l, but ISA-L cannot be used: cannot load \/nonexistent\/libisal\.so\.2/);
   });
 });

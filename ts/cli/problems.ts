@@ -3,7 +3,7 @@
  * lists every problem, as the encode config's checks do. One problem is thrown as its own error (its class), several
  * make one PreflightError, a line each; either way each names its flag.
  */
-import { BrainlatentError } from '../errors.js';
+import { BrainlatentError, EnvironmentError } from '../errors.js';
 import { PreflightError } from '../pipeline/errors.js';
 
 /**
@@ -68,7 +68,8 @@ export class FlagProblems {
   }
 
   private keep(e: unknown, flag?: string): void {
-    if (!(e instanceof BrainlatentError)) throw e;
+    // (an environment variable's problem is the process's, whichever flag's file the check was reading)
+    if (!(e instanceof BrainlatentError) || e instanceof EnvironmentError) throw e;
     this.add(e, flag);
   }
 }

@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
-import { InvalidArgumentError } from '../errors.js';
+import { EnvironmentError } from '../errors.js';
 import { nativeSync } from '../native/call.js';
 import type { GunzipInflater } from '../native/gunzipTypes.js';
 
@@ -42,12 +42,12 @@ export function gunzipChoice(): GunzipChoice {
   const raw = process.env.BRAINLATENT_GUNZIP ?? '';
   const want = raw === '' ? 'auto' : raw;
   if (!(CHOICES as readonly string[]).includes(want)) {
-    throw new InvalidArgumentError(`BRAINLATENT_GUNZIP must be ${CHOICES.map((c) => `'${c}'`).join(', ')}, got '${raw}'`);
+    throw new EnvironmentError('BRAINLATENT_GUNZIP', `BRAINLATENT_GUNZIP must be ${CHOICES.map((c) => `'${c}'`).join(', ')}, got '${raw}'`);
   }
   if (want === 'zlib') return (chosen = { inflater: 'zlib', detail: "Node's zlib (BRAINLATENT_GUNZIP=zlib)" });
   const info = nativeSync((b) => b.gunzipInfo());
   if (info.available) return (chosen = { inflater: 'isa-l', detail: `ISA-L ${info.version || '(version unknown)'} (${info.library})` });
-  if (want === 'isa-l') throw new InvalidArgumentError(`BRAINLATENT_GUNZIP=isa-l, but ISA-L cannot be used: ${info.reason}`);
+  if (want === 'isa-l') throw new EnvironmentError('BRAINLATENT_GUNZIP', `BRAINLATENT_GUNZIP=isa-l, but ISA-L cannot be used: ${info.reason}`);
   return (chosen = { inflater: 'zlib', detail: `Node's zlib (ISA-L: ${info.reason})` });
 }
 

@@ -4,7 +4,7 @@ import { access, readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { checkCallback, checkSignalOption } from '../callbackOptions.js';
 import { allocFloat32 } from '../allocate.js';
-import { BrainlatentError, CancelledError, FileAccessError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, EnvironmentError, FileAccessError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -266,7 +266,8 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
     try {
       return await check();
     } catch (e) {
-      if (!(e instanceof BrainlatentError)) throw e;
+      // (an environment variable's problem is the process's, not an option's: BRAINLATENT_GUNZIP)
+      if (!(e instanceof BrainlatentError) || e instanceof EnvironmentError) throw e;
       // (a subject without any betas is the subject's problem, whichever check found it; betas only in the other
       // format, the format's)
       problems.push({ option: e instanceof BetasInOtherFormatError ? 'format' : e instanceof SubjectWithoutBetasError ? 'subject' : option, error: e });
