@@ -1,7 +1,7 @@
 /**
  * `npm run bench:data`: masked extraction of one full-size synthetic NSD session (81×104×83×750 int16,
  * .nii.gz) against the targets (under 3 s and 400 MB peak RSS) and against the floor measured in the same run,
- * a plain gunzip of the same file (the reader's own stream, ts/io/byteStream.ts gunzipOf, the bytes counted and
+ * a plain gunzip of the same file (the reader's own stream, ts/io/gunzip.ts gunzipOf, the bytes counted and
  * dropped: the extraction cannot be faster than its one inflate stream), then the adapter's first extraction into its cache and the cached reload. Each measurement runs in its own child process so peak RSS is its own.
  * With ISA-L as the readers' inflater (ts/io/gunzip.ts), the extraction and the floor run once more on Node's zlib.
  * Inputs are generated once under bench/out/data/ (about 1 GB to write, a few hundred MB on disk).
@@ -12,8 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { gunzipOf } from '../io/byteStream.js';
-import { gunzipChoice } from '../io/gunzip.js';
+import { gunzipChoice, gunzipOf } from '../io/gunzip.js';
 import { readNifti, readNiftiMasked, geometryFromAffine, writeNifti } from '../io/nifti.js';
 import { writeMat } from '../io/mat.js';
 import { maskFromVolume, type Grid } from '../io/voxelMask.js';

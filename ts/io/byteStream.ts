@@ -5,8 +5,6 @@ import { FileAccessError, FormatError, MissingFileError } from '../errors.js';
 import { gunzipOf } from './gunzip.js';
 import { scanGzip, type GzipScan } from './gzipScan.js';
 
-export { gunzipOf };
-
 const CHUNK = 1 << 20;
 /** Deflate's largest expansion: one compressed byte never yields more than 1032 (zlib's documented bound). */
 export const MAX_GZIP_RATIO = 1032;

@@ -14,7 +14,6 @@ import { createGunzip } from 'node:zlib';
 
 import { EnvironmentError } from '../errors.js';
 import { nativeSync } from '../native/call.js';
-import type { GunzipInflater } from '../native/gunzipTypes.js';
 
 /** File reads. */
 const CHUNK = 1 << 20;
@@ -53,8 +52,8 @@ export function gunzipChoice(): GunzipChoice {
 
 /**
  * The file's bytes before `end` (all when absent), gunzipped. Its errors carry zlib's codes either way: Z_DATA_ERROR
- * (corrupt data, a bad CRC or length) or Z_BUF_ERROR (the file ends inside a member); an ISA-L one also has
- * `inflater: 'isa-l'`.
+ * (corrupt data, a bad CRC or length) or Z_BUF_ERROR (the file ends inside a member); an ISA-L one has `coarse`
+ * true where its words name one of ISA-L's three coarse kinds of corrupt deflate data.
  */
 export function gunzipOf(path: string, end?: number): Readable {
   const inflater = gunzipChoice().inflater;
@@ -88,7 +87,7 @@ async function* isalChunks(file: Readable): AsyncGenerator<Buffer> {
     await more();
     for (;;) {
       const out = Buffer.allocUnsafe(STEP_OUT);
-      const r = await step(inflater, pending, fileEnded, out);
+      const r = await nativeSync((b) => b.gunzipStep(inflater, pending, fileEnded, out));
       pending = pending.subarray(r.consumed);
       if (r.produced > 0) yield out.subarray(0, r.produced);
       if (r.ended) return;
@@ -103,11 +102,3 @@ async function* isalChunks(file: Readable): AsyncGenerator<Buffer> {
   }
 }
 
-async function step(inflater: GunzipInflater, input: Buffer, inputEnds: boolean, out: Buffer) {
-  try {
-    return await nativeSync((b) => b.gunzipStep(inflater, input, inputEnds, out));
-  } catch (e) {
-    if (e instanceof Error) Object.assign(e, { inflater: 'isa-l' });
-    throw e;
-  }
-}

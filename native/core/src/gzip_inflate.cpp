@@ -204,11 +204,13 @@ std::string zlib_words(int code) {
     case ISAL_INVALID_BLOCK: return "invalid block type";
     case ISAL_INVALID_SYMBOL: return "invalid code";
     case ISAL_INVALID_LOOKBACK: return "invalid distance too far back";
-    case ISAL_INVALID_WRAPPER: return "incorrect header check";
-    case ISAL_UNSUPPORTED_METHOD: return "unknown compression method";
-    case ISAL_INCORRECT_CHECKSUM: return "incorrect data check";
     default: return "inflate error " + std::to_string(code);
   }
+}
+
+// A trailer's CRC-32 field (little-endian).
+std::uint32_t le32(const std::uint8_t* t) {
+  return t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<std::uint32_t>(t[3]) << 24);
 }
 
 // CRC-32 as gzip computes it (RFC 1952 8), for the header CRC: a few bytes a member, so a byte at a time.
@@ -356,12 +358,9 @@ StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8
     s.remember(in + r.consumed, used);
     r.consumed += used;
     r.produced += made;
-    total_out_ += made;
     if (rc == ISAL_INCORRECT_CHECKSUM) {
       // (ISA-L says "checksum" for both trailer fields; zlib checks the CRC first, then the length, and names which)
-      const std::uint8_t* t = s.last8;
-      const std::uint32_t crc = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<std::uint32_t>(t[3]) << 24);
-      fail("data", crc == st.crc ? "incorrect length check" : "incorrect data check");
+      fail("data", le32(s.last8) == st.crc ? "incorrect length check" : "incorrect data check");
       return r;
     }
     if (rc < 0) {
@@ -386,9 +385,7 @@ StepResult Inflater::step(const std::uint8_t* in, std::size_t in_len, std::uint8
       // zlib checks the CRC once its 4 bytes are in, before the length: a file cut inside the length field with a
       // wrong CRC is corrupt, not only truncated. ISA-L holds the trailer bytes it has in tmp_in_buffer meanwhile.
       if (st.block_state == ISAL_CHECKSUM_CHECK && st.tmp_in_size >= 4) {
-        const std::uint8_t* t = st.tmp_in_buffer;
-        const std::uint32_t crc = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<std::uint32_t>(t[3]) << 24);
-        if (crc != st.crc) {
+        if (le32(st.tmp_in_buffer) != st.crc) {
           fail("data", "incorrect data check");
           return r;
         }

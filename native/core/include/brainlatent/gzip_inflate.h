@@ -50,12 +50,9 @@ class Inflater {
   // After a failure or the end, further calls produce nothing.
   StepResult step(const std::uint8_t* in, std::size_t in_len, std::uint8_t* out, std::size_t out_len, bool input_ends);
 
-  std::uint64_t total_out() const { return total_out_; }
-
  private:
   struct State;
   std::unique_ptr<State> s_;
-  std::uint64_t total_out_ = 0;
 };
 
 }  // namespace brainlatent::gzip
