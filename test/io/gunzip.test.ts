@@ -4,7 +4,7 @@
  * "Brain data"). The ISA-L half skips where libisal.so.2
  * is not installed (scripts/setup.sh installs it).
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import { nativeSync } from '../../ts/native/call.js';
 import { extractionProblems } from '../../ts/nsd/extract.js';
 import { synthNsd } from '../../ts/synth/nsd.js';
 import { distModule } from '../helpers/dist.js';
-import { runModule } from '../helpers/nodeChild.js';
+import { commandOutput, runModule } from '../helpers/nodeChild.js';
 import { tempDir } from '../helpers/tempDir.js';
 import { until } from '../helpers/waitFor.js';
 import { bgzf, gzipMembers, gzipZeroPadded } from './gzipMembers.js';
@@ -129,14 +129,15 @@ describe.skipIf(!isal.available)('gunzip on ISA-L reads what zlib reads, and fai
     process.env.BRAINLATENT_GUNZIP = 'isa-l';
     resetGunzipChoice();
     expect(gunzipChoice().detail).toMatch(/^ISA-L 2\.\d+ \(.*libisal/);
-    const s = gunzipOf(p);
+    const before = openFds();
     let got = 0;
-    for await (const chunk of s) {
-      got += (chunk as Buffer).length;
-      if (got >= 8 << 20) break; // (the loop's break destroys the stream)
+    for await (const chunk of gunzipOf(p)) {
+      got += chunk.length;
+      if (got >= 8 << 20) break; // (the loop's break ends the stream, which closes the file)
     }
     expect(got).toBeGreaterThanOrEqual(8 << 20);
-    expect(s.destroyed).toBe(true);
+    expect(got).toBeLessThan(40 << 20);
+    await until('the file of a stream left half-way closed', async () => openFds() === before);
   });
 });
 
@@ -219,6 +220,48 @@ describe.skipIf(!isal.available)('gzip headers, which the engine parses itself (
       }
       await until(`${how}: the files of 10 closed streams closed`, async () => openFds() === before);
     }
+  });
+});
+
+describe.skipIf(!isal.available)('the engine reads the file, and its chunks are lent', () => {
+  it('a chunk holds its bytes while the reader holds it, with the next step in flight', async () => {
+    process.env.BRAINLATENT_GUNZIP = 'isa-l';
+    resetGunzipChoice();
+    const raw = Buffer.from(Int32Array.from({ length: 5 << 20 }, (_, i) => Math.imul(i, 2654435761) >>> 7).buffer);
+    const p = file('lent.gz');
+    writeFileSync(p, gzipSync(raw, { level: 1 }));
+    let at = 0, chunks = 0;
+    for await (const chunk of gunzipOf(p)) {
+      const copy = Buffer.from(chunk);
+      // (the engine fills the other buffer meanwhile: this one must not change under the reader)
+      await new Promise((r) => setTimeout(r, 15));
+      expect(chunk.equals(copy), `chunk ${chunks}`).toBe(true);
+      expect(copy.equals(raw.subarray(at, at + copy.length)), `chunk ${chunks}`).toBe(true);
+      at += copy.length;
+      chunks++;
+    }
+    expect(at).toBe(raw.length);
+    expect(chunks).toBeGreaterThan(4);
+  });
+
+  it("a read that fails is Node's fs error (a FIFO: ESPIPE), and the file is closed", async () => {
+    process.env.BRAINLATENT_GUNZIP = 'isa-l';
+    resetGunzipChoice();
+    const p = file('fifo.gz');
+    await commandOutput('mkfifo', [p]);
+    const before = openFds();
+    const writer = createWriteStream(p);
+    writer.end(gzipSync(Buffer.alloc(1000, 1)));
+    let error: (Error & { code?: string; syscall?: string }) | undefined;
+    try {
+      for await (const chunk of gunzipOf(p)) void chunk;
+    } catch (e) {
+      error = e as Error;
+    }
+    expect(error?.code).toBe('ESPIPE');
+    expect(error?.syscall).toBe('read');
+    expect(error?.message).toMatch(/^ESPIPE: illegal seek, read$/);
+    await until('the FIFO closed', async () => openFds() === before);
   });
 });
 

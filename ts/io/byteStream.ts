@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import { FileAccessError, FormatError, MissingFileError } from '../errors.js';
-import { gunzipOf } from './gunzip.js';
+import { gunzipOf, readableSource, type ChunkSource } from './gunzip.js';
 import { scanGzip, type GzipScan } from './gzipScan.js';
 
 const CHUNK = 1 << 20;
@@ -29,7 +28,8 @@ export class ByteStream {
   readonly maxSize: number;
   /** What the reader expects in all (set by `expect`), for the message when the data end before it. */
   private expected: { bytes: number; what: string } | null = null;
-  private source: Readable;
+  private source: ChunkSource;
+  /** Its chunks are lent (ChunkSource): `chunk` is read up before the next is asked for, and copied out of. */
   private iter: AsyncIterator<Buffer>;
   private chunk: Buffer = Buffer.alloc(0);
   private pos = 0;
@@ -39,7 +39,7 @@ export class ByteStream {
   /** Set once the source was reopened to stop before bytes that follow the gzip data. */
   private stopsAtGzipEnd = false;
 
-  private constructor(path: string, compressed: boolean, source: Readable, fileSize: number) {
+  private constructor(path: string, compressed: boolean, source: ChunkSource, fileSize: number) {
     this.path = path;
     this.compressed = compressed;
     this.source = source;
@@ -50,7 +50,7 @@ export class ByteStream {
 
   static async open(path: string): Promise<ByteStream> {
     const { compressed, size } = await probeFile(path);
-    if (!compressed) return new ByteStream(path, false, createReadStream(path, { highWaterMark: CHUNK }), size);
+    if (!compressed) return new ByteStream(path, false, readableSource(createReadStream(path, { highWaterMark: CHUNK })), size);
     return new ByteStream(path, true, gunzipOf(path), size);
   }
 
@@ -106,7 +106,7 @@ export class ByteStream {
   }
 
   close(): void {
-    this.source.destroy();
+    this.source.close();
   }
 
   /** The data (every gzip member, CRCs verified) ended after `got` bytes where `need` were asked for. */
@@ -139,7 +139,7 @@ export class ByteStream {
    * output of its last input: decompress again up to `end` alone and go on from what was received.
    */
   private async reopenBefore(end: number): Promise<boolean> {
-    this.source.destroy();
+    this.source.close();
     this.stopsAtGzipEnd = true;
     this.source = gunzipOf(this.path, end);
     this.iter = this.source[Symbol.asyncIterator]();

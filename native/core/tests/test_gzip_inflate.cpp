@@ -8,6 +8,14 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <limits>
+
+#include "brainlatent/gzip_file_inflater.h"
 #include "brainlatent/gzip_inflate.h"
 #include "test_util.h"
 
@@ -107,6 +115,43 @@ Outcome inflate_all(const Bytes& gz, std::size_t in_piece, std::size_t out_piece
     }
   }
   o.consumed = used;
+  return o;
+}
+
+// `bytes` written to a temporary file and gunzipped from it by FileInflater (reads of `read_bytes`, up to `end`)
+// into outputs of `out_piece` bytes; `fd_flags` opens it otherwise (O_WRONLY: every read fails).
+Outcome inflate_file(const Bytes& bytes, std::uint64_t end, std::size_t read_bytes, std::size_t out_piece, int fd_flags = O_RDONLY,
+                     int* read_errno = nullptr) {
+  char path[] = "/tmp/bl-gzip-file-XXXXXX";
+  const int w = ::mkstemp(path);
+  CHECK(w >= 0);
+  CHECK(::write(w, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  ::close(w);
+  const int fd = ::open(path, fd_flags);
+  CHECK(fd >= 0);
+  Outcome o;
+  {
+    brainlatent::gzip::FileInflater inf(fd, end, read_bytes);
+    Bytes out(out_piece);
+    for (int guard = 0; guard < 100000000; ++guard) {
+      const StepResult r = inf.step(out.data(), out.size());
+      o.out.insert(o.out.end(), out.begin(), out.begin() + static_cast<long>(r.produced));
+      o.consumed += r.consumed;
+      if (!r.failure.empty() || r.ended) {
+        o.failure = r.failure;
+        o.message = r.message;
+        o.ended = r.ended;
+        break;
+      }
+      if (r.produced < out.size()) {
+        o.failure = "stalled";  // (a step returns short only at the end or a failure)
+        break;
+      }
+    }
+    if (read_errno) *read_errno = inf.read_errno();
+  }
+  ::close(fd);
+  ::unlink(path);
   return o;
 }
 
@@ -259,6 +304,43 @@ int main() {
       caught += !o.failure.empty();
     }
     CHECK(caught >= 190);
+  });
+
+  test::run("from a file: every read size, the end given, a failed read", [&] {
+    const std::uint64_t all = std::numeric_limits<std::uint64_t>::max();
+    const Bytes zeros(4096, 0), text = {'h', 'e', 'l', 'l', 'o'};
+    // (reads of 1 and 3 bytes split every header field and the 3 bytes that tell a member from what follows)
+    for (std::size_t read : {std::size_t{1}, std::size_t{3}, std::size_t{7}, std::size_t{4093}, std::size_t{1} << 20}) {
+      for (std::size_t out : {std::size_t{65537}, std::size_t{4} << 20}) {
+        if (read < 8 && out > 65537) continue;
+        const std::string what = "file, read " + std::to_string(read) + ", out " + std::to_string(out);
+        const Outcome o = inflate_file(members, all, read, out);
+        expect_bytes(o, whole, what.c_str());
+        CHECK(o.consumed == members.size());
+        // what follows the last member is left unread, whatever it is
+        for (const Bytes& tail : {zeros, text}) expect_bytes(inflate_file(cat({members, tail}), all, read, out), whole, (what + ", tail").c_str());
+      }
+    }
+    // `end` stops the reads there: before the bytes after the data, or inside a member (a truncated file)
+    const Bytes padded = cat({members, text});
+    expect_bytes(inflate_file(padded, members.size(), 4093, 65537), whole, "end at the data's end");
+    Outcome o = inflate_file(padded, members.size() - 5, 4093, 65537);
+    CHECK(o.failure == "truncated");
+    CHECK(o.message == "unexpected end of file");
+    o = inflate_file(padded, 0, 4093, 65537);
+    CHECK(o.failure == "truncated");
+    // damage reads as it does from memory
+    Bytes crc = gzip_member(b, 6);
+    crc[crc.size() - 8] ^= 1;
+    o = inflate_file(crc, all, 7, 65537);
+    CHECK(o.failure == "data");
+    CHECK(o.message == "incorrect data check");
+    // a read that fails: the failure "read" with its errno, and nothing more after it
+    int err = 0;
+    o = inflate_file(members, all, 4093, 65537, O_WRONLY, &err);
+    CHECK(o.failure == "read");
+    CHECK(err == EBADF);
+    CHECK(o.out.empty());
   });
 
   test::run("after the end or a failure, nothing more", [&] {
