@@ -308,6 +308,28 @@ describe('the scheduler config', () => {
     sde.dispose();
   });
 
+  it("Karras sigmas span the config's sigma_min..sigma_max in every class that has them but LMS, as diffusers (review s43)", async () => {
+    // An Euler config with a sigma range, the other classes made from it (from_config keeps the keys their __init__
+    // lacks, which Heun's and DPM-Solver++'s _convert_to_karras read); LMS's reads only the schedule's ends.
+    const d = await Diffusion.load(await dirWith('sigma-range', { _class_name: 'EulerDiscreteScheduler', ...sd15, sigma_min: 0.1, sigma_max: 10 }), {
+      components: ['unet'],
+    });
+    const sigmas = (scheduler: SchedulerName) => d.plan({ scheduler, steps: 5, strength: 1, karras: true }).runs.map((r) => r.sigma);
+    // (diffusers' DPMSolverMultistepScheduler.from_config(euler.config, use_karras_sigmas=True), 5 steps: the Karras
+    // ramp from 10 to 0.1 at rho 7)
+    const want = [10, 4.0701, 1.4507, 0.4325, 0.1];
+    for (const scheduler of ['euler', 'dpmpp2m', 'dpmpp2m-sde', 'unipc'] as const) {
+      sigmas(scheduler).forEach((s, i) => expect(s, `${scheduler} σ${i}`).toBeCloseTo(want[i], 3));
+    }
+    const heun = sigmas('heun');
+    [10, 4.0701, 4.0701, 1.4507, 1.4507].forEach((w, i) => expect(heun[i], `heun σ${i}`).toBeCloseTo(w, 3));
+    expect(heun.at(-1)).toBeCloseTo(0.1, 4);
+    const lms = sigmas('lms');
+    expect(lms[0]).toBeCloseTo(14.6146, 3);
+    expect(lms.at(-1)).toBeCloseTo(0.0292, 3);
+    d.dispose();
+  });
+
   it('an unknown class is an error listing the known ones', async () => {
     const dir = await dirWith('unknown', { _class_name: 'FlowMatchEulerDiscreteScheduler', ...sd15 });
     await expect(Diffusion.load(dir)).rejects.toThrow(

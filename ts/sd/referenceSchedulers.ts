@@ -370,7 +370,7 @@ class Heun extends SigmaScheduler {
     this.order = 2;
   }
   setTimesteps(n: number): void {
-    const { ts, sig } = this.baseSigmas(n, false);
+    const { ts, sig } = this.baseSigmas(n, true);
     const s = [...sig, 0].map(f32);
     this.sigmas = [s[0], ...s.slice(1, -1).flatMap((v) => [v, v]), s[s.length - 1]];
     this.timesteps = [ts[0], ...ts.slice(1).flatMap((v) => [v, v])].map(f32);
@@ -447,7 +447,7 @@ class DPMSolver extends MultistepScheduler {
     super(c);
   }
   setTimesteps(n: number): void {
-    this.build(n, false, this.c.betaSchedule !== 'squaredcos_cap_v2');
+    this.build(n, true, this.c.betaSchedule !== 'squaredcos_cap_v2');
     this.modelOutputs = [null, null];
     this.lowerOrderNums = 0;
   }

@@ -138,6 +138,12 @@ std::vector<double> spaced(const ResolvedSchedule& c, SchedulerKind kind, int N)
   return ts;
 }
 
+// Whether a Karras schedule spans the config's sigma_min..sigma_max (where set) instead of the schedule's ends: every
+// diffusers class that has Karras sigmas but LMS reads them (`hasattr(self.config, "sigma_min")` in its
+// _convert_to_karras), Euler and UniPC from their own arguments, Heun and DPM-Solver++ from the keys from_config keeps
+// of another class's config (the usual switch, DPMSolverMultistepScheduler.from_config(euler.config)).
+bool karras_range_from_config(SchedulerKind kind) { return kind != SchedulerKind::Lms; }
+
 Lists make_lists(const ResolvedSchedule& c, SchedulerKind kind, int N, const std::vector<double>& ac) {
   Lists L;
   std::vector<double> sig_all(ac.size()), log_sig(ac.size());
@@ -159,7 +165,7 @@ Lists make_lists(const ResolvedSchedule& c, SchedulerKind kind, int N, const std
   if (fam == Family::SigmaFloat) {
     for (double t : ts) sig.push_back(interp(sig_all, t));
     if (c.karras) {
-      const bool cfg_range = kind == SchedulerKind::Euler;
+      const bool cfg_range = karras_range_from_config(kind);
       const double lo = cfg_range && c.sigma_min ? *c.sigma_min : sig.back();
       const double hi = cfg_range && c.sigma_max ? *c.sigma_max : sig.front();
       sig = karras(lo, hi, N);
@@ -169,7 +175,7 @@ Lists make_lists(const ResolvedSchedule& c, SchedulerKind kind, int N, const std
   } else {
     for (double t : ts) sig.push_back(interp(sig_all, t));
     if (c.karras) {
-      const bool cfg_range = kind == SchedulerKind::UniPC;
+      const bool cfg_range = karras_range_from_config(kind);
       const double lo = cfg_range && c.sigma_min ? *c.sigma_min : sig_all.front();
       const double hi = cfg_range && c.sigma_max ? *c.sigma_max : sig_all.back();
       sig = karras(lo, hi, N);

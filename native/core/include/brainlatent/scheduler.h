@@ -51,7 +51,7 @@ struct ScheduleConfig {
   std::optional<bool> clip_sample;             // DDIM, DDPM, Heun
   std::optional<double> clip_sample_range;
   std::optional<bool> use_karras_sigmas;
-  std::optional<double> sigma_min, sigma_max;  // Karras range (Euler, UniPC), else the schedule's ends
+  std::optional<double> sigma_min, sigma_max;  // Karras range (all but LMS, as diffusers), else the schedule's ends
   std::optional<std::string> variance_type;    // DDPM: "fixed_small" | "fixed_small_log" | "fixed_large"
   std::string source = "scheduler config";     // named in errors (the file's path)
 };
