@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { convergenceOrder, fitOrder, FLOOR_MARGIN, measuredOrders, missingOrderLines, offGrid } from '../../ts/bench/samplerOrder.js';
+import { commonLevelFits, convergenceOrder, fitOrder, FLOOR_MARGIN, measuredOrders, missingOrderLines, offGrid } from '../../ts/bench/samplerOrder.js';
 
 /** err = C / calls^p + floor, with the pre-asymptotic first point (wrong mixture component) at 0.8. */
 const curve = (calls: number[], C: number, p: number, floor: number, wrongAtFirst = false) =>
@@ -150,5 +150,28 @@ describe('offGrid', () => {
     expect(offGrid('pndm', 20, 1000)).toBe(false);
     expect(offGrid('ddim', 7, 700)).toBe(false);
     for (const s of ['euler', 'heun', 'lms', 'dpmpp2m', 'unipc', 'ddpm', 'euler-ancestral', 'dpmpp2m-sde']) expect(offGrid(s, 7, 1000)).toBe(false);
+  });
+});
+
+describe('commonLevelFits: the x̂0 order on the state fit’s runs (review s43)', () => {
+  it("fits x̂0 on the runs the state's fit took, not on those its own smaller errors would pass", () => {
+    // PNDM at 5, 10, 20 steps (6, 11, 21 calls): the state's 5-step error is above 0.1 and left out; its x̂0 error
+    // (1.45e-3) would pass that cut alone and bend the x̂0 slope (5.14 against 4.52 in the review's run)
+    const row = (steps: number, state: number, x0: number) => ({ scheduler: 'pndm', unetCallsPerImage: steps + 1, relErrorConverged: 1e-3, relErrorCommon: state, x0 });
+    const rows = [row(5, 1.74e-1, 1.45e-3), row(10, 6.0e-3, 1.2e-4), row(20, 1.7e-4, 3.3e-6)];
+    const state = commonLevelFits(rows, ['pndm'], 1e-9);
+    expect(state.pndm.calls).toEqual([11, 21]);
+    const denoised = commonLevelFits(rows.map((r) => ({ ...r, relErrorCommon: r.x0 })), ['pndm'], 1e-11, state);
+    expect(denoised.pndm.calls).toEqual([11, 21]);
+    expect(denoised.pndm.order).toBeCloseTo(Math.log(1.2e-4 / 3.3e-6) / Math.log(21 / 11), 10);
+    // without the state's runs it takes the 5-step point too, and differs
+    expect(commonLevelFits(rows.map((r) => ({ ...r, relErrorCommon: r.x0 })), ['pndm'], 1e-11).pndm.calls).toEqual([6, 11, 21]);
+    // no state order: none for x̂0 either, saying why
+    const one = commonLevelFits(rows.slice(0, 2), ['pndm'], 1e-9);
+    expect(commonLevelFits(rows.slice(0, 2).map((r) => ({ ...r, relErrorCommon: r.x0 })), ['pndm'], 1e-11, one).pndm).toEqual({
+      order: null,
+      calls: [],
+      reason: `as the state's: ${one.pndm.reason}`,
+    });
   });
 });

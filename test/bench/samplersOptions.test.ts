@@ -55,6 +55,18 @@ describe('bench samplers options', () => {
     expect(readdirSync(tmp)).toEqual([]);
   });
 
+  it('a --model folder that is not there, or not a model, is refused before --out is made or a line printed (review s43)', async () => {
+    const lines: string[] = [];
+    const e = await runSamplersBench({ model: join(tmp, 'no-model'), out: join(tmp, 'out'), micro: false, log: (l) => lines.push(l) }).catch((err: unknown) => err);
+    expect((e as Error).message).toBe(`model folder ${join(tmp, 'no-model')} does not exist; expected an SD 1.x ONNX model folder`);
+    mkdirSync(join(tmp, 'empty-model'));
+    const e2 = await runSamplersBench({ model: join(tmp, 'empty-model'), out: join(tmp, 'out'), micro: false, log: (l) => lines.push(l) }).catch((err: unknown) => err);
+    expect((e2 as Error).message).toMatch(/^model folder .*empty-model has no text_encoder\/model\.onnx, unet\/model\.onnx/);
+    expect(lines).toEqual([]);
+    expect(readdirSync(tmp)).toEqual(['empty-model']);
+    rmSync(join(tmp, 'empty-model'), { recursive: true });
+  });
+
   it.each([
     [['--steps', '10'], '--steps: not used with --arch sd1'],
     [['--schedulers', 'ddim', '--samples', '64', '--no-micro'], '--schedulers, --samples, --no-micro: not used with --arch sd1'],

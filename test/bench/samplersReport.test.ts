@@ -127,6 +127,8 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
         // not against the best: in the matrix of 10 steps only; across step counts: in the record only
         { steps: 10, scheduler: 'euler', versus: 'unipc', versusSteps: 10, difference: 0.34, se: 0.01 },
         { steps: 20, scheduler: 'euler', versus: 'ddpm', versusSteps: 10, difference: 0.35, se: 0.04 },
+        // two runs whose samples agree: identical, not resolved (0 ≥ 2·0 once made it bold, review s43)
+        { steps: 10, scheduler: 'ddim', versus: 'ddpm', versusSteps: 10, difference: 0, se: 0 },
       ],
       warnings: ["--samples 16 is below 256: exact sampling's own spread at this size is not small against the gaps between samplers"],
     },
@@ -189,14 +191,17 @@ describe('the samplers HTML', () => {
     expect(html).not.toContain('guidance): .');
     expect(html).toContain('What exact sampling scores at 16 samples (8 exact sets): sliced W2 6.80e-1 ± 5.00e-2 (mean ± SD, range 6.20e-1–7.40e-1; the bootstrap SE of one exact set is 6.00e-2)');
     // against the best at each step count (ddpm at 10: the first of the lowest scores), the other pairs folded away
-    expect(html).toContain('<tr><td>10</td><td>ddpm</td><td>euler +3.5e-1 ± 3.0e-2, unipc +1.0e-2 ± 2.0e-2 (not resolved)</td></tr>');
-    expect(html).toContain('Every pair of runs, across step counts too (4 in all), is in samplers.json, distribution.paired.');
+    expect(html).toContain(
+      '<tr><td>10</td><td>ddpm</td><td>ddim +0.0e+0 ± 0.0e+0 (identical), euler +3.5e-1 ± 3.0e-2, unipc +1.0e-2 ± 2.0e-2 (not resolved)</td></tr>',
+    );
+    expect(html).toContain('Every pair of runs, across step counts too (5 in all), is in samplers.json, distribution.paired.');
     const m10 = html.slice(html.indexOf('<p>10 steps</p>'), html.indexOf('<p>20 steps</p>'));
     const row10 = (s: string) => m10.slice(m10.indexOf(`<tr><td>${s}</td>`)).split('</tr>')[0];
     // columns in the runs' order: ddim, pndm, ddpm, lms, euler, euler-ancestral, heun, dpmpp2m, dpmpp2m-sde, unipc
     expect(row10('euler')).toBe('<tr><td>euler</td><td></td><td></td><td><b>+3.5e-1 ± 3.0e-2</b></td><td></td><td>—</td><td></td><td></td><td></td><td></td><td><b>+3.4e-1 ± 1.0e-2</b></td>');
     expect(row10('unipc')).toContain('<td><b>-3.4e-1 ± 1.0e-2</b></td><td></td><td></td><td></td><td></td><td>—</td>');
     expect(row10('ddpm')).toContain('<td>-1.0e-2 ± 2.0e-2</td>');
+    expect(row10('ddim')).toBe('<tr><td>ddim</td><td>—</td><td></td><td>+0.0e+0 ± 0.0e+0 (identical)</td><td></td><td></td><td></td><td></td><td></td><td></td><td></td>');
     expect(html).toContain('<td>8.50e-1 ± 2.0e-2</td>');
     expect(html).toContain('<p class="warn">Warning: --samples 16 is below 256');
     expect(html).toContain('latents 4×8×8 (64×64 images); mixture of 912 Gaussians of dimension 256, component SD s = 0.0500, text sharpness β = 120');

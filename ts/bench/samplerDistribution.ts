@@ -147,6 +147,16 @@ export function bestAtEachSteps(rows: readonly { scheduler: string; steps: numbe
 }
 
 /**
+ * How a paired difference reads: '' where it ranks the two (|difference| ≥ 2 SE), ' (not resolved)' where it does
+ * not, ' (identical)' where the two runs scored alike in every replicate (difference and SE 0: two schedulers whose
+ * samples agree, as DDIM and UniPC at 2 steps; 0 ≥ 2·0 once called them resolved, review s43).
+ */
+export function pairNote(difference: number, se: number): '' | ' (not resolved)' | ' (identical)' {
+  if (difference === 0 && se === 0) return ' (identical)';
+  return Math.abs(difference) >= 2 * se ? '' : ' (not resolved)';
+}
+
+/**
  * The printed view of `pairedComparisons`: per step count, every other scheduler against the best-scoring one at that
  * step count (score − best ± SE), in the order of step counts and runs.
  */

@@ -74,6 +74,11 @@ export function fitOrder(points: readonly { calls: number; err: number }[], floo
         `; an order needs ${MIN_ORDER_POINTS}`,
     );
   }
+  return { order: logLogSlopeOrder(kept), calls: kept.map((p) => p.calls), reason: null };
+}
+
+/** −(least-squares slope of log error vs log calls). */
+function logLogSlopeOrder(kept: readonly { calls: number; err: number }[]): number {
   const x = kept.map((p) => Math.log(p.calls));
   const y = kept.map((p) => Math.log(p.err));
   const mx = x.reduce((a, b) => a + b, 0) / x.length;
@@ -84,7 +89,7 @@ export function fitOrder(points: readonly { calls: number; err: number }[], floo
     sxy += (x[i] - mx) * (y[i] - my);
     sxx += (x[i] - mx) ** 2;
   }
-  return { order: -sxy / sxx, calls: kept.map((p) => p.calls), reason: null };
+  return -sxy / sxx;
 }
 
 /** fitOrder's order alone: null when there is none. */
@@ -196,14 +201,30 @@ interface CommonRow {
  * The measured order at the common noise level per scheduler: fitOrder on (U-Net calls of the whole run, error at the
  * common level) with `floor` (the exact ODE's own error at that level, from two tolerances; see the module comment),
  * and why for each null. Null for a scheduler without such points (stochastic, or no common level).
+ *
+ * With `sameRunsAs` (the state's fits, for its x̂0's), each scheduler's slope is fitted on the runs that fit used, or
+ * is null with its reason: x̂0's errors are ~50–100× smaller, so its own cuts (the floor, PRE_ASYMPTOTIC) would take
+ * other runs, and the two orders, which measure one error in other units, would differ (PNDM 5.14 / 4.52, review s43).
  */
-export function commonLevelFits(rows: readonly CommonRow[], schedulers: readonly string[], floor: number | null): Record<string, OrderFit> {
+export function commonLevelFits(
+  rows: readonly CommonRow[],
+  schedulers: readonly string[],
+  floor: number | null,
+  sameRunsAs?: Readonly<Record<string, OrderFit>>,
+): Record<string, OrderFit> {
   const out: Record<string, OrderFit> = {};
   for (const s of schedulers) {
     const pts = rows
       .filter((r) => r.scheduler === s && r.relErrorCommon !== undefined)
       .map((r) => ({ calls: r.unetCallsPerImage, err: r.relErrorCommon as number }));
-    if (floor === null) out[s] = { order: null, calls: [], reason: 'no floor' };
+    const state = sameRunsAs?.[s];
+    if (state) {
+      const kept = pts.filter((p) => state.calls.includes(p.calls));
+      out[s] =
+        state.order === null ? { order: null, calls: [], reason: `as the state's: ${state.reason}` }
+        : kept.length === state.calls.length && kept.every((p) => Number.isFinite(p.err) && p.err > 0) ? { order: logLogSlopeOrder(kept), calls: state.calls, reason: null }
+        : { order: null, calls: [], reason: "no finite error at one of the state's runs" };
+    } else if (floor === null) out[s] = { order: null, calls: [], reason: 'no floor' };
     else if (!pts.length) {
       const deterministic = rows.some((r) => r.scheduler === s && r.relErrorConverged !== undefined);
       out[s] = { order: null, calls: [], reason: deterministic ? 'every run off its timestep grid' : STOCHASTIC_REASON };

@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { buildDemoWorld } from '../demo/world.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { Diffusion } from '../sd/Diffusion.js';
+import { checkModelFolder } from '../sd/modelLayout.js';
 import { nativeSync } from '../native/call.js';
 import { readScheduleConfig, SCHEDULERS, SD1_SCHEDULE, type SchedulerName } from '../sd/schedulerConfig.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
@@ -40,7 +41,7 @@ import {
   type SamplersBenchResult,
 } from './samplersResult.js';
 import { mixtureWeights, posteriorMean, probabilityFlow, readMixture, schedulerStateAt } from './samplerWorld.js';
-import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DistributionScorer, pairedComparisons, versusBest, type SetScore } from './samplerDistribution.js';
+import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DistributionScorer, pairedComparisons, pairNote, versusBest, type SetScore } from './samplerDistribution.js';
 import { SLICE_DIRECTIONS, SLICE_SEED } from './mixtureSlicedW2.js';
 
 export type { CommonLevel, SamplersBenchResult } from './samplersResult.js';
@@ -105,6 +106,8 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
     trainTimesteps,
     fileSchedule.source ?? join(modelDir, 'scheduler', 'scheduler_config.json'),
   );
+  // (a --model folder that is not one: refused before --out is made or anything printed, review s43)
+  if (o.model !== undefined) await checkModelFolder(o.model);
   const out = resolve(o.out ?? 'bench-samplers');
   await mkdir(out, { recursive: true });
 
@@ -337,7 +340,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           `sliced W2, paired differences from the best at each step count (score − best ± SE; |difference| < 2 SE does not rank them; ` +
             `every pair of runs, ${paired.length}, is in samplers.json distribution.paired): ` +
             [...new Set(vsBest.map((p) => p.steps))]
-              .map((n) => `${n} steps (best ${vsBest.find((p) => p.steps === n)?.versus}): ${vsBest.filter((p) => p.steps === n).map((p) => `${p.scheduler} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}`).join(', ')}`)
+              .map((n) => `${n} steps (best ${vsBest.find((p) => p.steps === n)?.versus}): ${vsBest.filter((p) => p.steps === n).map((p) => `${p.scheduler} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}${pairNote(p.difference, p.se)}`).join(', ')}`)
               .join('; '),
         );
       }
@@ -351,10 +354,12 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       for (const line of [...missingOrderLines('vs the exact ODE', reasons('vsExact')), ...missingOrderLines('vs converged', reasons('vsConverged'))]) log(`  ${line}`);
       if (common.timestep !== null) {
         const fits = commonLevelFits(result, schedulers, common.floor);
+        // (x̂0's on the runs the state's fit used: one error in other units, one order)
         const fitsDenoised = commonLevelFits(
           result.map((x) => ({ ...x, relErrorCommon: x.relErrorCommonDenoised })),
           schedulers,
           common.floorDenoised,
+          fits,
         );
         const orders = (f: typeof fits, key: 'order' | 'reason') => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, v[key]]));
         common.order = orders(fits, 'order') as Record<string, number | null>;

@@ -7,7 +7,7 @@
 import type { MissingDependencyError } from '../errors.js';
 import { chartsOrNotes } from '../report/optionalParts.js';
 import { SCHEDULERS } from '../sd/schedulerConfig.js';
-import { versusBest, type PairedComparison } from './samplerDistribution.js';
+import { pairNote, versusBest, type PairedComparison } from './samplerDistribution.js';
 import { FLOOR_MARGIN, ORDER_UNIT, PRE_ASYMPTOTIC, STOCHASTIC_REASON } from './samplerOrder.js';
 import type { SamplerRow, SamplersBenchResult } from './samplersResult.js';
 import type { CostEntry } from './samplerTiming.js';
@@ -238,7 +238,7 @@ function distributionParagraph(r: SamplersBenchResult): string {
     .map((n) => {
       const at = vsBest.filter((p) => p.steps === n);
       return `<tr><td>${n}</td><td>${esc(at[0].versus)}</td><td>${at
-        .map((p) => `${esc(p.scheduler)} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}${Math.abs(p.difference) < 2 * p.se ? ' (not resolved)' : ''}`)
+        .map((p) => `${esc(p.scheduler)} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}${pairNote(p.difference, p.se)}`)
         .join(', ')}</td></tr>`;
     })
     .join('');
@@ -272,7 +272,8 @@ function pairMatrices(all: readonly PairedComparison[], rows: readonly SamplerRo
     if (!p) return '<td></td>';
     const d = hi ? p.difference : -p.difference;
     const text = `${d >= 0 ? '+' : ''}${d.toExponential(1)} ± ${p.se.toExponential(1)}`;
-    return `<td>${Math.abs(d) >= 2 * p.se ? `<b>${text}</b>` : text}</td>`;
+    const note = pairNote(d, p.se);
+    return `<td>${note === '' ? `<b>${text}</b>` : note === ' (identical)' ? `${text}${note}` : text}</td>`;
   };
   const scored = rows.filter((x) => x.slicedW2 !== undefined);
   const tables = [...new Set(scored.map((x) => x.steps))].map((n) => {
@@ -284,7 +285,7 @@ function pairMatrices(all: readonly PairedComparison[], rows: readonly SamplerRo
     );
   });
   return (
-    `<details><summary>Every pair of schedulers at each step count (row − column ± paired SE; bold: resolved, |difference| ≥ 2 SE). ` +
+    `<details><summary>Every pair of schedulers at each step count (row − column ± paired SE; bold: resolved, |difference| ≥ 2 SE; identical: difference and SE 0). ` +
     `Every pair of runs, across step counts too (${all.length} in all), is in samplers.json, distribution.paired.</summary>${tables.join('')}</details>`
   );
 }

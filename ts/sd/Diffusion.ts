@@ -26,7 +26,7 @@ import type {
 } from '../native/samplerTypes.js';
 import { checkCaptions } from './captions.js';
 import { ClipTokenizer } from './clipTokenizer.js';
-import { checkModelLayout, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
+import { checkModelFolder, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
 import { modelPathExists, readModelFile } from './modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded, type ModelSource } from './modelSource.js';
 import { INT32_MAX, nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
@@ -223,14 +223,10 @@ export class Diffusion {
   static async load(dir: string, options: DiffusionLoadOptions = {}): Promise<Diffusion> {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
     checkOptions(options, { ...LOAD_KEYS, ...Object.fromEntries(ORT_SESSION_OPTION_KEYS.map((k) => [k, true])) }, 'Diffusion.load');
-    // (a path that is not there is a MissingFileError, as RidgeModel.load's is: code MissingFile in-process and over HTTP)
-    if (!existsSync(dir)) throw new MissingFileError(`model folder ${dir} does not exist; expected an SD 1.x ONNX model folder`);
-    if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
     if (options.components !== undefined && !Array.isArray(options.components)) {
       throw new InvalidArgumentError(`Diffusion.load: components must be an array of component names (e.g. ['unet']), got ${describeNumber(options.components)}`);
     }
-    // the layout first: an empty or wrong folder lists its missing components, not the first file read
-    await checkModelLayout(dir, options.components);
+    await checkModelFolder(dir, options.components);
     // (the latents' scale: 0, NaN or Infinity would turn every latent into 0, NaN or Infinity)
     if (options.scalingFactor !== undefined && !isPositiveFinite(options.scalingFactor)) {
       throw new InvalidArgumentError(`Diffusion.load: scalingFactor must be a finite number > 0, got ${describeNumber(options.scalingFactor)}`);

@@ -66,3 +66,15 @@ export async function checkModelLayout(dir: string, components: readonly string[
       `tokenizer/vocab.json and tokenizer/merges.txt); found: ${await listFound(dir)}`,
   );
 }
+
+/**
+ * The checks Diffusion.load makes of a model folder before reading any file: there, a folder, with the components'
+ * files (an empty or wrong folder lists every one missing). For a command to make them before it builds or writes
+ * anything (bench samplers --model).
+ */
+export async function checkModelFolder(dir: string, components?: readonly string[]): Promise<void> {
+  // (a path that is not there is a MissingFileError, as RidgeModel.load's is: code MissingFile in-process and over HTTP)
+  if (!existsSync(dir)) throw new MissingFileError(`model folder ${dir} does not exist; expected an SD 1.x ONNX model folder`);
+  if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
+  await checkModelLayout(dir, components);
+}
