@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { crc32, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { EnvironmentError } from '../../ts/errors.js';
-import { ByteStream } from '../../ts/io/byteStream.js';
+import { EnvironmentError, FileAccessError } from '../../ts/errors.js';
+import { ByteStream, streamError } from '../../ts/io/byteStream.js';
 import { gunzipChoice, gunzipOf, resetGunzipChoice } from '../../ts/io/gunzip.js';
 import { readNifti, writeNifti } from '../../ts/io/nifti.js';
 import { nativeSync } from '../../ts/native/call.js';
@@ -294,5 +294,17 @@ describe('choosing the inflater', () => {
     expect(auto.detail).toMatch(/^Node's zlib \(ISA-L: cannot load \/nonexistent\/libisal\.so\.2: .*apt-get install libisal2/);
     const required = JSON.parse((await runModule(script, 60_000, env('isa-l'))).stdout.trim());
     expect(required.error).toMatch(/^EnvironmentError: BRAINLATENT_GUNZIP=isa-l, but ISA-L cannot be used: cannot load \/nonexistent\/libisal\.so\.2/);
+  });
+});
+
+describe('a read the system failed', () => {
+  it('is a FileAccessError keeping its errno, not corrupt gzip data, from either stream', async () => {
+    const eio = Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' });
+    for (const compressed of [true, false]) {
+      const e = await streamError('/data/betas.nii.gz', compressed, eio);
+      expect(e).toBeInstanceOf(FileAccessError);
+      expect(e.message).toBe('/data/betas.nii.gz: cannot read the file (EIO: i/o error, read)');
+      expect((e as FileAccessError).errno).toBe('EIO');
+    }
   });
 });

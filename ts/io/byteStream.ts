@@ -208,9 +208,15 @@ export function fileOpenError(path: string, e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-async function streamError(path: string, compressed: boolean, e: unknown, scan?: GzipScan): Promise<Error> {
+/** What a reader reports for its stream's error `e`: a read the system failed, corrupt gzip data (counted), or `e`. */
+export async function streamError(path: string, compressed: boolean, e: unknown, scan?: GzipScan): Promise<Error> {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT' || code === 'EISDIR') return fileOpenError(path, e);
+  // (a read the system failed, EIO and the like, from either gunzip or a plain file's stream: nothing says the data are
+  // corrupt, and the gzip walk would only fail the same way)
+  if (typeof code === 'string' && !code.startsWith('Z_') && (e as NodeJS.ErrnoException).syscall === 'read') {
+    return new FileAccessError(`${path}: cannot read the file (${(e as Error).message})`, code, { path }, { cause: e });
+  }
   let msg = e instanceof Error ? e.message : String(e);
   if (compressed || (typeof code === 'string' && code.startsWith('Z_'))) {
     // (the walk counts exactly: gunzip drops the output of the input it failed on)
