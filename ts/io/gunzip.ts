@@ -42,6 +42,7 @@ export interface ChunkSource extends AsyncIterable<Buffer> {
 export function readableSource(r: Readable): ChunkSource {
   return { [Symbol.asyncIterator]: () => r[Symbol.asyncIterator]() as AsyncIterator<Buffer>, close: () => r.destroy() };
 }
+
 export interface GunzipChoice {
   /** The inflater the readers use. */
   inflater: 'isa-l' | 'zlib';
