@@ -67,7 +67,11 @@ describe('demo options are checked before anything is written', () => {
     await refused({ imageSize: 33 }, /--image-size \(imageSize\): expected a multiple of 8 from 16 to 256 \(latents are 1\/8 of it\), got 33/);
     await refused({ imageSize: 8 }, /--image-size \(imageSize\): expected a multiple of 8 from 16 to 256/);
     await refused({ seeds: 0 }, /--seeds \(seeds\): expected an integer from 1 to 1000, got 0/);
-    await refused({ steps: 5000 }, /--steps \(steps\): expected an integer from 1 to 1000, got 5000/);
+    await refused({ steps: 5000 }, /--steps \(steps\): expected an integer from 2 to 1000 \(img2img denoises the last ⌊steps·strength⌋ of them, at strength 0\.8 none below 2\), got 5000/);
+    // one step at the demo's strength 0.8 denoises none: refused here, not by the run's preflight after the world (review s43)
+    await refused({ steps: 1 }, /--steps \(steps\): expected an integer from 2 to 1000 .*got 1$/);
+    expect(demoOptionProblems({ out: 'o', steps: 1 }, 1)).toEqual([]);
+    expect(demoOptionProblems({ out: 'o', steps: 3 }, 0.3)[0]).toMatch(/from 4 to 1000 \(img2img denoises the last ⌊steps·strength⌋ of them, at strength 0\.3 none below 4\), got 3$/);
     await refused({ seed: -1 }, /--seed \(seed\): expected an integer from 0 to 2147483647, got -1/);
     await refused({ prior: 'x' as 'world' }, /--prior \(prior\): expected 'world' or 'training', got 'x'/);
     // the range follows the world's size

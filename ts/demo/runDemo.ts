@@ -56,7 +56,8 @@ export function demoRunConfig(options: DemoOptions, world: DemoWorld): Reconstru
  */
 export async function runDemo(options: DemoOptions, control: DemoControl = {}): Promise<DemoResult> {
   // every option is checked before anything is built or written, the run's config (with `config`'s overrides) too
-  checkDemoOptions(options);
+  const strength = options.config?.img2img?.strength;
+  checkDemoOptions(options, typeof strength === 'number' && strength > 0 && strength <= 1 ? strength : undefined);
   checkControl(control, 'runDemo', ['onProgress', 'onWarning', 'onWorldProgress']);
   resolveConfig(demoRunConfig(options, plannedDemoWorld({ ...options, out: join(resolve(options.out), 'world') })), 'demo config');
   const out = resolve(options.out);

@@ -23,7 +23,7 @@ import { featureNetworkModel, mixtureUnetModel, SCALING_FACTOR, textEncoderModel
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { removeStaleTemporaries, writeFileAtomic } from '../io/atomicWrite.js';
 import { CancelledError } from '../errors.js';
-import { checkDemoOptions, DEMO_DEFAULTS } from './options.js';
+import { checkDemoOptions, DEMO_DEFAULTS, DEMO_STRENGTH } from './options.js';
 
 export interface DemoWorldOptions {
   /** Folder the world is written to (nsd/, model/, features.onnx). */
@@ -105,7 +105,7 @@ export function sdAlphasCumprod(): Float64Array {
 
 /** Every parameter with its default: what a world is, and the key of its manifest. Invalid options are refused (all at once). */
 function resolveWorldOptions(o: DemoWorldOptions): Required<Omit<DemoWorldOptions, 'out'>> {
-  checkDemoOptions(o);
+  checkDemoOptions(o, 1); // (steps against the run's strength: runDemo checks them, with config.img2img.strength)
   return {
     seed: o.seed ?? 1,
     subjects: o.subjects ?? [1],
@@ -313,7 +313,7 @@ function describeWorld(out: string, o: ReturnType<typeof resolveWorldOptions>, c
         z: { roi: 'streams:early', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
         c: { roi: 'streams:ventral', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
       },
-      img2img: { size: imageSize, strength: 0.8, steps: DEMO_DEFAULTS.steps, guidance: 5, seeds: DEMO_DEFAULTS.seeds, seed: 42, batchSize: 8 },
+      img2img: { size: imageSize, strength: DEMO_STRENGTH, steps: DEMO_DEFAULTS.steps, guidance: 5, seeds: DEMO_DEFAULTS.seeds, seed: 42, batchSize: 8 },
       evaluation: {
         size: imageSize,
         // Feature networks run on onnxruntime-node's JS API, an optional peer dependency: without it
