@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, LimitError, NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { Diffusion } from '../../sd/Diffusion.js';
@@ -45,6 +45,17 @@ const BODY_ARRAYS = img2imgFields('body.');
  */
 function checkPlan(sd: Diffusion, plan: PlanOptions): void {
   resolvePlanOptions({ schedule: sd.schedule, scheduler: plan.scheduler ?? sd.defaultScheduler() }, plan, BODY_FIELDS);
+}
+
+/**
+ * A seeds array has one seed per image of body.z: the one img2img setting the schema cannot check alone (the values'
+ * range is the schema's). Checked before the request is queued, so that a request that could never run is not
+ * answered with a full queue's 503, and named as the body's field (the sampler's own words named 'img2img seeds').
+ */
+function checkSeeds(seeds: number | number[], images: number): void {
+  if (Array.isArray(seeds) && seeds.length !== images) {
+    throw new InvalidArgumentError(`body.seeds: expected one seed per image of body.z (${images}), got an array of ${seeds.length}`);
+  }
 }
 
 /**
@@ -250,6 +261,7 @@ async function dataRoutes(
         const checkRequest = (sd: Diffusion) => {
           checkPlan(sd, plan);
           sd.checkImg2ImgShapes({ z, c, uncond, guidance: b.guidance }, BODY_ARRAYS);
+          checkSeeds(b.seeds, z.shape[0]);
         };
         await ctx.models.withDiffusion(name, async (sd) => checkRequest(sd));
         const out = await runOn(ctx.img2imgQueue, () =>
