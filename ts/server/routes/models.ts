@@ -21,6 +21,7 @@ import { clientSignal } from '../clientGone.js';
 import { fieldOfFile } from '../httpErrors.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
 import { ModelNotFoundError } from '../notFound.js';
+import { providerRefusal } from '../models/providerRefusal.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
@@ -103,7 +104,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
     const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
-      throw fieldOfFile(withSchedulerField(e), 'body.path');
+      throw fieldOfFile(withSchedulerField(providerRefusal(e, b.kind === 'sd' ? b.provider : undefined, req.log)), 'body.path');
     });
     return reply.code(201).send(view);
   });
