@@ -25,7 +25,7 @@ import { PathOutsideRootError } from './rootPaths.js';
 import { RequestValidationError } from './validation.js';
 import { ClosedError, QueueFullError } from './workQueue.js';
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** Errors about a file or folder the client named by path (POST /v1/models' body.path), not the request's content. */
 const aboutNamedFile = new WeakSet<object>();
@@ -136,4 +136,14 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   // an OutOfMemory says whether a budget refused it (the same request fails again) or the allocator failed (may pass later)
   const reason = body.reason ? { reason: body.reason } : {};
   return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...reason, ...model, ...fields, ...limit, ...allow });
+}
+
+/**
+ * Fastify's `frameworkErrors` option: the errors its router meets before any route or plugin sees the request (a URL
+ * it cannot decode, FST_ERR_BAD_URL; a path parameter over maxParamLength, a 414) answered in the service's error form
+ * (error, message, code, name), where Fastify's own body has no `name`. An app's option, not a plugin's: startServer
+ * sets it, and an app that embeds the plugin may pass it to Fastify().
+ */
+export function frameworkErrors(e: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendError(e, req, reply);
 }
