@@ -19,7 +19,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
 import { REF_RESOLVER, useDocumentTransform } from './openapiDocument.js';
 import { ErrorSchema, NoQuery } from './schemas.js';
-import { useTrailingSlashTwins } from './trailingSlash.js';
+import { routeOf, useTrailingSlashTwins } from './trailingSlash.js';
 import { RequestValidationError, useConfigValidation } from './validation.js';
 import { ClosedError } from './workQueue.js';
 
@@ -111,7 +111,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // (after the token: a client without one holds no share of the bytes in flight)
   useBodyBudget(app, ctx.bodyBudget, () => ctx.metrics.rejected.inc({ pool: 'bodies' }));
   app.addHook('onResponse', async (req, reply) => {
-    ctx.metrics.http.observe({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    ctx.metrics.http.observe({ method: req.method, route: routeOf(req), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   // At shutdown: running jobs get their deadline (their streams see them end), then every stream is closed.
   app.addHook('preClose', async () => {
