@@ -48,6 +48,8 @@ describe('numeric flags', () => {
     [['nsd', 'extract', '--root', '.', '--subject', '1', '--roi', 'nsdgeneral', '--out', 'o', '--divisor', 'Infinity'], "--divisor: expected a number > 0, got 'Infinity'"],
     [['serve', '--root', '.', '--port', '70000'], '--port: expected an integer from 0 to 65535, got 70000'],
     [['serve', '--root', '.', '--jobs', '1.5'], '--jobs: expected an integer >= 1, got 1.5'],
+    // (review s43: it was refused as 'startServer options.host: …')
+    [['serve', '--root', '.', '--host', ''], "--host: expected an address or host name (e.g. 127.0.0.1 or 0.0.0.0), got ''"],
     // (without --redis the service ignored it)
     [['serve', '--root', '.', '--redis', 'redis://127.0.0.1:1', '--workers', '257'], '--workers: expected an integer from 0 to 256, got 257'],
     [['serve', '--root', '.', '--workers', '5'], '--workers is for jobs through --redis (job processes given to the shared queue); without --redis, --jobs sets how many jobs run at once'],

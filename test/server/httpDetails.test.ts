@@ -182,6 +182,16 @@ describe('request details', () => {
     expect(ok.status, ok.text).toBe(200);
   });
 
+  // review s43: a seeds array of another length was refused by the sampler once queued, as 'img2img seeds: …'
+  it('img2img with a seeds array not one per image names body.seeds and body.z', async () => {
+    const b64 = (shape: number[]) => encodeNpy(new Float32Array(shape.reduce((a, n) => a * n, 1)), shape).toString('base64');
+    const r = await s.call('POST', '/v1/sd/sd/img2img', { z: b64([2, 4, 8, 8]), c: b64([2, 77, 32]), steps: 2, seeds: [1, 2, 3] });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json).toMatchObject({ code: 'InvalidArgument', name: 'InvalidArgumentError', message: 'body.seeds: expected one seed per image of body.z (2), got an array of 3' });
+    const ok = await s.call('POST', '/v1/sd/sd/img2img', { z: b64([2, 4, 8, 8]), c: b64([2, 77, 32]), steps: 2, seeds: [1, 2], output: 'latents' });
+    expect(ok.status, ok.text).toBe(200);
+  });
+
   it('a reconstruct config its preflight refuses is a 400 at submission, before anything is written', async () => {
     mkdirSync(join(s.root, 'nsd'));
     const config = { out: 'runs/r1', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'models/sd' }, img2img: { steps: 1000, scheduler: 'ddim' } };

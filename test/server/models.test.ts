@@ -181,6 +181,10 @@ describe('models: load once, predict and img2img off the event loop', () => {
       if (!firstEnded) {
         expect(second.status, second.text).toBe(503);
         expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        // a request that could never run is refused as such, not told to retry (review s43: seeds of another length)
+        const badSeeds = await s.call('POST', '/v1/sd/sd/img2img', { ...JSON.parse(long), seeds: [1, 2] });
+        expect(badSeeds.status, badSeeds.text).toBe(400);
+        expect(badSeeds.json.message).toBe(`body.seeds: expected one seed per image of body.z (${n}), got an array of 2`);
         leave.abort();
         expect(await first).toBeInstanceOf(Error);
         await until(async () => ((await active()) === '0' ? true : undefined), 30_000, 'the abandoned run to stop');

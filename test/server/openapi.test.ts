@@ -210,6 +210,19 @@ describe('the OpenAPI document', () => {
     expect(Object.keys(doc.paths).filter((p) => p.endsWith('/'))).toEqual([]);
   });
 
+  // review s43: the twin was a route label of its own (route="/v1/jobs/" beside "/v1/jobs")
+  it("counts a trailing-slash request under its collection's route label", async () => {
+    const count = async () => {
+      const m = (await s.call('GET', '/metrics')).text;
+      expect(m).not.toMatch(/route="\/v1\/(jobs|models)\/"/);
+      return Number(/^brainlatent_http_request_duration_seconds_count\{method="GET",route="\/v1\/models",code="200"\} (\d+)$/m.exec(m)?.[1] ?? 0);
+    };
+    const before = await count();
+    expect((await s.call('GET', '/v1/models/')).status).toBe(200);
+    expect((await s.call('GET', '/v1/models')).status).toBe(200);
+    await until(async () => ((await count()) === before + 2 ? true : undefined), 10_000, 'both requests under route="/v1/models"');
+  });
+
   it('has the shared error body once, as components.schemas.Error', () => {
     expect(Object.keys(doc.components.schemas.Error.properties)).toEqual(expect.arrayContaining(['error', 'message', 'code', 'name', 'problems']));
     expect(doc.components.schemas.Error.required).toEqual(['error', 'message', 'code']);

@@ -74,6 +74,21 @@ describe('every error body has error, message and code', () => {
     }
   });
 
+  // review s43: these were Fastify's own bodies ({error, code, message, statusCode}, no name)
+  it("a URL the router cannot decode (400) or a path parameter over Fastify's 100 characters (414): the same format, through frameworkErrors", async () => {
+    const s = await startTestServer({ token: 's3cret' });
+    try {
+      const bad = await s.call('GET', '/v1/models/%ZZ');
+      expect(bad.status, bad.text).toBe(400);
+      expect(bad.json).toEqual({ error: 'Bad Request', message: "'/v1/models/%ZZ' is not a valid url component", code: 'FST_ERR_BAD_URL', name: 'FastifyError' });
+      const long = await s.call('GET', `/v1/jobs/${'a'.repeat(101)}`);
+      expect(long.status, long.text).toBe(414);
+      expect(long.json).toEqual({ error: 'URI Too Long', message: `'/v1/jobs/${'a'.repeat(101)}' is exceeding the max param length`, code: 'FST_ERR_MAX_PARAM_LENGTH', name: 'FastifyError' });
+    } finally {
+      await s.stop();
+    }
+  });
+
   it('while the service shuts down: 503 in the same format, with a code and Retry-After', async () => {
     const runner = idleRunner();
     const s = await startTestServer({ runner, shutdownDeadlineMs: 60_000 });

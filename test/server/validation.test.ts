@@ -116,4 +116,32 @@ describe('request validation (real HTTP)', () => {
     const body = r.json.paths['/v1/jobs'].post.requestBody.content['application/json'].schema;
     expect(JSON.stringify(body)).toContain('"nsd"');
   });
+
+  // review s43: a route that declared no query took any (POST /v1/ridge/m/predict?x=1 → 200), and a DELETE its body
+  it('every route refuses a query key it does not take, naming it', async () => {
+    const doc = (await s.call('GET', '/v1/openapi.json')).json as { paths: Record<string, Record<string, unknown>> };
+    const requests: [string, string, unknown][] = [];
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      const url = path.replace(/\{[^}]+\}/g, 'a');
+      for (const method of Object.keys(ops)) if (method === 'get' || method === 'delete') requests.push([method.toUpperCase(), url, undefined]);
+    }
+    // routes with a body (valid here, so that the query is what is refused), the page, a trailing-slash twin
+    requests.push(['POST', '/v1/ridge/m/predict', { x: [[1]] }], ['POST', '/v1/session', { token: 't' }], ['GET', '/', undefined], ['GET', '/v1/models/', undefined]);
+    expect(requests.length).toBeGreaterThan(12);
+    for (const [method, url, body] of requests) {
+      const r = await s.call(method, `${url}?x=1`, body);
+      expect(r.status, `${method} ${url}?x=1: ${r.text}`).toBe(400);
+      const known = method === 'GET' && url === '/v1/jobs' ? '; known: state, kind' : ': none are taken here';
+      expect(r.json).toMatchObject({ code: 'InvalidRequest', name: 'RequestValidationError', problems: [`querystring.x: unknown key${known}`] });
+    }
+  });
+
+  it('a route that takes no body refuses a JSON body it would ignore; an empty one is no body', async () => {
+    const r = await s.call('DELETE', '/v1/jobs/abc', { force: true });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json).toMatchObject({ code: 'InvalidRequest', problems: ['body: DELETE /v1/jobs/:id takes no body; send none (or an empty one)'] });
+    const empty = await s.call('DELETE', '/v1/jobs/abc', '', { 'content-type': 'application/json' });
+    expect(empty.status, empty.text).toBe(404);
+    expect(empty.json.code).toBe('JobNotFound');
+  });
 });

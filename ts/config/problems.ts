@@ -195,7 +195,8 @@ export function problemsFrom(errors: readonly ErrorObject[], source: string): st
         const name = (e.params as { additionalProperty: string }).additionalProperty;
         const known = Object.keys((parent.properties ?? {}) as object);
         const near = closest(name, known);
-        add([...at, name], `unknown key${near ? ` (did you mean "${near}"?)` : ''}; known: ${known.join(', ')}`);
+        // (an object that takes no keys: a route's query string without parameters)
+        add([...at, name], known.length === 0 ? 'unknown key: none are taken here' : `unknown key${near ? ` (did you mean "${near}"?)` : ''}; known: ${known.join(', ')}`);
         break;
       }
       case 'discriminator': {

@@ -1,5 +1,5 @@
 /**
- * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, input over one of
+ * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, as is an execution provider the request named that this service cannot run, input over one of
  * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a known path with another method a 405 with Allow, a busy run folder, a taken model name or a load past maxModels (or a load dropped by a DELETE or a later load of its name), a batch name another manifest holds in Redis or the cancel of an ended job a 409, a full queue, a closing service or an unreachable
  * Redis (serve --redis, batch-layer jobs) a 503 with Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
  * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
@@ -11,7 +11,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { RedisUnreachableError } from '../batch/errors.js';
 import { ConfigError } from '../config/index.js';
-import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
+import { BackendUnavailableError, BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { clientWentAway } from './clientGone.js';
 import { JobFinishedError } from './jobs/jobErrors.js';
 import { charsetOf, contentCodings } from './jsonBodies.js';
@@ -25,7 +25,7 @@ import { PathOutsideRootError } from './rootPaths.js';
 import { RequestValidationError } from './validation.js';
 import { ClosedError, QueueFullError } from './workQueue.js';
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** Errors about a file or folder the client named by path (POST /v1/models' body.path), not the request's content. */
 const aboutNamedFile = new WeakSet<object>();
@@ -40,6 +40,15 @@ export function fieldOfFile(e: unknown, field: string): unknown {
   return e;
 }
 
+/** Backends the client chose that this service cannot run (POST /v1/models' body.provider): the request's, not a 500. */
+const requestedBackends = new WeakSet<object>();
+
+/** `e` is about a backend the request named (providerRefusal): a 400, where the service's own is a 500. */
+export function requestedBackend(e: BackendUnavailableError): BackendUnavailableError {
+  requestedBackends.add(e);
+  return e;
+}
+
 /** Seconds a client is told to wait after an allocation failure (other requests' memory is freed as they end). */
 const ALLOCATION_RETRY_AFTER_S = 30;
 
@@ -50,6 +59,7 @@ function statusOf(e: unknown): number {
   if (e instanceof RequestValidationError || e instanceof ConfigError || e instanceof PathOutsideRootError) return 400;
   if (e instanceof ShapeError || e instanceof InvalidArgumentError || e instanceof FormatError || e instanceof NonFiniteError) return 400;
   if (e instanceof MissingFileError) return 400;
+  if (e instanceof BackendUnavailableError && requestedBackends.has(e)) return 400;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof MethodNotAllowedError) return 405;
   if (e instanceof JobConflictError || e instanceof BatchNameTakenError || e instanceof ModelExistsError || e instanceof ModelLimitError || e instanceof ModelLoadCancelledError || e instanceof JobFinishedError) return 409;
@@ -126,4 +136,14 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   // an OutOfMemory says whether a budget refused it (the same request fails again) or the allocator failed (may pass later)
   const reason = body.reason ? { reason: body.reason } : {};
   return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...reason, ...model, ...fields, ...limit, ...allow });
+}
+
+/**
+ * Fastify's `frameworkErrors` option: the errors its router meets before any route or plugin sees the request (a URL
+ * it cannot decode, FST_ERR_BAD_URL; a path parameter over maxParamLength, a 414) answered in the service's error form
+ * (error, message, code, name), where Fastify's own body has no `name`. An app's option, not a plugin's: startServer
+ * sets it, and an app that embeds the plugin may pass it to Fastify().
+ */
+export function frameworkErrors(e: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendError(e, req, reply);
 }

@@ -2,6 +2,7 @@
 export { brainlatentPlugin } from './plugin.js';
 export type { BrainlatentPluginOptions, PoolLimits } from './context.js';
 export { startServer } from './serve.js';
+export { frameworkErrors } from './httpErrors.js';
 export type { ServeOptions, ServeLogger, LogLevel, RunningServer, TrustProxy } from './serve.js';
 export { LocalJobRunner, JobConflictError } from './jobs/LocalJobRunner.js';
 export type { LocalRunnerOptions } from './jobs/LocalJobRunner.js';

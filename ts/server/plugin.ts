@@ -18,9 +18,9 @@ import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
 import { REF_RESOLVER, useDocumentTransform } from './openapiDocument.js';
-import { ErrorSchema } from './schemas.js';
-import { useTrailingSlashTwins } from './trailingSlash.js';
-import { useConfigValidation } from './validation.js';
+import { ErrorSchema, NoQuery } from './schemas.js';
+import { routeOf, useTrailingSlashTwins } from './trailingSlash.js';
+import { RequestValidationError, useConfigValidation } from './validation.js';
 import { ClosedError } from './workQueue.js';
 
 export type { BrainlatentPluginOptions } from './context.js';
@@ -53,6 +53,11 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     );
   }
   useConfigValidation(app);
+  // every route checks its query string: one that declares no parameters takes none (an unknown key is a 400 naming
+  // it, as on GET /v1/jobs, never ignored)
+  app.addHook('onRoute', (route) => {
+    if (!route.schema?.querystring) route.schema = { ...route.schema, querystring: NoQuery };
+  });
   // every error response refers to one shared error body; every route's schemas are shown valid for the document's version
   app.addSchema(ErrorSchema);
   useDocumentTransform(app);
@@ -64,10 +69,12 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   const parseJson = jsonBodyParser(app);
   app.removeContentTypeParser('application/json');
   // an empty body on a route that takes none (DELETE /v1/jobs/ID from a client that sends content-type: application/json
-  // on every request) is no body, not a 400 FST_ERR_CTP_EMPTY_JSON_BODY
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, async (req: FastifyRequest, text: string | Buffer) =>
-    text.length === 0 && !req.routeOptions.schema?.body ? undefined : parseJson(req, String(text)),
-  );
+  // on every request) is no body, not a 400 FST_ERR_CTP_EMPTY_JSON_BODY; a body it would ignore is a 400 naming it
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, async (req: FastifyRequest, text: string | Buffer) => {
+    if (req.routeOptions.schema?.body) return parseJson(req, String(text));
+    if (text.length === 0) return undefined;
+    throw new RequestValidationError('body', [`body: ${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]} takes no body; send none (or an empty one)`]);
+  });
   // an error answer names no server path outside the root (an ONNX external data location, a system error's file)
   app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => hiddenButRoutes(text, (t) => ctx.root.hidden(t))));
   app.setNotFoundHandler((req, reply) => {
@@ -104,7 +111,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // (after the token: a client without one holds no share of the bytes in flight)
   useBodyBudget(app, ctx.bodyBudget, () => ctx.metrics.rejected.inc({ pool: 'bodies' }));
   app.addHook('onResponse', async (req, reply) => {
-    ctx.metrics.http.observe({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    ctx.metrics.http.observe({ method: req.method, route: routeOf(req), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   // At shutdown: running jobs get their deadline (their streams see them end), then every stream is closed.
   app.addHook('preClose', async () => {

@@ -53,6 +53,9 @@ export const JobListQuery = Strict({
   kind: Type.Optional(Type.Union(JOB_KINDS.map((s) => Type.Literal(s)), { description: 'only jobs of this kind' })),
 });
 
+/** The query string of a route that declares none: no keys (an unknown one is a 400, not ignored). */
+export const NoQuery = Strict({});
+
 export const SessionBodySchema = Strict({ token: Type.String({ minLength: 1, maxLength: 4096, description: "the service's bearer token" }) });
 
 /** The $id of the shared error body (unique, so a host app's own shared schemas cannot collide with it). */

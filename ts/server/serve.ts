@@ -10,6 +10,7 @@ import { nativeSync } from '../native/call.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger } from '../ridge/options.js';
 import { isLoopbackHost } from './auth.js';
+import { frameworkErrors } from './httpErrors.js';
 import { brainlatentPlugin, type BrainlatentPluginOptions } from './plugin.js';
 import { MAX_SHUTDOWN_DEADLINE_MS } from './pluginOptions.js';
 
@@ -122,7 +123,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // (a dataBodyLimit that is not a positive integer is refused by the plugin, naming it, not here as Fastify's bodyLimit)
   const dataBodyLimit = Number.isInteger(o.dataBodyLimit) && (o.dataBodyLimit as number) > 0 ? (o.dataBodyLimit as number) : 64 << 20;
   // (while closing, the plugin answers requests itself: a 503 with a code and Retry-After)
-  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout, trustProxy });
+  // (a URL the router cannot decode is answered before any route: frameworkErrors gives it the service's error form)
+  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout, trustProxy, frameworkErrors });
   try {
     await app.register(brainlatentPlugin, o);
   } catch (e) {

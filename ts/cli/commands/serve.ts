@@ -103,6 +103,8 @@ See docs/server.md (every route, option, the page, Redis, metrics).`,
     .action(async (flags: ServeFlags) => {
       // the numbers first, before this process is run again (a bad flag fails at once, in this process)
       const port = integerFlag(flags.port, '--port', 0, 65535);
+      // (named by its flag here: startServer's own check names options.host)
+      if (flags.host.length === 0) throw new InvalidArgumentError(`--host: expected an address or host name (e.g. 127.0.0.1 or 0.0.0.0), got ''`);
       // (named by its flag here: the plugin's own check names options.redis)
       if (flags.redis !== undefined) redisConnection(flags.redis);
       // (without a Redis the service runs its jobs itself, --jobs at once: a --workers there would be ignored)

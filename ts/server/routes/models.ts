@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, LimitError, NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { Diffusion } from '../../sd/Diffusion.js';
@@ -21,6 +21,7 @@ import { clientSignal } from '../clientGone.js';
 import { fieldOfFile } from '../httpErrors.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
 import { ModelNotFoundError } from '../notFound.js';
+import { providerRefusal } from '../models/providerRefusal.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
@@ -45,6 +46,17 @@ const BODY_ARRAYS = img2imgFields('body.');
  */
 function checkPlan(sd: Diffusion, plan: PlanOptions): void {
   resolvePlanOptions({ schedule: sd.schedule, scheduler: plan.scheduler ?? sd.defaultScheduler() }, plan, BODY_FIELDS);
+}
+
+/**
+ * A seeds array has one seed per image of body.z: the one img2img setting the schema cannot check alone (the values'
+ * range is the schema's). Checked before the request is queued, so that a request that could never run is not
+ * answered with a full queue's 503, and named as the body's field (the sampler's own words named 'img2img seeds').
+ */
+function checkSeeds(seeds: number | number[], images: number): void {
+  if (Array.isArray(seeds) && seeds.length !== images) {
+    throw new InvalidArgumentError(`body.seeds: expected one seed per image of body.z (${images}), got an array of ${seeds.length}`);
+  }
 }
 
 /**
@@ -92,7 +104,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
     const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
-      throw fieldOfFile(withSchedulerField(e), 'body.path');
+      throw fieldOfFile(withSchedulerField(providerRefusal(e, b.kind === 'sd' ? b.provider : undefined, req.log)), 'body.path');
     });
     return reply.code(201).send(view);
   });
@@ -250,6 +262,7 @@ async function dataRoutes(
         const checkRequest = (sd: Diffusion) => {
           checkPlan(sd, plan);
           sd.checkImg2ImgShapes({ z, c, uncond, guidance: b.guidance }, BODY_ARRAYS);
+          checkSeeds(b.seeds, z.shape[0]);
         };
         await ctx.models.withDiffusion(name, async (sd) => checkRequest(sd));
         const out = await runOn(ctx.img2imgQueue, () =>
