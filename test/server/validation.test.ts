@@ -125,8 +125,8 @@ describe('request validation (real HTTP)', () => {
       const url = path.replace(/\{[^}]+\}/g, 'a');
       for (const method of Object.keys(ops)) if (method === 'get' || method === 'delete') requests.push([method.toUpperCase(), url, undefined]);
     }
-    // routes with a body (valid here, so that the query is what is refused), the page, a trailing-slash twin
-    requests.push(['POST', '/v1/ridge/m/predict', { x: [[1]] }], ['POST', '/v1/session', { token: 't' }], ['GET', '/', undefined], ['GET', '/v1/models/', undefined]);
+    // routes with a body (valid here, so that the query is what is refused), a trailing-slash twin
+    requests.push(['POST', '/v1/ridge/m/predict', { x: [[1]] }], ['POST', '/v1/session', { token: 't' }], ['GET', '/v1/models/', undefined]);
     expect(requests.length).toBeGreaterThan(12);
     for (const [method, url, body] of requests) {
       const r = await s.call(method, `${url}?x=1`, body);
@@ -134,6 +134,10 @@ describe('request validation (real HTTP)', () => {
       const known = method === 'GET' && url === '/v1/jobs' ? '; known: state, kind' : ': none are taken here';
       expect(r.json).toMatchObject({ code: 'InvalidRequest', name: 'RequestValidationError', problems: [`querystring.x: unknown key${known}`] });
     }
+    // the browser's page takes any query (a link's tracking keys): it is a page, not the API
+    const page = await s.call('GET', '/?utm_source=mail');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<html');
   });
 
   it('a route that takes no body refuses a JSON body it would ignore; an empty one is no body', async () => {

@@ -123,7 +123,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   await jobRoutes(app, ctx);
   await modelRoutes(app, ctx);
   if (options.page !== false) {
-    app.get('/', { config: { public: true }, schema: { hide: true } }, async (req, reply) => {
+    // (a browser's page takes any query, a link's tracking keys or a bookmark's: the API's routes refuse unknown ones)
+    app.get('/', { config: { public: true }, schema: { hide: true, querystring: { type: 'object' } } }, async (req, reply) => {
       // the page uses relative URLs: it must be at "<prefix>/"
       if (prefix && !req.url.split('?')[0].endsWith('/')) return reply.redirect(`${prefix}/`, 308);
       return reply.type('text/html; charset=utf-8').header('content-security-policy', PAGE_CSP).header('cache-control', 'no-cache').send(pageHtml());
