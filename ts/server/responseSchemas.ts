@@ -41,6 +41,7 @@ export const JobViewSchema = open(
     progress: nullable(JobProgressSchema),
     result: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'what the job produced (metrics, report), once done; a batch job that failed (some of its jobs failed) has its summary here too' })),
     error: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'name, code and message, as in an error answer' })),
+    cancelPending: Type.Optional(Type.String({ description: "`serve --redis`: a cancelled job whose process has ended while its batch's cancel has not reached Redis (it did not answer): why; the service retries until Redis answers, and the job stays running, its run folder claimed, until then" })),
   },
   'a job',
 );

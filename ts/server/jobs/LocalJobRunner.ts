@@ -5,6 +5,8 @@
  * batch-layer jobs (reconstruct, encode, manifests) are submitted to its BullMQ queues from that process and
  * followed there, so `brainlatent worker` processes anywhere share the work.
  */
+import { setTimeout as delay } from 'node:timers/promises';
+
 import { checkControl } from '../../callbackOptions.js';
 import { BrainlatentError, CancelledError } from '../../errors.js';
 import { publicError } from '../publicError.js';
@@ -13,13 +15,18 @@ import { stagesOf, type JobControl } from './executeJob.js';
 import { JobSpawner } from './jobSpawner.js';
 import { JobBoard } from './jobBoard.js';
 import type { BatchQueue, JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
-import { requireRedis } from '../../batch/redis.js';
-import { claimJobBatchName, releaseJobBatchName } from './batchName.js';
+import { BatchError, RedisUnreachableError } from '../../batch/errors.js';
+import { cancelBatch } from '../../batch/inspect.js';
+import { requireRedis, shownRedisUrl } from '../../batch/redis.js';
+import { claimJobBatchName, jobBatchId, releaseJobBatchName } from './batchName.js';
 import { redisReachable } from './redisReachable.js';
 import type { JobView } from './types.js';
 
 /** The reason a shutdown cancels running jobs with (their error then starts with it). */
 const SHUT_DOWN = 'the service shut down';
+
+/** Between tries of a batch's cancel that Redis did not answer (cancelLeftBatch): doubling from `first` up to `most`. */
+const CANCEL_RETRY_MS = { first: 1000, most: 10_000 };
 
 /** Two jobs may not write one run folder at once, nor one inside the other's. */
 export class JobConflictError extends BrainlatentError {
@@ -50,7 +57,11 @@ export interface LocalRunnerOptions {
 export class LocalJobRunner implements JobRunner {
   readonly board = new JobBoard();
   private readonly waiting: { id: string; spec: JobSpec }[] = [];
-  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly running = new Map<string, { controller: AbortController }>();
+  /** Every started job until it has ended on the board (a pending cancel in Redis included: it leaves `running` first). */
+  private readonly ending = new Set<Promise<void>>();
+  /** Aborted by a shutdown past its deadline: the batch cancels that Redis has not answered stop being retried. */
+  private readonly stopRetries = new AbortController();
   private closing = false;
   private readonly concurrency: number;
   private readonly maxQueued: number;
@@ -145,12 +156,14 @@ export class LocalJobRunner implements JobRunner {
     const waiting = this.waiting.splice(0);
     await Promise.all(waiting.map((j) => this.releaseName(j.spec)));
     for (const j of waiting) this.board.finish(j.id, 'cancelled', { error: publicError(new CancelledError('the service shut down before the job started')) });
-    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    const all = () => Promise.all([...this.ending]);
     let timer: NodeJS.Timeout | undefined;
     const expired = await Promise.race([all().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs)))]);
     clearTimeout(timer);
     if (expired) {
       for (const r of this.running.values()) r.controller.abort(new CancelledError(SHUT_DOWN));
+      // a batch's cancel that Redis has not answered is tried once more as its job ends, then given up (and logged)
+      this.stopRetries.abort();
       await all();
     }
     await this.spawner?.close();
@@ -166,7 +179,20 @@ export class LocalJobRunner implements JobRunner {
         progress: (p) => this.board.progress(id, p),
         unet: this.options.onUnet,
       };
+      let confirmed = false;
+      control.batchCancelled = () => (confirmed = true);
+      /** How the batch's cancel in Redis ended, when the service had to do it (cancelLeftBatch). */
+      let redisNote: string | undefined;
       const done = this.execute(spec, control)
+        .catch(async (e: unknown) => {
+          // cancelled, and its batch's cancel not confirmed by its process: the service's to do, before the job ends
+          // (its folder and its batch name stay claimed meanwhile); its process has ended, so its slot goes now
+          if ((controller.signal.aborted || e instanceof CancelledError) && !confirmed && this.options.queue && BATCH_LAYER.has(spec.kind)) {
+            this.freeSlot(id, controller);
+            redisNote = await this.cancelLeftBatch(id, spec);
+          }
+          throw e;
+        })
         .finally(() => this.releaseName(spec))
         .then(
           (result) => this.board.finish(id, 'done', { result }),
@@ -175,18 +201,62 @@ export class LocalJobRunner implements JobRunner {
             const result = (e as { result?: Record<string, unknown> }).result;
             // the job says what it stopped ('batch … cancelled'); a shutdown's cancel says why, as for queued jobs
             const byShutdown = cancelled && (controller.signal.reason as Error | undefined)?.message === SHUT_DOWN;
-            const error = byShutdown ? new CancelledError(`${SHUT_DOWN} while the job ran (its shutdown deadline passed): ${(e as Error)?.message ?? String(e)}`) : e;
+            const said = byShutdown ? new CancelledError(`${SHUT_DOWN} while the job ran (its shutdown deadline passed): ${(e as Error)?.message ?? String(e)}`) : e;
+            const error = redisNote ? new CancelledError(`${(said as Error)?.message ?? String(said)}; ${redisNote}`) : said;
             this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(error), ...(result ? { result } : {}) });
             if (!cancelled && !(e instanceof BrainlatentError)) console.error(`brainlatent serve: job ${id} failed:`, e);
           },
         );
-      this.running.set(id, {
-        controller,
-        done: done.finally(() => {
-          this.running.delete(id);
-          this.pump();
-        }),
+      const ended = done.finally(() => {
+        this.ending.delete(ended);
+        this.freeSlot(id, controller);
       });
+      this.ending.add(ended);
+      this.running.set(id, { controller });
+    }
+  }
+
+  /** The job's slot goes to the next queued job (once, whichever of its ends comes first). */
+  private freeSlot(id: string, controller: AbortController): void {
+    if (this.running.get(id)?.controller !== controller) return;
+    this.running.delete(id);
+    this.pump();
+  }
+
+  /**
+   * Cancels a cancelled job's batch in Redis when its process ended without having done so (Redis did not answer it,
+   * or it was killed first): with cancelBatch, as `batch cancel` does, tried again with backoff until Redis answers,
+   * so that no worker runs the batch on into the run folder of a job shown cancelled. Until then the job shows
+   * `cancelPending` and stays running. A shutdown stops the tries (a last one once the job has ended); what became
+   * of the cancel, when Redis had not answered at first, is returned for the job's error.
+   */
+  private async cancelLeftBatch(id: string, spec: JobSpec): Promise<string | undefined> {
+    const batch = jobBatchId(spec)!;
+    const redis = this.options.queue!.redis;
+    let tries = 0;
+    for (let waitMs = CANCEL_RETRY_MS.first; ; waitMs = Math.min(2 * waitMs, CANCEL_RETRY_MS.most)) {
+      try {
+        await cancelBatch(batch, { redis });
+        if (tries === 0) return undefined;
+        console.error(`brainlatent serve: job ${id}: batch ${batch} cancelled in Redis (it answered the service's try ${tries + 1})`);
+        return `Redis did not answer at first, and the service cancelled batch ${batch} there once it did`;
+      } catch (e) {
+        // not recorded (nor to be: the job's process has ended), or only claimed by this job: nothing of it is queued
+        if (e instanceof BatchError) return undefined;
+        if (tries++ === 0) {
+          console.error(`brainlatent serve: job ${id} was cancelled, but its batch ${batch} is not cancelled in Redis: ${(e as Error).message}; trying again until Redis answers`);
+          const why = e instanceof RedisUnreachableError ? 'Redis did not answer' : `cancelling it there failed (${(e as Error).name})`;
+          this.board.cancelPending(
+            id,
+            `the job was cancelled and its process has ended, but its batch ${batch} is not cancelled in Redis yet: ${why}; the service tries again until Redis answers, and until then the job stays running and its run folder claimed (a worker could still run the batch's jobs)`,
+          );
+        }
+      }
+      if (this.stopRetries.signal.aborted) {
+        console.error(`brainlatent serve: job ${id}: the service shut down before Redis answered: batch ${batch} is NOT cancelled in Redis (workers may still run its jobs); cancel it with 'brainlatent batch cancel ${batch} --redis ${shownRedisUrl(redis)}'`);
+        return `${SHUT_DOWN} before Redis answered: its batch ${batch} is not cancelled in Redis, and workers may still run its jobs; cancel it with 'brainlatent batch cancel ${batch} --redis <this service's Redis URL>'`;
+      }
+      await delay(waitMs, undefined, { signal: this.stopRetries.signal }).catch(() => {});
     }
   }
 }

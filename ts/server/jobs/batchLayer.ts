@@ -158,11 +158,19 @@ export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct
   const report = single ? singleProgress(['betas', ...analysisStages(single, batch.subjects[0].analyses[0].config)], control) : batchProgress(control, Date.now(), plan.id);
   report([...jobs.values()]);
   let cancelling: Promise<unknown> | undefined;
+  // only a cancel Redis answered is reported: without it the service cancels the batch itself once Redis answers (a
+  // process killed while Redis stalls, or a cancel that found no batch yet while runBatch was still submitting it)
   const cancelQueued = () => {
-    cancelling = cancelBatch(plan.id, { redis: queue!.redis }).catch((e: unknown) => console.error(`brainlatent serve: cancelling batch ${plan.id} in Redis failed: ${(e as Error).message}`));
+    cancelling = cancelBatch(plan.id, { redis: queue!.redis }).then(
+      () => control.batchCancelled?.(),
+      (e: unknown) => console.error(`brainlatent serve: cancelling batch ${plan.id} in Redis failed: ${(e as Error).message}`),
+    );
   };
   // (a job cancelled before it got here submits nothing: an abort listener added now would never fire)
-  if (control.signal.aborted) throw new CancelledError(`batch ${plan.id}: cancelled before it started`, { cause: control.signal.reason });
+  if (control.signal.aborted) {
+    if (queue) control.batchCancelled?.();
+    throw new CancelledError(`batch ${plan.id}: cancelled before it started`, { cause: control.signal.reason });
+  }
   if (queue) control.signal.addEventListener('abort', cancelQueued, { once: true });
   let r;
   try {

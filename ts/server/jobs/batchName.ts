@@ -87,3 +87,12 @@ export async function releaseJobBatchName(redis: string, spec: JobSpec): Promise
   if (spec.kind !== 'batch') return;
   await releaseBatchName(redis, manifestBatch(spec).id, spec.id);
 }
+
+/**
+ * The id of the batch a batch-layer job submits: its manifest's name, or the job's own id for a reconstruct or encode
+ * config (batchOfOne); undefined for the kinds that do not run on the batch layer. Keep in step with executeJob.
+ */
+export function jobBatchId(spec: JobSpec): string | undefined {
+  if (spec.kind === 'batch') return manifestBatch(spec).id;
+  return spec.kind === 'reconstruct' || spec.kind === 'encode' ? spec.id : undefined;
+}

@@ -156,6 +156,17 @@ export class JobBoard {
     for (const l of e.listeners) l(e.latestProgress);
   }
 
+  /**
+   * A cancelled job's process has ended, but its batch's cancel has not reached Redis: the job stays running (its run
+   * folder claimed) with `message` as its `cancelPending`, until finish().
+   */
+  cancelPending(id: string, message: string): void {
+    const e = this.jobs.get(id);
+    if (!e || e.view.state !== 'running') return;
+    e.view.cancelPending = this.showText ? this.showText(message) : message;
+    this.push(e, { event: 'state', data: this.copy(e) });
+  }
+
   /** The job ended: done with a result, failed with an error, or cancelled. */
   finish(id: string, state: 'done' | 'failed' | 'cancelled', outcome: { result?: Record<string, unknown>; error?: PublicError } = {}): void {
     const e = this.jobs.get(id);
@@ -163,6 +174,8 @@ export class JobBoard {
     if (state === 'done' && e.view.progress) this.stageEnded(e, this.clock());
     e.view.state = state;
     e.view.finishedAt = new Date().toISOString();
+    // (what became of a pending cancel is the error's to say)
+    delete e.view.cancelPending;
     // a result is shown as an error is (a failed batch's summary reasons name the server's folders), done or not
     if (outcome.result) e.view.result = this.showText ? shownDeep(outcome.result, this.showText) : outcome.result;
     if (outcome.error) e.view.error = this.showText ? shownWith(outcome.error, this.showText) : outcome.error;

@@ -22,6 +22,7 @@ process.on('message', (m: ChildRequest) => {
     signal: controller.signal,
     progress: (p) => send({ type: 'progress', progress: p }),
     unet: (calls, seconds) => send({ type: 'unet', calls, seconds }),
+    batchCancelled: () => send({ type: 'batchCancelled' }),
   }).then(
     (result) => send({ type: 'result', result }),
     (e: unknown) => {

@@ -21,6 +21,8 @@ export type ChildRequest = { type: 'run'; spec: JobSpec } | { type: 'abort'; rea
 export type ChildReply =
   | { type: 'progress'; progress: StageUpdate }
   | { type: 'unet'; calls: number; seconds: number }
+  /** The job's batch is cancelled in Redis, Redis having answered (JobControl.batchCancelled). */
+  | { type: 'batchCancelled' }
   | { type: 'result'; result: Record<string, unknown> }
   | { type: 'error'; error: PublicError; cancelled: boolean; result?: Record<string, unknown> };
 

@@ -136,6 +136,7 @@ export class JobSpawner {
     else if (m.type === 'exit') r.settle(jobOutcome(r.last, m, r.control.signal.aborted));
     else if (m.reply.type === 'progress') r.control.progress(m.reply.progress);
     else if (m.reply.type === 'unet') r.control.unet?.(m.reply.calls, m.reply.seconds);
+    else if (m.reply.type === 'batchCancelled') r.control.batchCancelled?.();
     else r.last = m.reply;
   }
 

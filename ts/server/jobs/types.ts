@@ -43,6 +43,12 @@ export interface JobView {
   /** A summary of what the job produced (metrics, files), once done. */
   result?: Record<string, unknown>;
   error?: PublicError;
+  /**
+   * A job cancelled through Redis (`serve --redis`) whose process has ended without its batch's cancel reaching Redis
+   * (it did not answer): why, and that the service retries it. The job stays `running`, its run folder claimed, until
+   * Redis confirms the cancel; then it ends `cancelled`.
+   */
+  cancelPending?: string;
 }
 
 /** Server-Sent Event payloads, in the order a job produces them. */
@@ -88,4 +94,9 @@ export interface JobControl {
    * time (for the steps/s metric); a job reports its work once, as it ends.
    */
   unet?(calls: number, seconds: number): void;
+  /**
+   * The job's batch is cancelled in Redis (the cancel was confirmed there), or was never submitted there. A queued job
+   * cancelled without this call has its batch cancelled by the service itself (LocalJobRunner), once Redis answers.
+   */
+  batchCancelled?(): void;
 }
