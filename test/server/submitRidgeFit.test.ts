@@ -82,7 +82,7 @@ describe('a ridge-fit job is checked at submission, each problem naming its fiel
 
 describe('a demo job is checked at submission', () => {
   it('out an existing file: 400 naming body.out, nothing queued', async () => {
-    const problems = await refused({ kind: 'demo', out: 'm.safetensors', sessions: 4, testImages: 4, seeds: 1, steps: 1 });
+    const problems = await refused({ kind: 'demo', out: 'm.safetensors', sessions: 4, testImages: 4, seeds: 1, steps: 3 });
     expect(problems).toEqual(['body.out m.safetensors: is an existing file; expected a folder for the world and the run']);
   });
 });

@@ -25,6 +25,8 @@ const cases: [string, string, string, unknown, string][] = [
   ['jobs: ridge-fit folds', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', folds: 1 } }, 'body.config.folds'],
   ['jobs: ridge-fit alphas', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', alphas: 'lots' } }, 'body.config.alphas'],
   ['jobs: demo steps', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', steps: 0 }, 'body.steps'],
+  // (one step at the demo's strength 0.8 denoises none: refused at submission, not by the job once queued, review s43)
+  ['jobs: demo one step', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', steps: 1 }, 'body.steps'],
   ['jobs: demo unknown key (not stripped)', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', colour: 'red' }, 'body.colour'],
   ['jobs: batch manifest without subjects', 'POST', '/v1/jobs', { kind: 'batch', manifest: { name: 'b', out: 'o', analyses: [] } }, 'body.manifest.subjects'],
   ['jobs: batch manifest analysis kind', 'POST', '/v1/jobs', { kind: 'batch', manifest: { name: 'b', out: 'o', subjects: [{ subject: 1 }], analyses: [{ name: 'a', kind: 'zz', config: {} }] } }, 'body.manifest.analyses[0].kind'],
@@ -147,5 +149,10 @@ describe('request validation (real HTTP)', () => {
     const empty = await s.call('DELETE', '/v1/jobs/abc', '', { 'content-type': 'application/json' });
     expect(empty.status, empty.text).toBe(404);
     expect(empty.json.code).toBe('JobNotFound');
+    // a body sent where no route matches: the 404 or 405 still answers, not a refusal of the body (review s43)
+    const none = await s.call('POST', '/v1/nothing', { a: 1 });
+    expect([none.status, none.json.code]).toEqual([404, 'RouteNotFound']);
+    const method = await s.call('PUT', '/v1/jobs', { a: 1 });
+    expect(method.status, method.text).toBe(405);
   });
 });

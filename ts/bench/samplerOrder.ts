@@ -223,7 +223,7 @@ export function commonLevelFits(
       out[s] =
         state.order === null ? { order: null, calls: [], reason: `as the state's: ${state.reason}` }
         : kept.length === state.calls.length && kept.every((p) => Number.isFinite(p.err) && p.err > 0) ? { order: logLogSlopeOrder(kept), calls: state.calls, reason: null }
-        : { order: null, calls: [], reason: "no finite error at one of the state's runs" };
+        : { order: null, calls: [], reason: "an error of 0 or not finite at one of the state's runs (no log to fit)" };
     } else if (floor === null) out[s] = { order: null, calls: [], reason: 'no floor' };
     else if (!pts.length) {
       const deterministic = rows.some((r) => r.scheduler === s && r.relErrorConverged !== undefined);

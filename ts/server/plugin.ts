@@ -73,6 +73,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   app.addContentTypeParser('application/json', { parseAs: 'string' }, async (req: FastifyRequest, text: string | Buffer) => {
     if (req.routeOptions.schema?.body) return parseJson(req, String(text));
     if (text.length === 0) return undefined;
+    // (no route matched: parsed as before, so that the 404 or 405 answers, not a body refusal naming no route)
+    if (req.routeOptions.url === undefined) return parseJson(req, String(text));
     throw new RequestValidationError('body', [`body: ${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]} takes no body; send none (or an empty one)`]);
   });
   // an error answer names no server path outside the root (an ONNX external data location, a system error's file)

@@ -25,7 +25,7 @@ export const DemoJobSchema = Strict(
     sessions: Default(Type.Integer({ minimum: 4, maximum: 40, description: 'sessions of the miniature NSD' }), 16),
     testImages: Default(Type.Integer({ minimum: 4, maximum: 200, description: 'test images (reconstructed)' }), 24),
     seeds: Default(Type.Integer({ minimum: 1, maximum: 10, description: 'samples per test image' }), 2),
-    steps: Default(Type.Integer({ minimum: 1, maximum: 200, description: 'DDIM steps' }), 20),
+    steps: Default(Type.Integer({ minimum: 2, maximum: 200, description: 'DDIM steps: at least 2 (img2img denoises the last ⌊steps·0.8⌋ of them, none at 1)' }), 20),
   },
   { description: "the demo world built from a seed and reconstructed as brainlatent demo does, with lighter defaults (world seed 0, 2 samples per image, 20 steps); its run folder is out's run/" },
 );

@@ -13,8 +13,16 @@ import type { OrtRuntimeInfo } from '../../native/samplerTypes.js';
 import { resolveOrtLibrary } from '../../sd/native.js';
 import { requestedBackend } from '../httpErrors.js';
 
+/**
+ * The engine's refusals of an execution provider (ort_provider.cpp): its library, its devices, its registration. Other
+ * BackendUnavailable failures of a load (ONNX Runtime too old for external data, BRAINLATENT_SD_DEVICE_LOOP without
+ * the CUDA backend, a failed device probe) are the service's, whatever the provider asked for: they stay a 500.
+ */
+const PROVIDER_REFUSED = /execution provider|CUDA provider library|^CUDA device \d+ does not exist/;
+
 export function providerRefusal(e: unknown, provider: string | undefined, log: FastifyBaseLogger): unknown {
   if (!(e instanceof BackendUnavailableError) || provider === undefined || provider === 'cpu') return e;
+  if (!PROVIDER_REFUSED.test(e.message)) return e;
   let runtime: OrtRuntimeInfo;
   try {
     // (the library Diffusion.load loaded: the service passes no ortLibrary, so the default one)
