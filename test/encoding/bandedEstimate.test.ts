@@ -1,11 +1,11 @@
 /**
- * The dry run's banded-ridge estimate: probes at 1 and 3 candidates, 1 and 512 targets, read as a fixed part +
+ * The dry run's banded-ridge estimate: probes at 1 and c2 candidates (3 or more), 1 and 512 targets, read as a fixed part +
  * a part per target, per candidate and once. Timings made from a known cost recover it exactly; the old rule
  * (one probe scaled linearly in targets and candidates) counted each candidate's fixed part once per target.
  */
 import { describe, expect, it } from 'vitest';
 
-import { bandedCost } from '../../ts/encoding/estimate.js';
+import { bandedCost, moreProbeCandidates } from '../../ts/encoding/estimate.js';
 
 describe('banded ridge estimate', () => {
   // once: 0.06 s + 0.1 ms per target; per candidate: 0.07 s + 0.08 ms per target
@@ -35,5 +35,21 @@ describe('banded ridge estimate', () => {
     expect(r.each.fixed).toBe(0);
     expect(r.each.per).toBe(0);
     expect(r.seconds).toBeGreaterThan(0);
+  });
+
+  it('probes more candidates while a probe is cheap, so that the slope extrapolated to nIter stands above the noise (review s43)', () => {
+    // the demo world's widths: ~5 ms a candidate at 512 targets; 3 → 6 → 12 → 24 → 32, the cap
+    expect(moreProbeCandidates(3, 100, 0.2)).toBe(6);
+    expect(moreProbeCandidates(24, 100, 0.3)).toBe(32);
+    expect(moreProbeCandidates(32, 100, 0.3)).toBeNull();
+    // never past nIter, and not once a probe takes a second or more (NSD's widths: minutes at 3)
+    expect(moreProbeCandidates(3, 5, 0.2)).toBe(5);
+    expect(moreProbeCandidates(5, 5, 0.2)).toBeNull();
+    expect(moreProbeCandidates(3, 100, 1.5)).toBeNull();
+    // a slope read at 32 candidates: noise δ in the probes becomes δ·nIter/31 in the estimate, not δ·nIter/2
+    const noisy = (c: number, t: number) => cost(t, c) + (c > 1 ? 0.5 : 0);
+    const at3 = bandedCost({ t1: 1, t2: 512, c2: 3, one: [cost(1, 1), cost(512, 1)], more: [noisy(3, 1), noisy(3, 512)] }, 1508, 100);
+    const at32 = bandedCost({ t1: 1, t2: 512, c2: 32, one: [cost(1, 1), cost(512, 1)], more: [noisy(32, 1), noisy(32, 512)] }, 1508, 100);
+    expect(Math.abs(at32.seconds - cost(1508, 100))).toBeLessThan(Math.abs(at3.seconds - cost(1508, 100)) / 10);
   });
 });

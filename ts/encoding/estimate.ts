@@ -221,6 +221,19 @@ async function probeStages(
   return est;
 }
 
+/** The most candidates γ a banded probe takes, and the time under which a probe of more candidates is worth its cost. */
+const MAX_PROBE_CANDIDATES = 32, MORE_PROBE_SECONDS = 1;
+
+/**
+ * The candidates of the banded estimate's next probe after one of `c2` that took `seconds` (at the larger target
+ * count): twice as many, within nIter and MAX_PROBE_CANDIDATES, while a probe takes under MORE_PROBE_SECONDS; null
+ * when the last probe is the one to use.
+ */
+export function moreProbeCandidates(c2: number, nIter: number, seconds: number): number | null {
+  const cap = Math.min(nIter, MAX_PROBE_CANDIDATES);
+  return c2 < cap && seconds < MORE_PROBE_SECONDS ? Math.min(2 * c2, cap) : null;
+}
+
 /** Banded probes: seconds at (t1, t2) targets with 1 candidate (`one`) and with c2 candidates (`more`). */
 export interface BandedProbes { t1: number; t2: number; c2: number; one: number[]; more: number[] }
 
@@ -239,7 +252,7 @@ export function bandedCost(p: BandedProbes, targets: number, nIter: number) {
 
 /**
  * A banded model's time: the fit (and, with partitioning, one fit per leave-one-set-out subset) on random data
- * of the real widths, probed at 1 and 3 candidates γ and at 1 and up to 512 targets. Each
+ * of the real widths, probed at 1 candidate γ and at 3 or more (see below) and at 1 and up to 512 targets. Each
  * candidate costs a fixed part (its kernels' eigendecompositions, per fold) and a part per target (the CV
  * scoring); the refit and partitioning add a part per target once. Scaling one probe linearly in both
  * targets and candidates counted the fixed parts once per target: 16 s for a 3.4 s fit on the demo world.
@@ -256,7 +269,6 @@ async function bandedEstimate(c: EncodeConfig, b: BandedSpec, rows: number, widt
   // (far apart, so that the differences stand above the timings' noise: 2 candidates at 128 and 256 targets
   // gave per-target costs off by 2× either way from one dry run to the next; one target is the fixed part)
   const t2 = Math.min(targets, 512), t1 = 1;
-  const c2 = Math.min(3, b.nIter);
   const probe = (t: number, candidates: number) => {
     const opts = { alphas: b.alphas ?? c.ridge.alphas, nIter: candidates, seed: b.seed, folds, standardize: true };
     const y = { data: noise(n * t, 51), rows: n, cols: t };
@@ -268,7 +280,16 @@ async function bandedEstimate(c: EncodeConfig, b: BandedSpec, rows: number, widt
   // candidate's eigendecompositions at the probe's rows)
   await probe(t2, 1)(); // warm-up, at the larger size: its buffers' first page faults are not the probes'
   const one = [await fastest(probe(t1, 1)), await fastest(probe(t2, 1))];
-  const more = c2 > 1 ? [await fastest(probe(t1, c2)), await fastest(probe(t2, c2))] : one;
+  // More candidates while a probe of them stays cheap (under MORE_PROBE_SECONDS, up to MAX_PROBE_CANDIDATES): the slope
+  // per candidate is extrapolated to nIter of them, multiplying the probes' noise by nIter / c2. At the demo world's
+  // widths a candidate costs ~5 ms at 512 targets, and 1 → 3 candidates read 0.19 → 0.74 s on a machine at load 5: an
+  // 81 s estimate for a 2.7 s stage (review s43). At NSD's widths 3 candidates already take minutes: no more then.
+  let c2 = Math.min(3, b.nIter);
+  let more = c2 > 1 ? [await fastest(probe(t1, c2)), await fastest(probe(t2, c2))] : one;
+  for (let next = moreProbeCandidates(c2, b.nIter, more[1]); next !== null; next = moreProbeCandidates(c2, b.nIter, more[1])) {
+    c2 = next;
+    more = [await fastest(probe(t1, c2)), await fastest(probe(t2, c2))];
+  }
   const { each, once, seconds: atProbeRows } = bandedCost({ t1, t2, c2, one, more }, targets, b.nIter);
   const seconds = atProbeRows * (rows / n);
   return {
