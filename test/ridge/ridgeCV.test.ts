@@ -183,6 +183,29 @@ describe('RidgeCV batching', () => {
   });
 });
 
+describe('RidgeCV under a memory budget', () => {
+  it('takes the cheapest route whose fixed part and one target fit the budget, not the cheapest refused (review s43)', async () => {
+    const { x, y } = planted(200, 50, 30, 41);
+    const alphas = [1, 10, 100, 1000];
+    // free: the exact primal route, cheapest by flops; its least footprint is more than the per-fold one's
+    const free = new RidgeCV({ alphas }).costModel(200, 50, 30);
+    const perFold = new RidgeCV({ alphas, solver: 'per-fold-primal' }).costModel(200, 50, 30);
+    expect(free.route).toBe('exact-primal');
+    const least = (m: typeof free.memory) => m.fixedBytes + m.bytesPerTarget;
+    expect(least(perFold.memory)).toBeLessThan(least(free.memory));
+    // a budget between the two: the per-fold route, which fits, where exact-primal was chosen and refused
+    const budget = Math.ceil((least(perFold.memory) + least(free.memory)) / 2);
+    const planned = new RidgeCV({ alphas, memoryBudget: budget }).costModel(200, 50, 30);
+    expect([planned.route, planned.memory.fits]).toEqual(['per-fold-primal', true]);
+    const model = await new RidgeCV({ alphas, memoryBudget: budget }).fit(x, y);
+    expect([model.info?.route, model.info?.cvMethod]).toEqual(['primal', 'per-fold']);
+    const unbounded = await new RidgeCV({ alphas, solver: 'per-fold-primal' }).fit(x, y);
+    expect(model.bestAlphas).toEqual(unbounded.bestAlphas);
+    // below every route's least: the cheapest is refused, naming what it needs
+    await expect(new RidgeCV({ alphas, memoryBudget: 1000 }).fit(x, y)).rejects.toThrow(OutOfMemoryError);
+  });
+});
+
 describe('RidgeModel persistence', () => {
   it('save/load round trip is bit-exact and readable as safetensors', async () => {
     const { x, y } = planted(40, 6, 5, 2);

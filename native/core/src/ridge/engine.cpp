@@ -909,7 +909,7 @@ const RouteSpec& route_by_name(const std::string& name) {
   throw Error(ErrorCode::InvalidArgument, "route: unknown route '" + name + "' (the routes are " + names + ")");
 }
 
-const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::string& route_name, const std::string& space,
+const RouteSpec& choose_route(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space,
                               const std::string& cv_method) {
   const bool banded = !pb.unit_weights();
   const bool automatic = route_name.empty() || route_name == "auto";
@@ -935,7 +935,7 @@ const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::s
   // noise (0.1–1 off the float64 one at α ≈ 1e4·λ_max, and that noise chose the alpha). R² reads e itself. So the
   // exact routes score Pearson only when asked for (cvMethod 'exact' or by name).
   const bool exact_allowed = !(pb.score == ScoreKind::Pearson && cv_method == "auto");
-  double best = std::numeric_limits<double>::infinity();
+  std::vector<std::pair<double, const RouteSpec*>> allowed;
   for (const RouteSpec& r : routes()) {
     if (banded && !r.band_weights) continue;
     if (space != "auto" && space != r.space) continue;
@@ -943,14 +943,19 @@ const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::s
     if (cv_method != "auto" && cv_method != r.cv_method) continue;
     if (std::string(r.cv_method) == "exact" && !exact_allowed) continue;
     if (std::string(r.cv_method) == "exact" && cv_method != "exact" && factor_bytes > budget / 2) continue;
-    const double c = r.cost(pb).total;
-    if (c < best) {
-      best = c;
-      chosen = &r;
-    }
+    allowed.emplace_back(r.cost(pb).total, &r);
   }
-  if (!chosen) chosen = &route_by_name(space == "kernel" ? "per-fold-kernel" : "per-fold-primal");
-  return *chosen;
+  if (allowed.empty()) return route_by_name(space == "kernel" ? "per-fold-kernel" : "per-fold-primal");
+  std::stable_sort(allowed.begin(), allowed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  // The cheapest whose least footprint (its fixed part and one target) fits the budget: the cheapest of all may not
+  // where another does (X 200×50 at 1.3 MB: exact-primal refused, per-fold-primal fits, review s43). None fits: the
+  // cheapest, whose refusal names what it needs.
+  for (const auto& [cost, r] : allowed) {
+    (void)cost;
+    const MemoryPlan m = estimate_memory(pb, be, *r);
+    if (m.least() <= m.budget) return *r;
+  }
+  return *allowed.front().second;
 }
 
 EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space, const std::string& cv_method) {

@@ -309,8 +309,9 @@ struct EngineResult {
 // Runs the fit on `route_name` ("" or "auto": chosen by cost among those allowed by `space` and
 // `cv_method`, which may be "auto"). Exact routes that meet a singular (I − H) block fall back to
 // the per-fold route of the same space when the choice was automatic.
-// The route a fit takes: the one named, else the cheapest allowed by the flop model.
-const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::string& route_name, const std::string& space,
+// The route a fit takes: the one named, else the cheapest allowed by the flop model whose least footprint (fixed
+// part and one target) fits the memory budget, or the cheapest when none does.
+const RouteSpec& choose_route(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space,
                               const std::string& cv_method);
 EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space,
                  const std::string& cv_method);
