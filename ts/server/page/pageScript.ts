@@ -13,6 +13,7 @@ export const PAGE_SCRIPT = String.raw`
   var retries = new Map();
   var selected = null;
   var GONE_SHORT = 'no longer known to the service';
+  var CANCEL_PENDING_SHORT = 'cancelled: the batch cancel waits for Redis';
   function goneText(id) {
     return 'The service no longer knows job ' + id + ': it has restarted (or forgotten the job). It keeps its job list in memory only, ' +
       'with or without Redis, so a restart loses it; the page no longer follows this job. Its run folder stays on disk: ' +
@@ -107,7 +108,8 @@ export const PAGE_SCRIPT = String.raw`
       r.state.className = 'state ' + (isGone ? 'gone' : j.state);
       var p = j.progress;
       // a job's process (on the batch layer, its pool) can take seconds to report its first stage
-      setText(r.stage, isGone ? GONE_SHORT : j.reconnecting ? 'service unreachable, retrying…' : p ? p.index + '/' + p.stages + ' ' + p.stage : j.state === 'running' ? 'starting…' : '');
+      // (a cancelled --redis job whose batch's cancel waits for Redis: no stage runs, and no second cancel helps)
+      setText(r.stage, isGone ? GONE_SHORT : j.reconnecting ? 'service unreachable, retrying…' : j.cancelPending ? CANCEL_PENDING_SHORT : p ? p.index + '/' + p.stages + ' ' + p.stage : j.state === 'running' ? 'starting…' : '');
       if (!isGone && j.state === 'running' && p) {
         if (!r.bar.parentNode) { r.progress.appendChild(r.bar); r.progress.appendChild(r.pct); }
         r.bar.value = p.fraction;
@@ -116,7 +118,7 @@ export const PAGE_SCRIPT = String.raw`
         r.progress.textContent = '';
       }
       var report = j.state === 'done' && j.result && j.result.report;
-      var key = isGone ? '' : j.state === 'queued' || j.state === 'running' ? 'cancel' : report ? 'report' : '';
+      var key = isGone || j.cancelPending ? '' : j.state === 'queued' || j.state === 'running' ? 'cancel' : report ? 'report' : '';
       if (key !== r.actionsKey) {
         r.actionsKey = key;
         r.actions.textContent = '';
@@ -337,7 +339,11 @@ export const PAGE_SCRIPT = String.raw`
       return;
     }
     var p = j.progress;
-    if (j.state === 'running') {
+    if (j.cancelPending) {
+      var pending = el('p', j.cancelPending, 'problems');
+      pending.id = 'detail-cancel-pending';
+      box.appendChild(pending);
+    } else if (j.state === 'running') {
       var line = el('p', p ? 'stage ' + p.index + '/' + p.stages + ' ' + p.stage + ' · ' + progressText(p) + (p.message ? ' · ' + p.message : '') : 'starting…');
       line.id = 'detail-progress';
       box.appendChild(line);
