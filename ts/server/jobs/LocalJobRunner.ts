@@ -241,8 +241,13 @@ export class LocalJobRunner implements JobRunner {
         console.error(`brainlatent serve: job ${id}: batch ${batch} cancelled in Redis (it answered the service's try ${tries + 1})`);
         return `Redis did not answer at first, and the service cancelled batch ${batch} there once it did`;
       } catch (e) {
-        // not recorded (nor to be: the job's process has ended), or only claimed by this job: nothing of it is queued
-        if (e instanceof BatchError) return undefined;
+        // not recorded (nor to be: the job's process has ended), or only claimed by this job: nothing of it is queued;
+        // said when the job showed its cancel pending (else its end would not say what became of that)
+        if (e instanceof BatchError) {
+          if (tries === 0) return undefined;
+          console.error(`brainlatent serve: job ${id}: Redis answered the service's try ${tries + 1}, and batch ${batch} is not there: nothing of it is queued`);
+          return `Redis did not answer at first; once it did, batch ${batch} was not there, so nothing of it is queued`;
+        }
         if (tries++ === 0) {
           console.error(`brainlatent serve: job ${id} was cancelled, but its batch ${batch} is not cancelled in Redis: ${(e as Error).message}; trying again until Redis answers`);
           const why = e instanceof RedisUnreachableError ? 'Redis did not answer' : `cancelling it there failed (${(e as Error).name})`;
