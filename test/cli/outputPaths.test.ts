@@ -127,6 +127,17 @@ describe('output paths are checked before any work', () => {
     await expect(checkOutputPath('--out', f('a/b/run'), 'folder', 'it')).resolves.toBeUndefined();
     await expect(checkOutputPath('--out', '/dev/null', 'file', 'it')).rejects.toThrow('--out /dev/null: exists and is not a regular file; expected a file path for it');
   });
+
+  // as root these folders pass access(W_OK): a fit ran to its end and then failed to write (review s43)
+  it.skipIf(process.platform !== 'linux')("refuses an output on the kernel's proc or sysfs filesystem, naming it", async () => {
+    await expect(checkOutputPath('--out', '/proc/m.safetensors', 'file', 'it')).rejects.toThrow(
+      "--out /proc/m.safetensors: /proc is on the kernel's proc filesystem, which takes no output files; expected a file path for it",
+    );
+    await expect(checkOutputPath('--out', '/sys/kernel/run', 'folder', 'it')).rejects.toThrow(
+      "--out /sys/kernel/run: /sys/kernel is on the kernel's sysfs filesystem, which takes no output files; expected a folder for it",
+    );
+    await expect(checkOutputPath('--out', '/proc/self', 'folder', 'it')).rejects.toThrow(/^--out \/proc\/self: \/proc\/self is on the kernel's proc filesystem/);
+  });
 });
 
 describe('the other commands that write: nsd extract and image, sd img2img and fixture, synth nsd, bench samplers', () => {

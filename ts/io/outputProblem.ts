@@ -4,7 +4,7 @@
  * has no such check), so both say the same thing ("is an existing folder", "… is a file, not a folder, …").
  */
 import { constants } from 'node:fs';
-import { access, realpath, stat } from 'node:fs/promises';
+import { access, realpath, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 
 /** 'file': a file written whole (a model, a .npy); 'folder': a folder filled or swapped in whole (a run folder). */
@@ -61,6 +61,33 @@ async function writable(dir: string): Promise<boolean> {
 }
 
 /**
+ * Linux's kernel filesystems, by statfs magic: they hold the kernel's entries, never a user's files. As root their
+ * folders pass access(W_OK), and the write failed only after the work (`--out /proc/m.safetensors`: ENOENT at the
+ * rename, after the fit); under /sys/fs/cgroup a folder output would even create a cgroup.
+ */
+const KERNEL_FILESYSTEMS = new Map<number, string>([
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0x62656570, 'configfs'],
+  [0xcafe4a11, 'bpf'],
+  [0x6165676c, 'pstore'],
+  [0xde5e81e4, 'efivarfs'],
+  [0xf97cff8c, 'selinuxfs'],
+]);
+
+/** Why nothing can be written in `dir`, or null: not a writable folder, or on a kernel filesystem. */
+async function unwritableFolder(dir: string): Promise<string | null> {
+  const type = await statfs(dir).then((s) => KERNEL_FILESYSTEMS.get(Number(s.type)), () => undefined);
+  if (type) return `${dir} is on the kernel's ${type} filesystem, which takes no output files`;
+  return (await writable(dir)) ? null : `${dir} is not writable (permission denied)`;
+}
+
+/**
  * Why `path` cannot take an output of `kind`, or null when it can: a file output must not be an existing folder (nor
  * a device or other non-file), a folder output must not be an existing file, and the nearest existing folder above
  * it must be a writable folder (a parent that is a file can never become one). Missing folders are no problem: the
@@ -75,8 +102,7 @@ export async function outputPathProblem(path: string, kind: OutputKind): Promise
     if (kind === 'file' && target.isDirectory()) return 'is an existing folder';
     if (kind === 'file' && !target.isFile()) return 'exists and is not a regular file';
     if (kind === 'folder' && !target.isDirectory()) return 'is an existing file';
-    const dir = kind === 'folder' ? path : dirname(path);
-    return (await writable(dir)) ? null : `${dir} is not writable (permission denied)`;
+    return unwritableFolder(kind === 'folder' ? path : dirname(path));
   }
   // the nearest existing ancestor (named as typed: dirname of a relative path ends at '.') decides: a folder we may
   // write in, or a file that blocks the path
@@ -84,7 +110,7 @@ export async function outputPathProblem(path: string, kind: OutputKind): Promise
     const s = await statOrNull(dir);
     if (s) {
       if (!s.isDirectory()) return `${dir} is a file, not a folder, so nothing can be written below it`;
-      return (await writable(dir)) ? null : `${dir} is not writable (permission denied)`;
+      return unwritableFolder(dir);
     }
     if (dirname(dir) === dir) return null;
   }
