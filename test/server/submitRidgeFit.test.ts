@@ -71,6 +71,19 @@ describe('a ridge-fit job is checked at submission, each problem naming its fiel
     ]);
   });
 
+  // as `ridge fit --folds 1 --x missing.npy` lists both (review s43: the schema's problem came alone, the file's on the next try)
+  it("every problem at once: the schema's and the files'", async () => {
+    expect(await refused(fit({ folds: 1, x: 'missing-x.npy', out: 'm.safetensors', groups: 7 }))).toEqual([
+      'body.config.groups: expected a path or null, got number 7',
+      'body.config.folds: expected an integer from 2 to 1048576, got number 1',
+      'body.config.out m.safetensors: is an existing file; expected a folder for the fit (model.safetensors and fit.json)',
+      'body.config.x: missing-x.npy: file not found',
+    ]);
+    // a path outside the root is named as such, and not looked at
+    const outside = await refused(fit({ folds: 1, x: '../missing-x.npy' }));
+    expect(outside).toEqual(['body.config.folds: expected an integer from 2 to 1048576, got number 1', "body.config.x: '..' is not allowed in paths (paths are relative to the service's root)"]);
+  });
+
   it('a sound one is still accepted (202) and fits', async () => {
     const r = await s.call('POST', '/v1/jobs', fit({ out: 'fits/good', groups: 'g2.npy', folds: 2 }));
     expect(r.status, r.text).toBe(202);

@@ -78,7 +78,13 @@ describe('request validation (real HTTP)', () => {
   it("lists a config's own problems with the schema's (an alpha grid that does not parse beside a bad field)", async () => {
     const fit = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'f', x: 'x.npy', y: 'y.npy', alphas: 'abc', folds: 1 } });
     expect(fit.status).toBe(400);
-    expect(fit.json.problems).toEqual(['body.config.folds: expected an integer from 2 to 1048576, got number 1', "body.config.alphas: the item 'abc' at position 0 of 'abc' is not a number"]);
+    expect(fit.json.problems).toEqual([
+      'body.config.folds: expected an integer from 2 to 1048576, got number 1',
+      "body.config.alphas: the item 'abc' at position 0 of 'abc' is not a number",
+      // (and the files' checks: test/server/submitRidgeFit.test.ts)
+      'body.config.x: x.npy: file not found',
+      'body.config.y: y.npy: file not found',
+    ]);
     const rec = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 9 }, model: { dir: 'm' }, decoders: { z: { alphas: 'abc' } } } });
     expect(rec.status).toBe(400);
     expect(rec.json.problems).toEqual(['body.config.nsd.subject: expected an integer from 1 to 8, got number 9', "body.config.decoders.z.alphas: the item 'abc' at position 0 of 'abc' is not a number"]);

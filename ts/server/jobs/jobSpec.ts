@@ -16,13 +16,14 @@ import { ConfigError, configPaths, EncodeConfigSchema, mapConfigPaths, Reconstru
 import { RidgeFitConfigSchema, type RidgeFitConfig } from '../../config/ridgeFit.js';
 import { DEMO_OUT_WHAT } from '../../demo/options.js';
 import { resolveConfig } from '../../pipeline/config.js';
+import { MAX_FOLDS } from '../../ridge/options.js';
 import { PathOutsideRootError, type RootFolder } from '../rootPaths.js';
 import { DemoJobSchema } from '../schemas.js';
 import { RequestValidationError } from '../validation.js';
 import type { DemoJobInput, JobInput } from './executeJob.js';
 import { newJobId, type JobSpec } from './JobRunner.js';
 import { batchPreflightProblems, encodePreflightProblems, reconstructPreflightProblems } from './jobPreflight.js';
-import { ridgeFitProblems } from './ridgeFitJob.js';
+import { ridgeFitInputProblems, ridgeFitProblems } from './ridgeFitJob.js';
 import type { JobKind } from './types.js';
 
 /** Where the plans and summaries of the batches behind single jobs go (hidden: not a run folder). */
@@ -123,9 +124,10 @@ function resolvedOr400<T>(resolve: () => T): T {
 /**
  * A job body the route's schema refused, with the problems its config's own checks find besides (an alpha grid
  * that does not parse, zscoreDdof without a z-score, …), so that a client sees every problem at once, as the CLI
- * and the library list them, not the schema's first and the rest on the next try.
+ * and the library list them, not the schema's first and the rest on the next try. A ridge-fit's files are checked
+ * too, as `ridge fit` lists a bad --folds with a missing --x (its checks need no resolved config).
  */
-export function withConfigProblems(refused: Error, body: unknown): Error {
+export async function withConfigProblems(refused: Error, body: unknown, root: RootFolder): Promise<Error> {
   if (!(refused instanceof RequestValidationError)) return refused;
   const b = (body ?? {}) as { kind?: unknown; config?: unknown };
   const config = (b.config ?? {}) as { alphas?: unknown };
@@ -133,13 +135,32 @@ export function withConfigProblems(refused: Error, body: unknown): Error {
   try {
     if (b.kind === 'reconstruct') resolveConfig(b.config, 'body.config');
     else if (b.kind === 'encode') resolveEncodeConfig(b.config, 'body.config');
-    else if (b.kind === 'ridge-fit' && typeof config.alphas === 'string') resolveAlphaGrid(config.alphas, 'body.config.alphas', more);
+    else if (b.kind === 'ridge-fit') {
+      if (typeof config.alphas === 'string') resolveAlphaGrid(config.alphas, 'body.config.alphas', more);
+      more.push(...(await ridgeFitFileProblems(root, config)));
+    }
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     more.push(...e.problems);
   }
   const all = [...new Set([...refused.problems, ...more])];
   return all.length === refused.problems.length ? refused : new RequestValidationError('body', all);
+}
+
+/**
+ * A ridge-fit config the schema refused: what its out and its inputs (those of them that are strings, confined to
+ * the root) and its folds (when a valid count) would be refused for besides, by ridgeFitProblems' checks.
+ */
+async function ridgeFitFileProblems(root: RootFolder, config: Record<string, unknown>): Promise<string[]> {
+  const inside = pathsInside(root);
+  const path = async (field: string) => {
+    const v = config[field];
+    return typeof v === 'string' && v.trim() !== '' ? inside.resolve(v, `body.config.${field}`) : undefined;
+  };
+  const [out, x, y, groups] = [await path('out'), await path('x'), await path('y'), await path('groups')];
+  const f = config.folds ?? 5;
+  const folds = Number.isInteger(f) && (f as number) >= 2 && (f as number) <= MAX_FOLDS ? (f as number) : undefined;
+  return [...inside.problems, ...(await ridgeFitInputProblems({ out, x, y, groups, folds }))];
 }
 
 export interface JobSpecOptions {

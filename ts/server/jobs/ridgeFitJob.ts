@@ -59,9 +59,34 @@ const FIT_FOLDER = 'the fit (model.safetensors and fit.json)';
  */
 export async function ridgeFitProblems(c: RidgeFitConfig): Promise<string[]> {
   const p = new FlagProblems();
-  await p.takeAsync(() => checkOutputPath('body.config.out', c.out, 'folder', FIT_FOLDER));
-  const { groups, shape } = await checkFitInputs(p, { x: c.x, y: c.y, groups: c.groups ?? undefined, folds: c.folds }, FIT_FIELDS);
+  const { groups, shape } = await checkOutAndInputs(p, { ...c, groups: c.groups ?? undefined });
   if (shape) checkFitBudget(p, ridgeFitOptions(c, groups), shape, FIT_FIELDS);
+  return p.lines;
+}
+
+/** Of a config that failed its schema, the fields that are sound: the paths given as strings, folds when valid. */
+export interface RidgeFitPaths {
+  out?: string;
+  x?: string;
+  y?: string;
+  groups?: string;
+  folds?: number;
+}
+
+async function checkOutAndInputs(p: FlagProblems, c: RidgeFitPaths) {
+  if (c.out !== undefined) await p.takeAsync(() => checkOutputPath('body.config.out', c.out!, 'folder', FIT_FOLDER));
+  if (c.x === undefined || c.y === undefined) return {};
+  return checkFitInputs(p, { x: c.x, y: c.y, groups: c.groups, folds: c.folds }, FIT_FIELDS);
+}
+
+/**
+ * ridgeFitProblems' checks of the out folder and the inputs (those given; X and Y both, or neither), without the
+ * budget's, which needs the whole config: for a config the schema refused, so that a 400 lists a missing X beside a
+ * bad folds, as `ridge fit` does.
+ */
+export async function ridgeFitInputProblems(c: RidgeFitPaths): Promise<string[]> {
+  const p = new FlagProblems();
+  await checkOutAndInputs(p, c);
   return p.lines;
 }
 

@@ -50,7 +50,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
       },
     },
     async (req, reply) => {
-      if (req.validationError) throw withConfigProblems(req.validationError, req.body);
+      if (req.validationError) throw await withConfigProblems(req.validationError, req.body, ctx.root);
       const spec = await jobSpecOf(req.body as JobBody, ctx.root, { elsewhere: ctx.jobsElsewhere });
       const view = await ctx.runner.submit(spec).catch((e: unknown) => {
         // a full job queue is an overload refusal like a full compute pool's: counted under pool="jobs"
