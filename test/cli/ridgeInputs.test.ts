@@ -188,4 +188,16 @@ describe('ridge fit inputs', () => {
     expect(listed.problems).toEqual(['--alphas: every alpha must be finite and > 0, got 0 at position 0', few]);
     expect(await run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y48.npy'), '--groups', f('g2.npy'), '--folds', '2', '--out', f('g.safetensors'))).toMatch(/2 folds \(grouped\)/);
   });
+
+  it('an X or Y without columns is refused before the fit, naming the flag and the file (review s44)', async () => {
+    await writeNpy(f('x0.npy'), new Float32Array(0), [48, 0]);
+    await writeNpy(f('y0.npy'), new Float32Array(0), [48, 0]);
+    await writeNpy(f('x32.npy'), x.data, [48, 6]);
+    const e = await run('ridge', 'fit', '--x', f('x0.npy'), '--y', f('y0.npy'), '--out', f('e.safetensors')).then(() => undefined, (err: unknown) => err as PreflightError);
+    expect(e?.problems).toEqual([
+      `--x: X (${f('x0.npy')}): has no columns, shape (48, 0); expected at least one feature column`,
+      `--y: Y (${f('y0.npy')}): has no columns, shape (48, 0); expected at least one target column`,
+    ]);
+    await expect(run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y0.npy'), '--out', f('e.safetensors'), '--dry-run')).rejects.toThrow(/--y: Y .*has no columns/);
+  });
 });

@@ -170,21 +170,25 @@ describe("encode's preflight of 'file' feature sets", () => {
   });
 
   it('lists every problem of every set at once, shape and type included', async () => {
-    const vec = join(tmp, 'vec.npy'), ints = join(tmp, 'ints.npy');
+    const vec = join(tmp, 'vec.npy'), ints = join(tmp, 'ints.npy'), none = join(tmp, 'none.npy');
     await writeNpy(vec, new Float32Array(seen.length), [seen.length]);
     await writeNpy(ints, new Int32Array(seen.length * 2), [seen.length, 2]);
+    // (no columns: its fit failed after extraction, naming neither set nor file; review s44)
+    await writeNpy(none, new Float32Array(0), [seen.length, 0]);
     const msg = await refusedUpFront(
       config([
         { name: 'a', kind: 'file', path: vec },
         { name: 'b', kind: 'file', path: ints },
         { name: 'c', kind: 'file', path: join(tmp, 'nope.npy'), ids: join(tmp, 'nope-ids.npy') },
+        { name: 'd', kind: 'file', path: none },
       ]),
       new RegExp(`feature set 'a': ${vec} has shape \\(${seen.length}\\), expected a 2-D array \\(images × features\\)`),
       new RegExp(`feature set 'b': ${ints} holds int32 values, expected float32 or float64`),
       /feature set 'c': .*nope\.npy does not exist/,
       /feature set 'c': ids file .*nope-ids\.npy does not exist/,
+      new RegExp(`feature set 'd': ${none} has shape \\(${seen.length}, 0\\), expected at least one feature column`),
     );
-    expect(msg.split('\n  - ')).toHaveLength(5);
+    expect(msg.split('\n  - ')).toHaveLength(6);
   });
 
   it('scans a table larger than its read buffer in slabs, finding the value in the last one', async () => {

@@ -326,6 +326,8 @@ export async function featureFileProblems(s: Extract<FeatureSetSpec, { kind: 'fi
     return [`${at}: ${(e as Error).message}`, ...problems];
   }
   if (header.shape.length !== 2) problems.push(`${at}: ${s.path} has shape (${header.shape.join(', ')}), expected a 2-D array (images × features)`);
+  // (its fit failed after extraction, or the dry run's timing probe, as 'RidgeCV.fit: X is empty (69×0)'; review s44)
+  else if (header.shape[1] === 0) problems.push(`${at}: ${s.path} has shape (${header.shape.join(', ')}), expected at least one feature column`);
   if (header.dtype !== 'float32' && header.dtype !== 'float64') problems.push(`${at}: ${s.path} holds ${header.dtype} values, expected float32 or float64`);
   if (problems.length) return problems;
   const [rows, cols] = header.shape;

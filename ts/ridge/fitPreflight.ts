@@ -48,6 +48,10 @@ function checkMatrixHeader(h: NpyHeader, path: string, what: string, opts: { vec
     throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns)${or}, got shape (${h.shape.join(', ')})`);
   }
   if (h.dtype !== 'float32' && h.dtype !== 'float64') throw new FormatError(`${what} (${path}): expected float32 or float64 data, got ${h.dtype}`, { path, field: 'descr' });
+  // (the fit refused it only once it had started, as 'RidgeCV.fit: Y is empty (200×0)', naming no file; review s44)
+  if (h.shape.length === 2 && h.shape[1] === 0) {
+    throw new ShapeError(`${what} (${path}): has no columns, shape (${h.shape.join(', ')}); expected at least one ${what === 'X' ? 'feature' : 'target'} column`);
+  }
 }
 
 /** The groups as their header describes them: a vector (n or n × 1) of numbers, as readIntVectorNpy will read it. */
