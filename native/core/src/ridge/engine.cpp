@@ -362,6 +362,7 @@ void prepare_stats(Context& ctx) {
     }
   });
   ctx.x_inv_scale.assign(Z(p), 1.0);
+  ctx.x_null_cols.clear();
   double trace = 0;
   for (i64 j = 0; j < p; ++j) {
     // Standardising without an intercept uses the centred spread, but the model keeps the raw
@@ -374,6 +375,7 @@ void prepare_stats(Context& ctx) {
       ctx.x_inv_scale[Z(j)] = 1.0 / s;
     }
     const double raw = m2[Z(j)] + (pb.fit_intercept ? 0.0 : static_cast<double>(n) * mean[Z(j)] * mean[Z(j)]);
+    if (raw == 0) ctx.x_null_cols.push_back(j);
     trace += raw * ctx.x_inv_scale[Z(j)] * ctx.x_inv_scale[Z(j)];
   }
   ctx.x_trace = trace;
@@ -866,6 +868,10 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
                                             ": the float32 arithmetic overflowed (" + b + "); rescale X and Y (e.g. standardize)");
     }
   }
+  // A column that is zero once prepared (constant, with an intercept) has the coefficient 0 exactly: its only
+  // term in the penalised loss is α·w². The float32 eigenvectors mix it with the Gram's other weak directions
+  // (review s44: 120 × 15 with duplicated rows, an all-zero and a constant column weighted up to 5e-3).
+  for (const i64 q : ctx.x_null_cols) std::fill_n(res.coef.begin() + static_cast<std::ptrdiff_t>(q * t), t, 0.0f);
   res.route = spec.name;
   res.cv_method = spec.cv_method;
   res.eig_precision = ctx.precision();

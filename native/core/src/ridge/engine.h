@@ -111,6 +111,7 @@ class Context {
   std::vector<float> x_mean, x_scale;  // the model's (host)
   std::vector<double> x_inv_scale;     // 1 / x_scale
   double x_trace = 0;                  // trace of the prepared X's Gram (≥ λ_max of every Gram formed)
+  std::vector<i64> x_null_cols;        // columns all zero once prepared (constant with an intercept): coefficient 0
   std::vector<double> y_mean;          // Y's column means (zeros without an intercept)
   std::vector<double> feature_weight;  // per feature: the band weight of the current candidate
 
