@@ -3,7 +3,8 @@ import { MissingFileError, ShapeError } from '../errors.js';
 import { assertFinite } from '../io/finite.js';
 import { Hdf5Reader, readHdf5Masked } from '../io/hdf5.js';
 import { niftiGrid, niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
-import { affineMethod, voxelToWorld, type Affine } from '../io/niftiHeader.js';
+import { affineMethod, voxelToWorld, type Affine, type NiftiGeometry } from '../io/niftiHeader.js';
+import { sessionAffineMismatch, type GridAffine } from './grid.js';
 import type { Grid, VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { checkInteger } from '../ridge/options.js';
@@ -64,11 +65,11 @@ export async function sessionTrialCount(file: { path: string; format: BetasForma
 }
 
 /** Trials and voxel grid (X, Y, Z) of a session file, from its header or dataset shape only. */
-export async function sessionBetasShape(file: { path: string; format: BetasFormat }): Promise<{ trials: number; grid: Grid }> {
+export async function sessionBetasShape(file: { path: string; format: BetasFormat }): Promise<{ trials: number; grid: Grid; header?: NiftiGeometry }> {
   if (file.format === 'nifti') {
     const h = await readNiftiHeader(file.path);
     if (h.dims.length < 4) throw new ShapeError(`${file.path}: betas are ${h.dims.join('×')}, expected a 4-D X×Y×Z×trials image`);
-    return { trials: niftiVolumeCount(h), grid: [h.dims[0], h.dims[1], h.dims[2]] };
+    return { trials: niftiVolumeCount(h), grid: [h.dims[0], h.dims[1], h.dims[2]], header: h };
   }
   const r = await Hdf5Reader.open(file.path);
   try {
@@ -87,23 +88,25 @@ export async function sessionBetasShape(file: { path: string; format: BetasForma
  */
 export async function sessionsBetasShape(files: readonly { path: string; format: BetasFormat }[]): Promise<{ trials: number; grid: Grid }> {
   const first = await sessionBetasShape(files[0]);
-  for (const file of files.slice(1)) {
-    const { trials, grid } = await sessionBetasShape(file);
+  // (NIfTI sessions carry their own affines: each must place the grid where the first NIfTI session does; HDF5 carry none)
+  let placed: { path: string; header: NiftiGeometry } | null = null;
+  for (const [i, file] of files.entries()) {
+    const { trials, grid, header } = i === 0 ? first : await sessionBetasShape(file);
     if (trials !== first.trials) throw new ShapeError(`${file.path}: ${trials} trials, expected ${first.trials} like ${files[0].path}`);
     if (grid.some((n, i) => n !== first.grid[i])) {
       throw new ShapeError(`${file.path}: voxel grid ${grid.join('×')}, expected ${first.grid.join('×')} like ${files[0].path}`);
+    }
+    if (!header) continue;
+    if (placed === null) placed = { path: file.path, header };
+    else {
+      const elsewhere = sessionAffineMismatch(file.path, header, placed.path, placed.header, grid);
+      if (elsewhere) throw new ShapeError(elsewhere);
     }
   }
   return first;
 }
 
-/** Where the subject's functional grid sits in the world: its voxel-to-world affine, and the file and transform it came from. */
-export interface GridAffine {
-  affine: Affine;
-  /** 'sform', 'qform' or 'voxel sizes (no sform or qform)' (affineMethod). */
-  method: string;
-  file: string;
-}
+export type { GridAffine } from './grid.js';
 
 /**
  * The affine of the betas' grid (`grid`, from sessionBetasShape). A NIfTI session file carries its own. NSD's

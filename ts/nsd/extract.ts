@@ -14,7 +14,7 @@ import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
 import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
-import { availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries, stickyDenies } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
@@ -102,7 +102,8 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const region = await loadRegionMask(o.root, o.subject, o.roi);
   // a mask off the subject's grid (other dimensions, or the same ones placed elsewhere) is refused before the
   // cache is consulted: its header is the geometry the outputs' voxels (and encode's maps) are given
-  const { grid } = await sessionBetasShape(files[0]);
+  // (every session's header: one of other trials, grid or placement would be read as if it were the first's)
+  const { grid } = await sessionsBetasShape(files);
   const offGrid = maskGridMismatch(region, { grid, betasFile: files[0].path, affine: await betasGridAffine(o.root, o.subject, files[0], grid) }, 'roi', o.subject);
   if (offGrid) throw new ShapeError(offGrid);
   const designFile = expdesignPath(o.root);

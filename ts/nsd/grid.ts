@@ -1,7 +1,14 @@
 /** Whether a region mask is on the subject's functional grid: its dimensions and where it sits in the world. */
 import { affineMethod, voxelToWorld, type Affine, type NiftiGeometry } from '../io/niftiHeader.js';
 import type { Grid } from '../io/voxelMask.js';
-import type { GridAffine } from './betas.js';
+
+/** Where the subject's functional grid sits in the world: its voxel-to-world affine, and the file and transform it came from. */
+export interface GridAffine {
+  affine: Affine;
+  /** 'sform', 'qform' or 'voxel sizes (no sform or qform)' (affineMethod). */
+  method: string;
+  file: string;
+}
 
 /** The betas' grid (sessionBetasShape), their file, and the grid's affine where known (betasGridAffine). */
 export interface BetasGrid {
@@ -51,6 +58,22 @@ export function maskGridMismatch(
 }
 
 const article = (noun: string) => (/^[aeiou]/i.test(noun) ? 'an' : 'a');
+
+/**
+ * The problem with a session's betas placed elsewhere in the world than the first session's (the same dimensions, but
+ * another voxel-to-world affine: a session resampled or flipped on its own), naming both files; null when they agree
+ * within GRID_TOLERANCE_MM. The extraction reads the sessions voxel by voxel as one table: a mirrored session's rows
+ * came from the mirrored voxels, with no error (review s44).
+ */
+export function sessionAffineMismatch(file: string, header: NiftiGeometry, firstFile: string, firstHeader: NiftiGeometry, grid: Grid): string | null {
+  const [mine, theirs] = [voxelToWorld(header), voxelToWorld(firstHeader)];
+  const shift = cornerShift(mine, theirs, grid);
+  if (shift <= GRID_TOLERANCE_MM) return null;
+  return (
+    `${file}: voxel-to-world affine ${formatAffine(mine)} (its ${affineMethod(header)}) differs from ${formatAffine(theirs)} of ${firstFile} ` +
+    `(its ${affineMethod(firstHeader)}): the same voxel lies up to ${shift.toPrecision(3)} mm apart in the two; expected every session's betas on one grid`
+  );
+}
 
 /** The largest distance (mm) between where two affines put a voxel of `grid`: an affine map's extremes are at the corners. */
 function cornerShift(a: Affine, b: Affine, [X, Y, Z]: Grid): number {
