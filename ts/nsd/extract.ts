@@ -103,8 +103,8 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   // a mask off the subject's grid (other dimensions, or the same ones placed elsewhere) is refused before the
   // cache is consulted: its header is the geometry the outputs' voxels (and encode's maps) are given
   // (every session's header: one of other trials, grid or placement would be read as if it were the first's)
-  const { grid } = await sessionsBetasShape(files);
-  const offGrid = maskGridMismatch(region, { grid, betasFile: files[0].path, affine: await betasGridAffine(o.root, o.subject, files[0], grid) }, 'roi', o.subject);
+  const { grid, trials } = await sessionsBetasShape(files);
+  const offGrid = maskGridMismatch(region, { grid, betasFile: files[0].path, affine: await betasGridAffine(o.root, o.subject, files[0], grid), trialsPerSession: trials }, 'roi', o.subject);
   if (offGrid) throw new ShapeError(offGrid);
   const designFile = expdesignPath(o.root);
   const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
@@ -285,7 +285,7 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
   if (region && files && first) {
     await attempt('roi', async () => {
       const affine = await betasGridAffine(o.root, o.subject, files[0], first.grid);
-      const offGrid = maskGridMismatch(region, { grid: first.grid, betasFile: files[0].path, affine }, null, o.subject);
+      const offGrid = maskGridMismatch(region, { grid: first.grid, betasFile: files[0].path, affine, trialsPerSession: first.trials }, null, o.subject);
       if (offGrid) throw new ShapeError(offGrid);
     });
   }

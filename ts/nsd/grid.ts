@@ -15,6 +15,8 @@ export interface BetasGrid {
   grid: Grid;
   betasFile: string;
   affine: GridAffine | null;
+  /** Volumes per session, where known: an HDF5 dataset's shape is then told in a refusal. */
+  trialsPerSession?: number;
 }
 
 /** How far (mm) a mask's voxels may sit from the subject's: float32 headers of one grid agree to about 1e-5 mm. */
@@ -40,6 +42,21 @@ export function maskGridMismatch(
   const what = region.what ?? 'mask';
   const [m, b] = [region.mask.grid, plan.grid];
   if (m[0] !== b[0] || m[1] !== b[1] || m[2] !== b[2]) {
+    if (/\.h(df)?5$/i.test(plan.betasFile) && plan.trialsPerSession !== undefined) {
+      // an HDF5 dataset is read as NSD's (trials, Z, Y, X): one stored as (X, Y, Z, trials) reads as another grid, and
+      // the refusal blamed the mask, naming a grid no file has (review s44)
+      const shape = [plan.trialsPerSession, b[2], b[1], b[0]];
+      if (shape[0] === m[0] && shape[1] === m[1] && shape[2] === m[2]) {
+        return (
+          `subject ${subject}'s betas ${plan.betasFile}: its dataset 'betas' has shape (${shape.join(', ')}), the ${m.join('×')} grid of the ${what} ` +
+          `${region.path} then ${shape[3]} volumes: stored as (X, Y, Z, trials); expected NSD's HDF5 layout (trials, Z, Y, X) (transpose it, or use the session's .nii.gz)`
+        );
+      }
+      return (
+        `${at}the ${what} ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}, its dataset 'betas' of shape ` +
+        `(${shape.join(', ')}) read as NSD's (trials, Z, Y, X)) are on ${b.join('×')}; expected ${article(what)} ${what} on the subject's grid`
+      );
+    }
     return (
       `${at}the ${what} ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}) are on ${b.join('×')}; ` +
       `expected ${article(what)} ${what} on the subject's grid`
