@@ -55,6 +55,18 @@ describe('a manifest’s problems', () => {
     );
   });
 
+  // the template's bad steps was named at subjects[1].overrides.recon.img2img.steps, a key not in the file, because the
+  // override sets img2img (merged: its seeds only), and the template's line said "(for subj01)" (review s44)
+  it("a template's problem below an object an override merges into is the template's, for every subject", async () => {
+    const m = { ...manifest(), subjects: [1, { subject: 2, overrides: { recon: { img2img: { seeds: 2 } } } }], analyses: [{ name: 'recon', kind: 'reconstruct', config: { model: { dir: 'models/sd' }, img2img: { steps: '50' } } }] };
+    const { source, problems: p } = await problems(m, 'merged.json');
+    expect(p).toEqual([`${source}: analyses[0].config.img2img.steps: expected an integer from 1 to 1000, got the string "50"`]);
+    // an array the override sets replaces the template's: its items' problems are the override's
+    const arr = { ...manifest(), subjects: [1, { subject: 2, overrides: { enc: { featureSets: [{ kind: 'z', name: '' }] } } }] };
+    const a = await problems(arr, 'array.json');
+    expect(a.problems.filter((l) => l.includes('subjects[1]'))).toEqual([expect.stringMatching(/subjects\[1\]\.overrides\.enc\.featureSets\[0\]\.name: /)]);
+  });
+
   it('schema problems and the manifest’s own checks are named the same way; a manifest given as an object is "manifest"', async () => {
     const m = { ...manifest(), extra: 1, subjects: [1, 1] } as unknown;
     // in one round: an unknown key and a name used twice (the second was reported only once the first was fixed)

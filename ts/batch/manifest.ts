@@ -208,9 +208,9 @@ function structureProblems(input: unknown, field: (...segs: (string | number)[])
   return problems;
 }
 
-/** Every path of an object's keys, objects' keys below them included: [['img2img'], ['img2img', 'seedz']]. */
-function keyPaths(v: Record<string, unknown>, prefix: string[] = []): string[][] {
-  return Object.entries(v).flatMap(([k, x]) => [[...prefix, k], ...(isPlainObject(x) ? keyPaths(x, [...prefix, k]) : [])]);
+/** Every path of an object's keys, objects' keys below them included, with its value: [['img2img'], {…}], [['img2img', 'seedz'], 2]. */
+function keyPaths(v: Record<string, unknown>, prefix: string[] = []): [string[], unknown][] {
+  return Object.entries(v).flatMap(([k, x]): [string[], unknown][] => [[[...prefix, k], x], ...(isPlainObject(x) ? keyPaths(x, [...prefix, k]) : [])]);
 }
 
 /**
@@ -221,9 +221,13 @@ function keyPaths(v: Record<string, unknown>, prefix: string[] = []): string[][]
  */
 function overrideLabel(problem: string, where: string, override: Record<string, unknown>, at: string): string | null {
   let best: string[] | null = null;
-  for (const segs of keyPaths(override)) {
+  for (const [segs, value] of keyPaths(override)) {
     const label = fieldLabel(where, segs);
-    if ((problem.startsWith(`${label}:`) || problem.startsWith(`${label}[`) || problem.startsWith(`${label}.`)) && (!best || segs.length > best.length)) best = segs;
+    // an object the override sets is merged into the template's: a problem below it is the override's only where
+    // one of its own keys is named (img2img: { seeds: 2 } does not set img2img.steps; review s44), a value that
+    // replaces the template's (an array, a scalar) owns every problem below it
+    const about = problem.startsWith(`${label}:`) || (!isPlainObject(value) && (problem.startsWith(`${label}[`) || problem.startsWith(`${label}.`)));
+    if (about && (!best || segs.length > best.length)) best = segs;
   }
   return best ? `${fieldLabel(at, best)}${problem.slice(fieldLabel(where, best).length)}` : null;
 }
