@@ -97,4 +97,32 @@ describe.skipIf(!redisAvailable)('a worker through a Redis outage longer than it
       await w.close();
     }
   });
+
+  // the usual case: the job still runs when Redis comes back empty; its lock renewal fails, and the worker said
+  // "lock lost (expired, or another worker has the job now)", which was untrue, and nothing of a new submit (review s44)
+  it('a job whose record Redis lost while it still runs is stopped saying Redis no longer has it, and to submit again', { timeout: 60_000 }, async () => {
+    const lines: string[] = [];
+    let probing!: () => void;
+    const probeRuns = new Promise<void>((r) => (probing = r));
+    const w = await createWorker({
+      redis: redis.url, name: 'ow3', pollMs: 100, lockMs: 1000, onLog: (l) => lines.push(l),
+      onEvent: (e) => {
+        if (e.job?.stage === 'probe' && e.job.fraction > 0) probing();
+      },
+    });
+    try {
+      await submitPlan(probePlan('gone2', 1, join(dir, 'gone2'), 20_000), { redis: redis.url });
+      await probeRuns;
+      const client = new Redis(redis.url);
+      await client.flushall();
+      client.disconnect();
+      await until('the run to stop', async () => lines.find((l) => /^gone2\.probe\.p0000: its run here stopped/.test(l)), 30_000).catch((e: Error) => {
+        throw new Error(`${e.message} (log: ${lines.join(' | ')})`);
+      });
+      expect(lines).toContain('gone2.probe.p0000: Redis no longer has the job (restarted without its data?): stopping it here; submit the batch again');
+      expect(lines.filter((l) => /another worker has the job/.test(l))).toEqual([]);
+    } finally {
+      await w.close();
+    }
+  });
 });

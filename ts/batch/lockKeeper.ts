@@ -28,8 +28,11 @@ export interface LockKeeperOptions {
   lockMs: number;
   /** The main thread silent this long counts as hung: its locks are left to expire. Default max(60 s, 10 × lockMs). */
   hangMs?: number;
-  /** A job's lock was lost (it expired, or another worker holds it): this worker must stop working on it. */
-  onLost: (id: string, token: string) => void;
+  /**
+   * A job's lock was lost (it expired, or another worker holds it): this worker must stop working on it. `gone`: the
+   * job is not in Redis at all (restarted without its data, or purged), so no worker will run it again.
+   */
+  onLost: (id: string, token: string, gone: boolean) => void;
   onLog: (message: string) => void;
 }
 
@@ -68,7 +71,7 @@ export class LockKeeper {
       if (m.type === 'lost') {
         if (this.tracked.get(m.id)?.token !== m.token) return;
         this.tracked.delete(m.id);
-        o.onLost(m.id, m.token);
+        o.onLost(m.id, m.token, m.gone);
       } else if (m.type === 'ready') this.markReady();
       else if (m.type === 'log') o.onLog(`lock keeper: ${m.message}`);
     });

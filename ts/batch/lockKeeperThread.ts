@@ -25,8 +25,11 @@ export interface KeeperData {
 
 export type KeeperRequest = { type: 'track'; queue: string; id: string; token: string } | { type: 'untrack'; id: string; token: string } | { type: 'close' };
 export type KeeperReply =
-  /** The lock is gone or another worker holds it: this worker no longer owns the job. */
-  | { type: 'lost'; id: string; token: string }
+  /**
+   * The lock is gone or another worker holds it: this worker no longer owns the job. `gone`: the job itself is not in
+   * Redis (restarted without its data, or purged): nobody will run it again.
+   */
+  | { type: 'lost'; id: string; token: string; gone: boolean }
   | { type: 'log'; message: string }
   /** Connected to Redis and renewing: the worker may take jobs. */
   | { type: 'ready' }
@@ -55,6 +58,15 @@ function queue(name: string): Queue {
   return q;
 }
 
+/** Whether the job's own key is missing from Redis (not only its lock); false when Redis does not say. */
+async function jobGone(q: Queue, id: string): Promise<boolean> {
+  try {
+    return (await q.getJob(id)) == null;
+  } catch {
+    return false;
+  }
+}
+
 async function renew(): Promise<void> {
   const silent = Date.now() - Number(Atomics.load(beat, 0));
   if (silent > data.hangMs) {
@@ -79,7 +91,7 @@ async function renew(): Promise<void> {
         const token = g.tokens[g.ids.indexOf(id)];
         if (tracked.get(id)?.token !== token) continue; // finished meanwhile
         tracked.delete(id);
-        post({ type: 'lost', id, token });
+        post({ type: 'lost', id, token, gone: await jobGone(queue(name), id) });
       }
     } catch (e) {
       // Redis unreachable: keep trying; a lock that expires meanwhile is reported as lost once Redis is back

@@ -256,10 +256,16 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     queues,
     lockMs,
     onLog: log,
-    onLost: (id, token) => {
+    onLost: (id, token, gone) => {
       const r = active.get(runKey(id, token));
       if (!r) return;
-      log(`${id}: lock lost (expired, or another worker has the job now): stopping it here`);
+      // (a Redis restarted without its data while the job ran: "another worker has it" was untrue, and nothing said
+      // to submit again; review s44)
+      log(
+        gone
+          ? `${id}: Redis no longer has the job (restarted without its data?): stopping it here; submit the batch again`
+          : `${id}: lock lost (expired, or another worker has the job now): stopping it here`,
+      );
       r.stop = LOST;
       r.run?.abort(LOST);
     },
