@@ -78,6 +78,9 @@ describe('the job count of a stage of several jobs says what it counts', () => {
     expect(renderTable(batchStatus('b', js, null))).toMatch(/^A\s+cancel 2\/4 done/m);
     expect(line(shards([['failed', true], ['blocked'], ['blocked']]))).toBe('A r/img2img failed (3 jobs: 1 failed, 2 blocked)');
     expect(line(shards([['done', true], ['done', true]]))).toBe('A r/img2img done (2 jobs)');
+    // seconds of several jobs are their sum, not a wall time (review s44)
+    expect(line(shards([['done', true], ['done', true]]).map((j) => ({ ...j, seconds: 57 })))).toBe('A r/img2img done (2 jobs) 114.0 s of job time');
+    expect(line(shards([['done', true]]).map((j) => ({ ...j, seconds: 57 })))).toBe('A r/img2img done 57.0 s');
     const running = shards([['done', true], ['active', true], ['waiting'], ['waiting']]);
     expect(line(running)).toBe('A r/img2img active (4 jobs: 1 done, 1 running, 2 waiting)');
     expect(renderTable(batchStatus('b', running, null))).toMatch(/^A\s+1\/4 25%/m);

@@ -195,6 +195,7 @@ export interface SummaryCell {
   /** Its jobs by what happened to them (only those present): done, skipped, running, waiting, failed, blocked, stopped (cancelled while running), not run (cancelled before it started). */
   counts: Partial<Record<CellCount, number>>;
   fraction: number;
+  /** Seconds of work: its jobs' own clocks summed (jobs that ran side by side count each). */
   seconds: number;
   reason?: string;
   /** Its jobs' warnings, each once (see JobInfo.warnings); absent without any. */
@@ -314,7 +315,8 @@ export function formatSummary(cells: SummaryCell[]): string {
     .map((c) => {
       const what = `${c.subject}  ${c.analysis ? `${c.analysis}/` : ''}${c.stage}`;
       const count = c.jobs > 1 ? ` ${formatCellCount(c)}` : '';
-      const secs = c.seconds > 0 ? ` ${c.seconds.toFixed(1)} s` : '';
+      // (a stage of several jobs: their seconds summed, which side-by-side jobs make more than the wall time; review s44)
+      const secs = c.seconds > 0 ? ` ${c.seconds.toFixed(1)} s${c.jobs > 1 ? ' of job time' : ''}` : '';
       const warnings = (c.warnings ?? []).map((w) => `\n${''.padEnd(35)}warning: ${w}`).join('');
       return `${what.padEnd(34)} ${c.state}${count}${secs}${c.reason ? `: ${c.reason}` : ''}${warnings}`;
     });

@@ -31,6 +31,34 @@ describe('batch run: the job log', () => {
   });
 });
 
+describe('batch run: a running job\'s progress now and then (review s44: nothing between "started" and "done")', () => {
+  it('every 10 s in its first minute, then every minute, with the time elapsed and left at its pace; none at fraction 0', () => {
+    const lines: string[] = [];
+    const log = eventLogger((l) => lines.push(l));
+    const t0 = Date.UTC(2024, 0, 1, 12, 0, 0);
+    const at = (s: number, over: Partial<JobInfo>) => ({ ...job(over), at: t0 + s * 1000 });
+    log(at(0, {}));
+    log(at(5, { fraction: 0.01, message: 'images' })); // too soon
+    log(at(9, { fraction: 0 })); // nothing done
+    log(at(12, { fraction: 0.1, message: 'images' }));
+    log(at(15, { fraction: 0.12 })); // 3 s after the last line
+    log(at(22, { fraction: 0.2 }));
+    log(at(70, { fraction: 0.5 })); // past the first minute: a minute after the last line (48 s here)
+    log(at(100, { fraction: 0.6 })); // 78 s
+    log(at(130, { fraction: 0.7 })); // 30 s
+    log(at(131, { state: 'done', fraction: 1, seconds: 131 }));
+    log(at(140, { attempts: 2, fraction: 0.9 })); // a new attempt: "started", no progress line yet
+    expect(lines).toEqual([
+      '12:00:00 aw.subj01.recon.features started\n',
+      '12:00:12 aw.subj01.recon.features 10% images · 12s elapsed, ~1:48 left\n',
+      '12:00:22 aw.subj01.recon.features 20% · 22s elapsed, ~1:28 left\n',
+      '12:01:40 aw.subj01.recon.features 60% · 1:40 elapsed, ~1:07 left\n',
+      '12:02:11 aw.subj01.recon.features done in 131.0 s\n',
+      '12:02:20 aw.subj01.recon.features started (attempt 2)\n',
+    ]);
+  });
+});
+
 describe('batch run --redis: Redis stalling while waiting for the batch', () => {
   it('says on stderr that Redis stalled and that it answers again, as docs/batch.md says', () => {
     const lines: string[] = [];

@@ -14,6 +14,7 @@ import { submitBatch, type ExistingState, type SubmitResult } from '../../batch/
 import { renderTable } from '../../batch/table.js';
 import { counted } from '../../plural.js';
 import { integerFlag } from '../flagValue.js';
+import { formatDuration } from '../progress.js';
 import { endWhenStdoutCloses } from '../setup.js';
 import { stopOnSignals } from '../stopSignals.js';
 
@@ -23,12 +24,25 @@ export function nonNegativeInt(v: string | undefined, name: string): number | un
 }
 
 /**
+ * A running job's progress line comes this long after its start or its last one: every 10 s in its first minute,
+ * then every minute (a 30 min decoders job logs ~30 lines, not one per report).
+ */
+export function progressLineEveryMs(elapsedMs: number): number {
+  return elapsedMs < 60_000 ? 10_000 : 60_000;
+}
+
+/**
  * One line per job that changes state (logs), on stderr: "started" once per attempt (a job's progress reports,
- * at fraction 0 or not, are not new starts), "(attempt N)" when it is retried.
+ * at fraction 0 or not, are not new starts), "(attempt N)" when it is retried; and while it runs, its progress now
+ * and then (progressLineEveryMs), with the time left at its pace so far: `batch run` without Redis has no `batch
+ * watch`, and a job of half an hour printed nothing between "started" and "done" (review s44).
  */
 export function eventLogger(write: (line: string) => void = (l) => process.stderr.write(l)): (e: BatchEvent) => void {
   // per job: the attempt whose start was logged while it is active, else undefined
   const started = new Map<string, number | undefined>();
+  // per active job: when its attempt started and when its last line was written (the events' clock)
+  const shown = new Map<string, { since: number; last: number }>();
+  const clock = (at: number) => new Date(at).toISOString().slice(11, 19);
   return (e) => {
     // (batch run --redis) a stall or outage while waiting for the batch: said once, and once when Redis answers again
     if (e.type === 'redis' && e.redis) {
@@ -38,12 +52,25 @@ export function eventLogger(write: (line: string) => void = (l) => process.stder
     if (e.type !== 'job' || !e.job) return;
     const j = e.job;
     if (j.state === 'active') {
-      if (started.get(j.id) === j.attempts) return;
+      if (started.get(j.id) === j.attempts) {
+        const t = shown.get(j.id);
+        if (t && j.fraction > 0 && e.at - t.last >= progressLineEveryMs(e.at - t.since)) {
+          t.last = e.at;
+          const left = ((e.at - t.since) / 1000) * ((1 - j.fraction) / j.fraction);
+          const f = Math.min(1, j.fraction);
+          write(`${clock(e.at)} ${j.id} ${(100 * f).toFixed(0)}%${j.message ? ` ${j.message}` : ''} · ${formatDuration((e.at - t.since) / 1000)} elapsed, ~${formatDuration(left)} left\n`);
+        }
+        return;
+      }
       started.set(j.id, j.attempts);
-    } else started.delete(j.id);
+      shown.set(j.id, { since: e.at, last: e.at });
+    } else {
+      started.delete(j.id);
+      shown.delete(j.id);
+    }
     const what = j.state === 'active' ? `started${j.attempts > 1 ? ` (attempt ${j.attempts})` : ''}` : j.state;
     const secs = j.seconds !== undefined && j.state === 'done' ? ` in ${j.seconds.toFixed(1)} s` : '';
-    write(`${new Date(e.at).toISOString().slice(11, 19)} ${j.id} ${what}${secs}${j.reason ? `: ${j.reason}` : ''}\n`);
+    write(`${clock(e.at)} ${j.id} ${what}${secs}${j.reason ? `: ${j.reason}` : ''}\n`);
   };
 }
 
