@@ -229,6 +229,15 @@ describe('NIfTI header checks', () => {
     expect((await mutate('dtype.nii', (x) => x.writeInt16LE(1234, 70))).field).toBe('datatype');
     expect((await mutate('vox.nii', (x) => x.writeFloatLE(100, 108))).message).toMatch(/vox_offset 100 is inside the header/);
     expect((await mutate('voxfrac.nii', (x) => x.writeFloatLE(352.5, 108))).message).toMatch(/vox_offset 352.5 is not a non-negative integer/);
+    // past the file's end: truncated, not "raise the extension limit if the file is genuine" (review s44)
+    const past = await mutate('voxpast.nii', (x) => x.writeFloatLE(1e9, 108));
+    expect(past).toBeInstanceOf(FormatError);
+    expect(past.message).toBe(`${file('voxpast.nii')}: truncated NIfTI file: vox_offset 1000000000 lies past its end (the file holds ${b.length} bytes)`);
+    // NIfTI-2's int64 vox_offset, negative: printed as it is (it read -18446744073709552000)
+    const two = Buffer.from(await valid(2));
+    two.writeBigInt64LE(-5n, 168);
+    writeFileSync(file('voxneg2.nii'), two);
+    expect((await fail(readNiftiHeader(file('voxneg2.nii')))).message).toBe(`${file('voxneg2.nii')}: vox_offset -5 is not a non-negative integer`);
   });
 
   it('NaN betas are refused where they enter extraction, naming the trial and the voxel as the file has it (NIfTI and HDF5 alike)', async () => {

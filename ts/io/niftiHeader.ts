@@ -95,7 +95,7 @@ const MAX_DIM = 2 ** 31 - 1;
  * reader relies on is checked for consistency: magic, dim[0] and each dimension, datatype, vox_offset;
  * a failure is a FormatError naming the file and the field.
  */
-export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
+export function parseNiftiHeader(bytes: Uint8Array, path: string, file?: { holds: number; compressed: boolean }): NiftiHeader {
   const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
   // nifti-reader-js needs an exactly sized ArrayBuffer of its own, not a view into a pooled Buffer.
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
@@ -115,6 +115,7 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
     throw bad('header', `not a readable NIfTI header (${e instanceof Error ? e.message : String(e)})`);
   }
   if (!h) throw bad('header', 'not a readable NIfTI header');
+  const dvAll = new DataView(ab);
   const ndim = Number(h.dims[0]);
   if (!(Number.isInteger(ndim) && ndim >= 1 && ndim <= 7)) throw bad('dim', `dim[0] = ${ndim}, expected 1 to 7`);
   const dims = h.dims.slice(1, 1 + ndim).map(Number);
@@ -127,8 +128,17 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
   // the datatype decides the item size, as in nibabel: a bitpix of 0 or one that disagrees is kept (`bitpix`) but
   // not used; the size the datatype implies is then held against the file like any other (nifti.ts, checkDataSize)
   const datatype = datatypeFromCode(h.datatypeCode, path);
-  const voxOffset = Number(h.vox_offset);
-  if (!Number.isInteger(voxOffset) || voxOffset < 0) throw bad('vox_offset', `vox_offset ${h.vox_offset} is not a non-negative integer`);
+  // (read here: nifti-reader-js's int64 reader puts a negative NIfTI-2 vox_offset 2^64 off: -5 read as -1.8e19)
+  const rawOffset = version === 2 ? dvAll.getBigInt64(168, h.littleEndian) : dvAll.getFloat32(108, h.littleEndian);
+  const voxOffset = Number(rawOffset);
+  if (!Number.isInteger(voxOffset) || voxOffset < 0) throw bad('vox_offset', `vox_offset ${rawOffset} is not a non-negative integer`);
+  // past the file's end: a damaged header, said before the extension limit (whose remedy is to raise it)
+  if (file && voxOffset > file.holds) {
+    throw bad(
+      'vox_offset',
+      `truncated NIfTI file: vox_offset ${voxOffset} lies past its end (the file holds ${file.holds} bytes${file.compressed ? ' at most, decompressed' : ''})`,
+    );
+  }
   if (voxOffset < bytes.byteLength) {
     throw bad(
       'vox_offset',
@@ -143,7 +153,7 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
       { path, field: 'vox_offset' },
     );
   }
-  const dv = new DataView(ab);
+  const dv = dvAll;
   const le = h.littleEndian;
   const srow = [0, 1, 2].map((r) =>
     [0, 1, 2, 3].map((c) => (version === 1 ? dv.getFloat32(280 + 16 * r + 4 * c, le) : dv.getFloat64(400 + 32 * r + 8 * c, le))),
