@@ -160,7 +160,7 @@ describe('NIfTI header checks', () => {
       const e = await readNifti(file('ext.nii.gz')).then(() => null, (err: Error) => err);
       expect(e).toBeInstanceOf(LimitError);
       expect(e!.message).toBe(
-        `${file('ext.nii.gz')}: vox_offset 3352 leaves 3004 bytes of extensions, over the 2048-byte limit (raise it with BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES if the file is genuine)`,
+        `${file('ext.nii.gz')}: vox_offset 3352 leaves 3004 bytes of extensions, over the 2048-byte limit: a damaged header or a truncated file, most likely (raise the limit with BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES if the file is genuine)`,
       );
       process.env.BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES = '4096';
       expect((await readNifti(file('ext.nii.gz'))).data).toEqual(want);

@@ -148,8 +148,8 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string, file?: { holds
   const maxExtension = byteLimit(EXTENSION_LIMIT_VAR, MAX_EXTENSION_BYTES);
   if (voxOffset - bytes.byteLength > maxExtension) {
     throw new LimitError(
-      `${path}: vox_offset ${voxOffset} leaves ${voxOffset - bytes.byteLength} bytes of extensions, over the ${maxExtension}-byte limit ` +
-        `(raise it with ${EXTENSION_LIMIT_VAR} if the file is genuine)`,
+      `${path}: vox_offset ${voxOffset} leaves ${voxOffset - bytes.byteLength} bytes of extensions, over the ${maxExtension}-byte limit: ` +
+        `a damaged header${file?.compressed ? ' or a truncated file' : ''}, most likely (raise the limit with ${EXTENSION_LIMIT_VAR} if the file is genuine)`,
       { path, field: 'vox_offset' },
     );
   }

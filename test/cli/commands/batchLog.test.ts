@@ -48,13 +48,34 @@ describe('batch run: a running job\'s progress now and then (review s44: nothing
     log(at(130, { fraction: 0.7 })); // 30 s
     log(at(131, { state: 'done', fraction: 1, seconds: 131 }));
     log(at(140, { attempts: 2, fraction: 0.9 })); // a new attempt: "started", no progress line yet
+    // the pace from the first report (5 s, 1%): start-up before it is not work
     expect(lines).toEqual([
       '12:00:00 aw.subj01.recon.features started\n',
-      '12:00:12 aw.subj01.recon.features 10% images · 12s elapsed, ~1:48 left\n',
-      '12:00:22 aw.subj01.recon.features 20% · 22s elapsed, ~1:28 left\n',
-      '12:01:40 aw.subj01.recon.features 60% · 1:40 elapsed, ~1:07 left\n',
+      '12:00:12 aw.subj01.recon.features 10% images · 12s elapsed, ~1:10 left\n',
+      '12:00:22 aw.subj01.recon.features 20% · 22s elapsed, ~1:12 left\n',
+      '12:01:40 aw.subj01.recon.features 60% · 1:40 elapsed, ~1:04 left\n',
       '12:02:11 aw.subj01.recon.features done in 131.0 s\n',
       '12:02:20 aw.subj01.recon.features started (attempt 2)\n',
+    ]);
+  });
+
+  it('a resumed shard: samples made before and the start-up are not its pace (review s44: "~3s left" where 30 s were)', () => {
+    const lines: string[] = [];
+    const log = eventLogger((l) => lines.push(l));
+    const t0 = Date.UTC(2024, 0, 1, 12, 0, 0);
+    const at = (s: number, over: Partial<JobInfo>) => ({ ...job(over), at: t0 + s * 1000 });
+    log(at(0, {}));
+    log(at(25, { fraction: 0.9, message: 'seed 0 (done before)' })); // 90 of 100 reused, after 25 s of loading
+    log(at(37, { fraction: 0.94 })); // then 3 s per sample
+    log(at(49, { fraction: 0.98 }));
+    log(at(50, { fraction: 0.5 })); // started over (another worker's run, same attempt)
+    log(at(59, { fraction: 0.6 }));
+    expect(lines).toEqual([
+      '12:00:00 aw.subj01.recon.features started\n',
+      '12:00:25 aw.subj01.recon.features 90% seed 0 (done before) · 25s elapsed, time left not known yet\n',
+      '12:00:37 aw.subj01.recon.features 94% · 37s elapsed, ~18s left\n',
+      '12:00:49 aw.subj01.recon.features 98% · 49s elapsed, ~6s left\n',
+      '12:00:59 aw.subj01.recon.features 60% · 59s elapsed, ~36s left\n',
     ]);
   });
 });

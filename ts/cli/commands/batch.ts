@@ -34,14 +34,16 @@ export function progressLineEveryMs(elapsedMs: number): number {
 /**
  * One line per job that changes state (logs), on stderr: "started" once per attempt (a job's progress reports,
  * at fraction 0 or not, are not new starts), "(attempt N)" when it is retried; and while it runs, its progress now
- * and then (progressLineEveryMs), with the time left at its pace so far: `batch run` without Redis has no `batch
+ * and then (progressLineEveryMs), with the time left at its pace since its first report: `batch run` without Redis has no `batch
  * watch`, and a job of half an hour printed nothing between "started" and "done" (review s44).
  */
 export function eventLogger(write: (line: string) => void = (l) => process.stderr.write(l)): (e: BatchEvent) => void {
   // per job: the attempt whose start was logged while it is active, else undefined
   const started = new Map<string, number | undefined>();
-  // per active job: when its attempt started and when its last line was written (the events' clock)
-  const shown = new Map<string, { since: number; last: number }>();
+  // per active job: when its attempt started, when its last line was written (the events' clock), and its first
+  // progress report (the pace is measured from there: not the start-up before it, nor samples an earlier run made,
+  // which a resumed shard reports at once)
+  const shown = new Map<string, { since: number; last: number; from?: { at: number; f: number } }>();
   const clock = (at: number) => new Date(at).toISOString().slice(11, 19);
   return (e) => {
     // (batch run --redis) a stall or outage while waiting for the batch: said once, and once when Redis answers again
@@ -54,11 +56,15 @@ export function eventLogger(write: (line: string) => void = (l) => process.stder
     if (j.state === 'active') {
       if (started.get(j.id) === j.attempts) {
         const t = shown.get(j.id);
-        if (t && j.fraction > 0 && e.at - t.last >= progressLineEveryMs(e.at - t.since)) {
+        if (!t) return;
+        // (a fraction that goes back: the job started over, e.g. taken by another worker)
+        if (j.fraction > 0 && (!t.from || j.fraction < t.from.f)) t.from = { at: e.at, f: j.fraction };
+        if (j.fraction > 0 && e.at - t.last >= progressLineEveryMs(e.at - t.since)) {
           t.last = e.at;
-          const left = ((e.at - t.since) / 1000) * ((1 - j.fraction) / j.fraction);
           const f = Math.min(1, j.fraction);
-          write(`${clock(e.at)} ${j.id} ${(100 * f).toFixed(0)}%${j.message ? ` ${j.message}` : ''} · ${formatDuration((e.at - t.since) / 1000)} elapsed, ~${formatDuration(left)} left\n`);
+          const rate = t.from && e.at > t.from.at ? (f - t.from.f) / (e.at - t.from.at) : 0;
+          const left = rate > 0 ? `~${formatDuration((1 - f) / rate / 1000)} left` : 'time left not known yet';
+          write(`${clock(e.at)} ${j.id} ${(100 * f).toFixed(0)}%${j.message ? ` ${j.message}` : ''} · ${formatDuration((e.at - t.since) / 1000)} elapsed, ${left}\n`);
         }
         return;
       }
