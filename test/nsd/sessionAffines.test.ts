@@ -10,7 +10,9 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { extractNsd, extractionProblems } from '../../ts/nsd/extract.js';
+import { planNsdSessions } from '../../ts/nsd/sessionPlan.js';
 import { writeHdf5 } from '../../ts/io/hdf5.js';
 import { betasPath, roiPath } from '../../ts/nsd/paths.js';
 import { synthNsd } from '../../ts/synth/nsd.js';
@@ -51,22 +53,24 @@ describe("every NIfTI session's betas on the first session's grid", () => {
 });
 
 // An HDF5 session stored as (X, Y, Z, trials) reads as another grid: the refusal blamed the mask, naming a grid no
-// file has ("--roi: the mask … is on a 20×24×16 grid but subject 1's betas are on 60×16×24"; review s44).
+// file has ("--roi: the mask … is on a 20×24×16 grid but subject 1's betas are on 60×16×24"), or, where X does not
+// divide the design's trials (NSD's 30,000 for X = 81), the trial count (review s44).
 describe("HDF5 betas in another layout than NSD's (trials, Z, Y, X)", () => {
-  it('are named as such, with the dataset shape; a mask of another grid still names both grids and the shape', async () => {
-    const nsd = await synthNsd({ out: join(dir, 'nsd-h5'), grid: [9, 10, 8], designSessions: 3, sessions: 1, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['hdf5'], seed: 5 });
+  it('are named as such, with the dataset shape, by the preflights and the extraction; a mask of another grid still names both grids and the shape', async () => {
+    const nsd = await synthNsd({ out: join(dir, 'nsd-h5'), grid: [11, 10, 8], designSessions: 3, sessions: 1, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['hdf5'], seed: 5 });
     const file = betasPath(nsd.root, 1, 1, 'hdf5');
-    await writeHdf5(file, [{ name: 'betas', data: new Int16Array(9 * 10 * 8 * 60), shape: [9, 10, 8, 60] }]);
+    await writeHdf5(file, [{ name: 'betas', data: new Int16Array(11 * 10 * 8 * 60), shape: [11, 10, 8, 60] }]);
+    const layout = `${file}: its dataset 'betas' has shape (11, 10, 8, 60): the 11×10×8 grid of subject 1's ${roiPath(nsd.root, 1, 'nsdgeneral')} then 60 volumes, stored as (X, Y, Z, trials); expected NSD's HDF5 layout (trials, Z, Y, X) (transpose it, or use the session's .nii.gz)`;
     const problems = await extractionProblems({ root: nsd.root, subject: 1, roi: 'nsdgeneral', format: 'hdf5' });
-    expect(problems.map((p) => p.error.message)).toEqual([
-      `subject 1's betas ${file}: its dataset 'betas' has shape (9, 10, 8, 60), the 9×10×8 grid of the mask ${roiPath(nsd.root, 1, 'nsdgeneral')} then 60 volumes: stored as (X, Y, Z, trials); expected NSD's HDF5 layout (trials, Z, Y, X) (transpose it, or use the session's .nii.gz)`,
-    ]);
-    await expect(extractNsd({ root: nsd.root, subject: 1, roi: 'nsdgeneral', format: 'hdf5' })).rejects.toThrow(`subject 1's betas ${file}: its dataset 'betas' has shape (9, 10, 8, 60)`);
+    expect(problems.map((p) => [p.option, p.error.message])).toEqual([['sessions', layout]]);
+    const design = await readNsdDesign(nsd.root);
+    expect((await planNsdSessions({ root: nsd.root, subject: 1, sessions: null, format: 'hdf5' }, design)).problems).toEqual([`nsd.sessions: ${layout}`]);
+    await expect(extractNsd({ root: nsd.root, subject: 1, roi: 'nsdgeneral', format: 'hdf5' })).rejects.toThrow(layout);
     // another grid altogether: the mask and the grids, with the shape the grid was read from
     await writeHdf5(file, [{ name: 'betas', data: new Int16Array(60 * 4 * 4 * 4), shape: [60, 4, 4, 4] }]);
     const other = await extractionProblems({ root: nsd.root, subject: 1, roi: 'nsdgeneral', format: 'hdf5' });
     expect(other.map((p) => p.error.message)).toEqual([
-      `the mask ${roiPath(nsd.root, 1, 'nsdgeneral')} is on a 9×10×8 grid but subject 1's betas (${file}, its dataset 'betas' of shape (60, 4, 4, 4) read as NSD's (trials, Z, Y, X)) are on 4×4×4; expected a mask on the subject's grid`,
+      `the mask ${roiPath(nsd.root, 1, 'nsdgeneral')} is on a 11×10×8 grid but subject 1's betas (${file}, its dataset 'betas' of shape (60, 4, 4, 4) read as NSD's (trials, Z, Y, X)) are on 4×4×4; expected a mask on the subject's grid`,
     ]);
   });
 });

@@ -127,6 +127,29 @@ export async function betasGridAffine(root: string, subject: number, file: { pat
   return null;
 }
 
+/**
+ * HDF5 betas are read as NSD's (trials, Z, Y, X). One stored as (X, Y, Z, trials) reads as another grid, and the
+ * design check then blamed its trial count, or the mask check the mask (review s44): when the subject's reference
+ * NIfTI (as betasGridAffine picks them) is on the grid of the dataset's first three dimensions instead, throws a
+ * ShapeError saying so, naming the file, its shape and the layout expected.
+ */
+export async function assertHdf5Layout(root: string, subject: number, file: { path: string; format: BetasFormat }, shape: { trials: number; grid: Grid }): Promise<void> {
+  if (file.format !== 'hdf5') return;
+  const stored = [shape.trials, shape.grid[2], shape.grid[1], shape.grid[0]];
+  for (const path of [roiPath(root, subject, 'nsdgeneral'), brainmaskPath(root, subject), meanEpiPath(root, subject), t1Path(root, subject)]) {
+    if (!(await exists(path))) continue;
+    const g = niftiGrid(await readNiftiHeader(path));
+    if (g[0] === shape.grid[0] && g[1] === shape.grid[1] && g[2] === shape.grid[2]) return;
+    if (g[0] === stored[0] && g[1] === stored[1] && g[2] === stored[2]) {
+      throw new ShapeError(
+        `${file.path}: its dataset 'betas' has shape (${stored.join(', ')}): the ${g.join('×')} grid of subject ${subject}'s ${path} then ${stored[3]} volumes, ` +
+          `stored as (X, Y, Z, trials); expected NSD's HDF5 layout (trials, Z, Y, X) (transpose it, or use the session's .nii.gz)`,
+      );
+    }
+    return;
+  }
+}
+
 /** Masked betas of one session: trials × voxels float32, each value ÷ divisor. */
 export async function readSessionBetas(file: { path: string; format: BetasFormat }, mask: VoxelMask, divisor: number): Promise<Matrix> {
   const betas = file.format === 'nifti' ? (await readNiftiMasked(file.path, mask, { divisor })).betas : (await readHdf5Masked(file.path, mask, { divisor })).betas;

@@ -14,7 +14,7 @@ import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
 import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
-import { availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { assertHdf5Layout, availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries, stickyDenies } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
@@ -104,6 +104,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   // cache is consulted: its header is the geometry the outputs' voxels (and encode's maps) are given
   // (every session's header: one of other trials, grid or placement would be read as if it were the first's)
   const { grid, trials } = await sessionsBetasShape(files);
+  await assertHdf5Layout(o.root, o.subject, files[0], { grid, trials });
   const offGrid = maskGridMismatch(region, { grid, betasFile: files[0].path, affine: await betasGridAffine(o.root, o.subject, files[0], grid), trialsPerSession: trials }, 'roi', o.subject);
   if (offGrid) throw new ShapeError(offGrid);
   const designFile = expdesignPath(o.root);
@@ -279,7 +280,8 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
   const sessions = await attempt('sessions', () => resolveSessions(o));
   const files = sessions && (await attempt('sessions', () => sessionFiles(o, sessions)));
   const design = await attempt('root', () => readNsdDesign(o.root));
-  const first = files && (await attempt('sessions', () => sessionsBetasShape(files)));
+  const shape = files && (await attempt('sessions', () => sessionsBetasShape(files)));
+  const first = shape && files && (await attempt('sessions', async () => (await assertHdf5Layout(o.root, o.subject, files[0], shape), shape)));
   if (sessions && design && first) await attempt('sessions', async () => nsdTrialTable(design, o.subject, sessions, first.trials, files[0].path));
   // (the check extractNsd makes: dimensions, and the affine where the subject's is known)
   if (region && files && first) {

@@ -5,7 +5,7 @@
  */
 import type { Grid } from '../io/voxelMask.js';
 import { otherFormatBetas, otherFormatNote } from './otherFormat.js';
-import { availableSessions, betasGridAffine, formatSessionList, sessionBetasFile, sessionsBetasShape, type BetasFormatChoice, type GridAffine } from './betas.js';
+import { assertHdf5Layout, availableSessions, betasGridAffine, formatSessionList, sessionBetasFile, sessionsBetasShape, type BetasFormatChoice, type GridAffine } from './betas.js';
 import { nsdTrialTable, type NsdDesign } from './expdesign.js';
 import { maskGridMismatch } from './grid.js';
 import { DEFAULT_MAX_SESSION, parseSessions } from './extract.js';
@@ -125,6 +125,7 @@ export async function planNsdSessions(
     const files = await Promise.all(sessions.map((s) => sessionBetasFile(root, subject, s, format)));
     const file = files[0];
     const { trials: T, grid } = await sessionsBetasShape(files);
+    await assertHdf5Layout(root, subject, file, { trials: T, grid });
     const table = nsdTrialTable(design, subject, sessions, T, file.path);
     const ids = new Set<number>();
     const test = new Set<number>();
