@@ -19,14 +19,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { EncodeConfig } from '../config/encode.js';
 import { BrainlatentError, CancelledError, FileAccessError, FormatError, InvalidArgumentError, LockedError, ShapeError } from '../errors.js';
 import { temporarySibling, withAtomicDir, withAtomicPath, writeJsonAtomic } from '../io/atomicWrite.js';
-import { lockPath, type FolderLock, type LockHolder } from '../io/folderLock.js';
+import { lockPath, onThisMachine, type FolderLock, type LockHolder } from '../io/folderLock.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { readIntVectorNpy, readNpyHeader, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
@@ -375,13 +374,13 @@ export async function lockEntry(dir: string, key: string, progress: Progress, si
     } catch (e) {
       if (!(e instanceof LockedError) || e.holder === null) throw e;
       const h = e.holder;
-      if (h.host !== hostname()) {
+      if (!onThisMachine(h)) {
         // (the lock's own holder record: its token, which the public error type leaves out)
         const token = (h as Partial<LockHolder>).token ?? '';
         const mtimeMs = (await stat(path).catch(() => null))?.mtimeMs ?? -1;
         if (!seen || seen.token !== token || seen.mtimeMs !== mtimeMs) seen = { token, mtimeMs, at: Date.now() };
       }
-      const line = `waiting for ${key} computed by pid ${h.pid} on ${h.host}${h.host === hostname() ? '' : ` (taken over if it stops renewing its lock ${path} for ${(LEASE_MISSES * lease) / 1000} s)`}`;
+      const line = `waiting for ${key} computed by pid ${h.pid} on ${h.host}${onThisMachine(h) ? '' : ` (taken over if it stops renewing its lock ${path} for ${(LEASE_MISSES * lease) / 1000} s)`}`;
       if (line !== said) progress(0, line);
       said = line;
       await sleep(WAIT_POLL_MS, undefined, { signal }).catch(() => {

@@ -26,12 +26,12 @@
  * such folders) puts it back, so the folder is always the complete old one or the complete new one.
  */
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { outputPathProblem, type OutputKind } from './outputProblem.js';
+import { PID_NAMESPACE } from './pidNamespace.js';
 import { processAlive } from './processAlive.js';
 
 /**
@@ -40,16 +40,7 @@ import { processAlive } from './processAlive.js';
  * and a folder, but not their pids: a writer in one judged the other's live writer dead (kill(pid, 0) fails across
  * namespaces) and removed its temporary, which then failed at its rename.
  */
-export const HOST_TAG = hostTagOf(hostname(), pidNamespace());
-
-/** The PID namespace of this process ('pid:[4026531836]'), '' where there is none to read (not Linux). */
-function pidNamespace(): string {
-  try {
-    return readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return '';
-  }
-}
+export const HOST_TAG = hostTagOf(hostname(), PID_NAMESPACE);
 
 /** The tag of a host name and PID namespace (exported for tests). */
 export function hostTagOf(host: string, namespace: string): string {

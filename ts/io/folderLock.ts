@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { LockedError } from '../errors.js';
 import { checkInteger, MAX_TIMER_MS } from '../ridge/options.js';
 import { createOnce } from './createOnce.js';
+import { PID_NAMESPACE } from './pidNamespace.js';
 import { processAlive, processStartTime } from './processAlive.js';
 
 export const LOCK_FILE = '.brainlatent.lock';
@@ -26,6 +27,12 @@ export const LOCK_FILE = '.brainlatent.lock';
 export interface LockHolder {
   pid: number;
   host: string;
+  /**
+   * The holder's PID namespace (Linux; absent in locks written before it was kept): two containers can share a host
+   * name and a folder but not their pids, so a live holder in another one looked dead and its lock was taken over,
+   * two runs then writing one folder (review s44).
+   */
+  pidNamespace?: string;
   /** What the holder is doing, e.g. "brainlatent reconstruct --config run.json". */
   command: string;
   startedAt: string;
@@ -122,12 +129,12 @@ export async function checkFolderFree(dir: string): Promise<void> {
   const path = join(dir, LOCK_FILE);
   const current = await readHolder(path);
   if (typeof current === 'string') return;
-  if (current.host !== hostname() || holderAlive(current)) throw heldError(dir, path, current);
+  if (!onThisMachine(current) || holderAlive(current)) throw heldError(dir, path, current);
 }
 
 /** The error for `what` (lock file `path`) held by `holder`: on another host, how to free it if that run is gone. */
 function heldError(what: string, path: string, holder: LockHolder): LockedError {
-  const remedy = holder.host !== hostname() ? `; if that run is gone, delete ${path}` : '';
+  const remedy = !onThisMachine(holder) ? `; if that run is gone, delete ${path}` : '';
   return new LockedError(`${what} is in use by ${describe(holder)}${remedy}`, holder);
 }
 
@@ -147,6 +154,7 @@ async function acquire(dir: string, path: string, what: string, command: string,
   const holder: LockHolder = {
     pid: process.pid,
     host: hostname(),
+    ...(PID_NAMESPACE ? { pidNamespace: PID_NAMESPACE } : {}),
     command,
     startedAt: new Date().toISOString(),
     processStart: processStartTime(process.pid),
@@ -163,7 +171,7 @@ async function acquire(dir: string, path: string, what: string, command: string,
       else await sleep(50);
       continue;
     }
-    if (current.host !== holder.host) {
+    if (!onThisMachine(current)) {
       if (options.supersedes?.(current)) {
         await takeOver(path, current.token);
         continue;
@@ -183,7 +191,16 @@ export async function readLockHolder(dir: string): Promise<LockHolder | null> {
 }
 
 function describe(h: LockHolder): string {
-  return `pid ${h.pid} on ${h.host} ("${h.command}", since ${h.startedAt})`;
+  const elsewhere = h.host === hostname() && !onThisMachine(h) ? ` (in another PID namespace: another container)` : '';
+  return `pid ${h.pid} on ${h.host}${elsewhere} ("${h.command}", since ${h.startedAt})`;
+}
+
+/**
+ * Whether the holder's pid can be looked at here: the same host name and, where both recorded one, the same PID
+ * namespace. A holder elsewhere is never judged dead from here.
+ */
+export function onThisMachine(h: Pick<LockHolder, 'host' | 'pidNamespace'>): boolean {
+  return h.host === hostname() && (h.pidNamespace === undefined || h.pidNamespace === PID_NAMESPACE);
 }
 
 function holderAlive(h: LockHolder): boolean {
