@@ -120,6 +120,25 @@ describe('atomic writes: edges', () => {
     expect(readdirSync(d).sort()).toEqual(['link', 'real']);
   });
 
+  // the rename replaced the link with a regular file: the data on the link's disk, the target unchanged (review s44)
+  it('a file output that is a symbolic link is written where it points, the link kept; a dangling one creates its target', async () => {
+    const d = fresh();
+    mkdirSync(join(d, 'disk'));
+    writeFileSync(join(d, 'disk', 'pred.npy'), 'old');
+    symlinkSync(join(d, 'disk', 'pred.npy'), join(d, 'pred.npy'));
+    symlinkSync('pred.npy', join(d, 'chain.npy')); // a relative link to a link
+    await withAtomicFile(join(d, 'chain.npy'), async (fh) => void (await fh.write('new')));
+    expect(readlinkSync(join(d, 'chain.npy'))).toBe('pred.npy');
+    expect(readlinkSync(join(d, 'pred.npy'))).toBe(join(d, 'disk', 'pred.npy'));
+    expect(readFileSync(join(d, 'disk', 'pred.npy'), 'utf8')).toBe('new');
+    symlinkSync(join(d, 'disk', 'later.h5'), join(d, 'dangling.h5'));
+    await withAtomicPath(join(d, 'dangling.h5'), (tmp) => writeFileSync(tmp, 'h5'));
+    expect(readFileSync(join(d, 'disk', 'later.h5'), 'utf8')).toBe('h5');
+    expect(readlinkSync(join(d, 'dangling.h5'))).toBe(join(d, 'disk', 'later.h5'));
+    expect(readdirSync(d).sort()).toEqual(['chain.npy', 'dangling.h5', 'disk', 'pred.npy']);
+    expect(readdirSync(join(d, 'disk')).sort()).toEqual(['later.h5', 'pred.npy']);
+  });
+
   it('a failed write or flush names the output; errors that name their own path, and others, pass unchanged', async () => {
     const d = fresh();
     const out = join(d, 'model.safetensors');

@@ -25,7 +25,7 @@
  * the old folder under the `.old-` name, and `recoverInterruptedDir` (called by `withAtomicDir` and by readers of
  * such folders) puts it back, so the folder is always the complete old one or the complete new one.
  */
-import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -109,7 +109,8 @@ export interface PreparedFile {
   discard(): Promise<void>;
 }
 
-export async function prepareAtomicFile(path: string, opts: AtomicWriteOptions = {}): Promise<PreparedFile> {
+export async function prepareAtomicFile(output: string, opts: AtomicWriteOptions = {}): Promise<PreparedFile> {
+  const path = await followFileLink(output);
   if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
   await removeStaleOf(path);
   const tmp = siblingName(path, 'tmp');
@@ -120,7 +121,7 @@ export async function prepareAtomicFile(path: string, opts: AtomicWriteOptions =
     used = true;
   };
   return {
-    path,
+    path: output,
     async commit<T>(write: (fh: FileHandle, tmpPath: string) => Promise<T>): Promise<T> {
       once();
       let closed = false;
@@ -161,7 +162,8 @@ function namingOutput(path: string, err: unknown): unknown {
  * For a library that writes a file by name (h5wasm): `write` creates the file at the temporary path it is given,
  * which is then flushed and renamed over `path`.
  */
-export async function withAtomicPath<T>(path: string, write: (tmpPath: string) => Promise<T> | T, opts: AtomicWriteOptions = {}): Promise<T> {
+export async function withAtomicPath<T>(output: string, write: (tmpPath: string) => Promise<T> | T, opts: AtomicWriteOptions = {}): Promise<T> {
+  const path = await followFileLink(output);
   if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
   await removeStaleOf(path);
   const tmp = siblingName(path, 'tmp');
@@ -294,6 +296,21 @@ export async function withAtomicDir<T>(output: string, build: (tmpDir: string) =
     throw e;
   }
   return result;
+}
+
+/**
+ * A file output that is a symbolic link is written where the link points, the link kept, as a folder output is:
+ * the rename replaced the link with a regular file, the data landing on the link's disk and its target left as it
+ * was, with no word (review s44). A dangling link's target is created; a loop is left to fail naming it (ELOOP).
+ */
+async function followFileLink(path: string): Promise<string> {
+  let p = path;
+  for (let hops = 0; hops < 40; hops++) {
+    const st = await lstat(p).catch(() => null);
+    if (!st?.isSymbolicLink()) return p;
+    p = resolve(dirname(p), await readlink(p));
+  }
+  return p;
 }
 
 /**
