@@ -25,6 +25,7 @@ import { PreflightError } from '../../ts/pipeline/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { planted } from '../helpers/random.js';
 import { runCommands } from '../helpers/cli.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-out-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -126,6 +127,19 @@ describe('output paths are checked before any work', () => {
     await expect(checkOutputPath('--out', f('outdir.st'), 'folder', 'it')).resolves.toBeUndefined();
     await expect(checkOutputPath('--out', f('a/b/run'), 'folder', 'it')).resolves.toBeUndefined();
     await expect(checkOutputPath('--out', '/dev/null', 'file', 'it')).rejects.toThrow('--out /dev/null: exists and is not a regular file; expected a file path for it');
+  });
+
+  // a read-only mount said "permission denied", and chmod changed nothing (review s44); needs mount rights (else skipped)
+  it.skipIf(process.platform !== 'linux')('names a read-only file system as such', async (ctx) => {
+    const src = mkdtempSync(join(tmp, 'ro-src-')), mnt = mkdtempSync(join(tmp, 'ro-mnt-'));
+    const mounted = (await runCommand('mount', ['--bind', src, mnt]).catch(() => ({ status: 1 }))).status === 0;
+    if (!mounted) ctx.skip();
+    try {
+      if ((await runCommand('mount', ['-o', 'remount,bind,ro', mnt])).status !== 0) ctx.skip();
+      await expect(checkOutputPath('--out', join(mnt, 'm.st'), 'file', 'it')).rejects.toThrow(`--out ${join(mnt, 'm.st')}: ${mnt} is on a read-only file system; expected a file path for it`);
+    } finally {
+      await runCommand('umount', [mnt]);
+    }
   });
 
   // as root these folders pass access(W_OK): a fit ran to its end and then failed to write (review s43)

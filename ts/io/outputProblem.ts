@@ -51,12 +51,17 @@ export async function folderNotEntered(path: string): Promise<string | null> {
   }
 }
 
-async function writable(dir: string): Promise<boolean> {
+/** Why this user cannot write in `dir`, in words, or null when it can: access()'s own errno, not always EACCES. */
+async function notWritable(dir: string): Promise<string | null> {
   try {
     await access(dir, constants.W_OK | constants.X_OK);
-    return true;
-  } catch {
-    return false;
+    return null;
+  } catch (e) {
+    // (a read-only mount said "permission denied", and chmod changed nothing; review s44)
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') return `${dir} is on a read-only file system`;
+    if (code === 'EPERM') return `${dir} is not writable (operation not permitted: an immutable folder?)`;
+    return `${dir} is not writable (permission denied)`;
   }
 }
 
@@ -84,7 +89,7 @@ const KERNEL_FILESYSTEMS = new Map<number, string>([
 async function unwritableFolder(dir: string): Promise<string | null> {
   const type = await statfs(dir).then((s) => KERNEL_FILESYSTEMS.get(Number(s.type)), () => undefined);
   if (type) return `${dir} is on the kernel's ${type} filesystem, which takes no output files`;
-  return (await writable(dir)) ? null : `${dir} is not writable (permission denied)`;
+  return notWritable(dir);
 }
 
 /**
