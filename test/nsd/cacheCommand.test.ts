@@ -6,10 +6,12 @@
  * refused.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { defaultNsdCacheDir, defaultNsdCacheLabel } from '../../ts/cli/nsdCacheDir.js';
 import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { extractNsd } from '../../ts/nsd/extract.js';
 import { roiPath } from '../../ts/nsd/paths.js';
@@ -116,5 +118,37 @@ describe('brainlatent cache', () => {
     const fresh = await runCommand(process.execPath, [cli, 'cache', 'list'], { env: { ...process.env, BRAINLATENT_CACHE: join(mini.tmp, 'empty') } });
     expect(fresh.status).toBe(0);
     expect(fresh.stdout).toBe(`no extraction cache at ${join(mini.tmp, 'empty', 'nsd')} (nothing extracted there yet)\n`);
+  });
+});
+
+// `HOME=` or `XDG_CACHE_HOME=relxdg` put the default cache in the folder the command ran from (review s44)
+describe('the default cache folder', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const k of ['HOME', 'XDG_CACHE_HOME', 'BRAINLATENT_CACHE']) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  });
+  it('takes each variable only when absolute, and the password database home for an empty or relative HOME', () => {
+    delete process.env.BRAINLATENT_CACHE;
+    delete process.env.XDG_CACHE_HOME;
+    process.env.HOME = '/h/me';
+    expect(defaultNsdCacheDir()).toBe('/h/me/.cache/brainlatent/nsd');
+    process.env.XDG_CACHE_HOME = 'relxdg';
+    process.env.BRAINLATENT_CACHE = 'relcache';
+    expect(defaultNsdCacheDir()).toBe('/h/me/.cache/brainlatent/nsd');
+    expect(defaultNsdCacheLabel()).toMatch(/^--cache \(default, under HOME/);
+    process.env.XDG_CACHE_HOME = '/x';
+    expect(defaultNsdCacheDir()).toBe('/x/brainlatent/nsd');
+    process.env.BRAINLATENT_CACHE = '/b';
+    expect(defaultNsdCacheDir()).toBe('/b/nsd');
+    delete process.env.BRAINLATENT_CACHE;
+    delete process.env.XDG_CACHE_HOME;
+    for (const h of ['', 'relhome']) {
+      process.env.HOME = h;
+      expect(isAbsolute(defaultNsdCacheDir())).toBe(true);
+      expect(defaultNsdCacheDir()).toBe(join(userInfo().homedir, '.cache', 'brainlatent', 'nsd'));
+    }
   });
 });
