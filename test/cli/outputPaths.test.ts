@@ -129,6 +129,48 @@ describe('output paths are checked before any work', () => {
     await expect(checkOutputPath('--out', '/dev/null', 'file', 'it')).rejects.toThrow('--out /dev/null: exists and is not a regular file; expected a file path for it');
   });
 
+  // nsd extract and synth nsd build their folder beside it and rename it into place: '.', a mount point or a broken
+  // link passed the checks, and the rename failed after all the work (review s44: EBUSY, EBUSY, ENOTDIR)
+  it('a folder swapped in whole is refused where it cannot be renamed into place; a broken link is refused for any folder', async () => {
+    const here = process.cwd();
+    const d = mkdtempSync(join(tmp, 'swap-'));
+    mkdirSync(join(d, 'run'));
+    process.chdir(join(d, 'run'));
+    try {
+      await expect(checkOutputPath('--out', '.', 'folder', 'it', { replaced: true })).rejects.toThrow(
+        "--out .: is the current folder (or holds it), which cannot be replaced whole; give a folder path below it; expected a folder for it",
+      );
+      await expect(checkOutputPath('--out', d, 'folder', 'it', { replaced: true })).rejects.toThrow(/is the current folder \(or holds it\)/);
+      // a run folder is filled, not swapped: the current folder is fine
+      await expect(checkOutputPath('--out', '.', 'folder', 'it')).resolves.toBeUndefined();
+      await expect(checkOutputPath('--out', join(d, 'other'), 'folder', 'it', { replaced: true })).resolves.toBeUndefined();
+    } finally {
+      process.chdir(here);
+    }
+    symlinkSync(join(d, 'not-mounted'), join(d, 'link'));
+    for (const replaced of [true, false]) {
+      await expect(checkOutputPath('--out', join(d, 'link'), 'folder', 'it', { replaced })).rejects.toThrow(
+        `--out ${join(d, 'link')}: is a broken symbolic link (to ${join(d, 'not-mounted')}); create what it points to, or give another path; expected a folder for it`,
+      );
+      await expect(checkOutputPath('--out', join(d, 'link', 'x'), 'folder', 'it', { replaced })).rejects.toThrow(
+        `--out ${join(d, 'link', 'x')}: ${join(d, 'link')} is a broken symbolic link (to ${join(d, 'not-mounted')}), so nothing can be written below it; expected a folder for it`,
+      );
+    }
+    // a file output is written where its link points (atomicWrite follows it)
+    await expect(checkOutputPath('--out', join(d, 'link'), 'file', 'it')).resolves.toBeUndefined();
+  });
+
+  it.skipIf(process.platform !== 'linux')('a mount point is not swapped in whole (a bind mount of the same file system included)', async (ctx) => {
+    const mnt = mkdtempSync(join(tmp, 'mp-'));
+    if ((await runCommand('mount', ['--bind', mnt, mnt]).catch(() => ({ status: 1 }))).status !== 0) ctx.skip();
+    try {
+      await expect(checkOutputPath('--out', mnt, 'folder', 'it', { replaced: true })).rejects.toThrow(/is a mount point, which cannot be replaced whole/);
+      await expect(checkOutputPath('--out', mnt, 'folder', 'it')).resolves.toBeUndefined();
+    } finally {
+      await runCommand('umount', [mnt]);
+    }
+  });
+
   // a read-only mount said "permission denied", and chmod changed nothing (review s44); needs mount rights (else skipped)
   it.skipIf(process.platform !== 'linux')('names a read-only file system as such', async (ctx) => {
     const src = mkdtempSync(join(tmp, 'ro-src-')), mnt = mkdtempSync(join(tmp, 'ro-mnt-'));

@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, extname, sep } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { outputPathProblem, type NamedInput, type OutputKind } from '../io/outputProblem.js';
+import { outputPathProblem, swapInProblem, type NamedInput, type OutputKind } from '../io/outputProblem.js';
 import { assertCacheFolderApart } from '../nsd/cacheApart.js';
 import { runFolderOverlap } from '../pipeline/runFolderInputs.js';
 
@@ -20,14 +20,14 @@ export type { OutputKind };
  * folder (nor a device or other non-file) and its folder must exist (no folder is created for a file), a folder
  * output must not be an existing file, and the nearest existing folder above it must be a writable folder (a parent
  * that is a file can never become one). `option` names where the path came from ('--out', 'run.json: out'); `what`
- * says what is written there ('the model (.safetensors)').
+ * says what is written there ('the model (.safetensors)'). `replaced`: a folder swapped in whole (swapInProblem).
  */
-export async function checkOutputPath(option: string, path: string, kind: OutputKind, what: string): Promise<void> {
+export async function checkOutputPath(option: string, path: string, kind: OutputKind, what: string, opts: { replaced?: boolean } = {}): Promise<void> {
   const expected = kind === 'file' ? `a file path for ${what}` : `a folder for ${what}`;
   const refuse = (problem: string) => new InvalidArgumentError(`${option} ${path}: ${problem}; expected ${expected}`);
   if (path.trim() === '') throw new InvalidArgumentError(`${option}: got an empty path; expected ${expected}`);
   if (kind === 'file' && (path.endsWith('/') || path.endsWith(sep))) throw refuse('ends with a path separator (a folder)');
-  const problem = await outputPathProblem(path, kind);
+  const problem = (await outputPathProblem(path, kind)) ?? (opts.replaced ? await swapInProblem(path) : null);
   if (problem) throw refuse(problem);
   // (a parent that is a file was named above: here it is missing)
   if (kind === 'file' && !(await statOrNull(dirname(path)))?.isDirectory()) {

@@ -4,7 +4,7 @@
  * has no such check), so both say the same thing ("is an existing folder", "… is a file, not a folder, …").
  */
 import { constants } from 'node:fs';
-import { access, realpath, stat, statfs } from 'node:fs/promises';
+import { access, lstat, readFile, readlink, realpath, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 
 /** 'file': a file written whole (a model, a .npy); 'folder': a folder filled or swapped in whole (a run folder). */
@@ -109,6 +109,10 @@ export async function outputPathProblem(path: string, kind: OutputKind): Promise
     if (kind === 'folder' && !target.isDirectory()) return 'is an existing file';
     return unwritableFolder(kind === 'folder' ? path : dirname(path));
   }
+  // a link to nothing (a scratch disk not mounted): a folder cannot be made there (mkdir: EEXIST), nor below it (review
+  // s44: the whole extraction ran, then 'ENOTDIR … rename'); a file output is written where it points
+  const dangling = await brokenLink(path);
+  if (dangling && kind === 'folder') return `is a broken symbolic link (to ${dangling}); create what it points to, or give another path`;
   // the nearest existing ancestor (named as typed: dirname of a relative path ends at '.') decides: a folder we may
   // write in, or a file that blocks the path
   for (let dir = dirname(path); ; dir = dirname(dir)) {
@@ -117,8 +121,47 @@ export async function outputPathProblem(path: string, kind: OutputKind): Promise
       if (!s.isDirectory()) return `${dir} is a file, not a folder, so nothing can be written below it`;
       return unwritableFolder(dir);
     }
+    const above = await brokenLink(dir);
+    if (above) return `${dir} is a broken symbolic link (to ${above}), so nothing can be written below it`;
     if (dirname(dir) === dir) return null;
   }
+}
+
+/** Where `path` points when it is a symbolic link to nothing, else null. */
+async function brokenLink(path: string): Promise<string | null> {
+  const l = await lstat(path).catch(() => null);
+  if (!l?.isSymbolicLink()) return null;
+  if (await stat(path).then(() => true, () => false)) return null;
+  return readlink(path).catch(() => '?');
+}
+
+/**
+ * The mount points of this process's mount namespace (Linux: /proc/self/mountinfo; empty elsewhere): a bind mount of a
+ * folder of the same file system has its parent's device number, so a device check alone misses it.
+ */
+async function mountPoints(): Promise<Set<string>> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  // (field 5 is the mount point, with space, tab, newline and backslash written as octal escapes)
+  return new Set(text.split('\n').filter(Boolean).map((l) => l.split(' ')[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))));
+}
+
+/**
+ * What stands in the way of swapping a built folder in whole at the existing folder `path` (withAtomicDir: built
+ * beside it, in its parent, then renamed into place), or null: the checks pass a folder the user may write in, but
+ * the rename failed after all the work (review s44: `--out .` EBUSY, a mount point EBUSY, a parent not writable EPERM).
+ */
+export async function swapInProblem(path: string): Promise<string | null> {
+  const real = await realpath(path).catch(() => null);
+  if (real === null) return null;
+  const cwd = await realpath(process.cwd()).catch(() => resolve('.'));
+  if (real === cwd || cwd.startsWith(real.endsWith(sep) ? real : real + sep)) {
+    return 'is the current folder (or holds it), which cannot be replaced whole; give a folder path below it';
+  }
+  const parent = dirname(real);
+  const [mine, above] = [await stat(real), await stat(parent)];
+  if (parent === real || mine.dev !== above.dev || (await mountPoints()).has(real)) return 'is a mount point, which cannot be replaced whole (the output is built beside it and renamed into place); give a folder inside it';
+  const why = await unwritableFolder(parent);
+  return why ? `${why}, and the output is built beside it there and renamed into place` : null;
 }
 
 /** An input a command reads, by where it was named: ['nsd.root', '/data/nsd'], ['--model', 'sd-onnx']. */

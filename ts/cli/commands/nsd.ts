@@ -73,7 +73,7 @@ async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
   // what the extraction reads (the NSD root, the subject's betas folder, a mask file): neither output folder may
   // overlap it (--out is replaced whole; the cache gets entries and loses stale ones), as a run folder may not
   const inputs = extractionInputs({ root: flags.root, subject, roi: flags.roi }, { root: '--root', roi: '--roi' });
-  let outOk = (await p.takeAsync(async () => (await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas'), true))) === true;
+  let outOk = (await p.takeAsync(async () => (await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas', { replaced: true }), true))) === true;
   if (outOk) outOk = (await p.takeAsync(async () => (await checkExtractionFolderApart(flags.out, inputs), true))) === true;
   // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
   if (flags.cache !== false) {

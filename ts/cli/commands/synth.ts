@@ -59,7 +59,7 @@ caption words. synth_truth.json records every planted voxel, its features and we
 features of every image.`,
     )
     .action(async (flags: SynthFlags) => {
-      await checkOutputPath('--out', flags.out, 'folder', 'the synthetic NSD tree');
+      await checkOutputPath('--out', flags.out, 'folder', 'the synthetic NSD tree', { replaced: true });
       const grid = flags.grid.split(/[x×,]/).map((g) => num(g, '--grid'));
       if (grid.length !== 3) throw new InvalidArgumentError(`--grid: expected XxYxZ, got '${flags.grid}'`);
       const formats = flags.formats.split(',').map((f) => f.trim());
