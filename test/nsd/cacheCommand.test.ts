@@ -121,6 +121,32 @@ describe('brainlatent cache', () => {
   });
 });
 
+// an extraction killed while it wrote its entry left GBs that cache list counted as nothing and prune never freed (review s44)
+describe('temporaries of interrupted writes in a cache folder', () => {
+  it('are listed with their size and removed by prune; a live writer\'s are left alone', async () => {
+    const dir = join(mini.tmp, 'cache-left');
+    await extractNsd({ root: mini.root, subject: 1, roi: 'streams:early', cacheDir: dir, sessions: '1' });
+    const entry = readdirSync(dir).find((n) => n.startsWith('subj01_'))!;
+    const dead = join(dir, `.${entry}x.tmp-${HOST_TAG}-999999999-0badf00d`);
+    const live = join(dir, `.${entry}y.tmp-${HOST_TAG}-${process.pid}-0badf00d`);
+    for (const t of [dead, live]) {
+      mkdirSync(t);
+      writeFileSync(join(t, 'train_betas.npy'), Buffer.alloc(5000));
+    }
+    const list = await brainlatent('list', '--dir', dir);
+    expect(list.stdout).toMatch(/\n1 temporary left by interrupted writes \(their processes are gone\), 5\.\d kB: 'cache prune --stale' removes them\n$/);
+    expect(JSON.parse((await brainlatent('list', '--dir', dir, '--json')).stdout).leftTemporaries).toEqual([{ path: dead, bytes: expect.any(Number) }]);
+    const dry = await brainlatent('prune', '--dir', dir, '--stale', '--dry-run');
+    expect(dry.stdout).toContain(`would remove ${dead} (`);
+    expect(existsSync(dead)).toBe(true);
+    const pruned = await brainlatent('prune', '--dir', dir, '--stale');
+    expect(pruned.stdout).toMatch(new RegExp(`removed ${dead.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(5\\.\\d kB\\): left by an interrupted write \\(its process is gone\\)`));
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(join(dir, entry))).toBe(true);
+  });
+});
+
 // `HOME=` or `XDG_CACHE_HOME=relxdg` put the default cache in the folder the command ran from (review s44)
 describe('the default cache folder', () => {
   const saved = { ...process.env };

@@ -522,6 +522,12 @@ export function isAtomicTemporary(name: string): boolean {
   return TMP_RE.test(name);
 }
 
+/** Whether `name` is a temporary (or backup) that a writer of this host left when it died: removeStaleTemporaries' rule. */
+export function isStaleTemporary(name: string): boolean {
+  const m = TMP_RE.exec(name);
+  return m !== null && isStale(m[3], Number(m[4]));
+}
+
 /** Whether a temporary named for host `tag` and process `pid` is a dead process's of this host (processTemp.ts uses it too). */
 export function isStale(tag: string, pid: number): boolean {
   return tag === HOST_TAG && !processAlive(pid);

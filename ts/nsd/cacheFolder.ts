@@ -12,9 +12,10 @@
  * so no reader ever finds it half gone.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 
 import { InvalidArgumentError, MissingFileError } from '../errors.js';
+import { isStaleTemporary, removeStaleTemporaries } from '../io/atomicWrite.js';
 import { cannotEnter, folderNotEntered } from '../io/outputProblem.js';
 import { entryFolders, entryHolder, entryState, folderBytes, inspectEntry, removeEntryUnlessHeld, undeletable, type EntryState, type RemovalOutcome, type RemovalStep } from './cache.js';
 import type { NsdManifest } from './output.js';
@@ -114,6 +115,19 @@ function pruneReason(e: CacheFolderEntry, c: PruneChoice, now: number): string |
 }
 
 /** Removes (or with dryRun, names) the entries of `dir` that `choice` picks, leaving those another process holds. */
+/**
+ * What writers of this host killed in the cache folder left (an entry being written, an old one being removed), with
+ * their sizes: entryFolders sees only finished entries' names, so `cache list` counted none and `cache prune` freed
+ * none of an OOM-killed extraction's GBs; only a rewrite of the same entry removed them (review s44).
+ */
+export async function leftTemporaries(dir: string): Promise<{ path: string; bytes: number }[]> {
+  const out: { path: string; bytes: number }[] = [];
+  for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    if (isStaleTemporary(name)) out.push({ path: join(dir, name), bytes: await folderBytes(join(dir, name)).catch(() => 0) });
+  }
+  return out;
+}
+
 export async function pruneCacheFolder(dir: string, choice: PruneChoice, label = dir): Promise<PruneResult> {
   if (!choice.stale && choice.olderThanDays === undefined) throw new InvalidArgumentError('cache prune: name what to remove: --stale, --older-than <days>, or both');
   const now = choice.now ?? Date.now();
@@ -139,6 +153,15 @@ export async function pruneCacheFolder(dir: string, choice: PruneChoice, label =
     }
     result.removed.push({ path: e.path, bytes: e.bytes, why });
     result.bytes += e.bytes;
+  }
+  // (with either choice: nothing loads them, and their writer is dead)
+  const left = await leftTemporaries(dir);
+  if (left.length && !choice.dryRun) await removeStaleTemporaries(dir);
+  for (const t of left) {
+    // (removeStaleTemporaries puts back a backup whose entry is missing, rather than removing it: nothing freed then)
+    if (!choice.dryRun && (await stat(t.path).catch(() => null)) !== null) continue;
+    result.removed.push({ path: t.path, bytes: t.bytes, why: 'left by an interrupted write (its process is gone)' });
+    result.bytes += t.bytes;
   }
   return result;
 }

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import { folderNotEntered } from '../../io/outputProblem.js';
 import { size } from '../../nsd/cache.js';
-import { listCacheFolder, pruneCacheFolder, type CacheFolderEntry } from '../../nsd/cacheFolder.js';
+import { leftTemporaries, listCacheFolder, pruneCacheFolder, type CacheFolderEntry } from '../../nsd/cacheFolder.js';
 import { formatSessionList } from '../../nsd/sessionList.js';
 import { decimalFlag } from '../flagValue.js';
 import { defaultNsdCacheDir, defaultNsdCacheLabel } from '../nsdCacheDir.js';
@@ -99,8 +99,9 @@ Examples:
       const { dir, label } = dirOf(flags);
       if (await missingDefault(flags, dir)) return;
       const entries = await listCacheFolder(dir, label);
+      const left = await leftTemporaries(dir);
       if (flags.json) {
-        console.log(JSON.stringify({ dir, entries }, null, 2));
+        console.log(JSON.stringify({ dir, entries, leftTemporaries: left }, null, 2));
         return;
       }
       for (const e of entries) console.log(entryLines(e));
@@ -112,6 +113,10 @@ Examples:
         `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale` +
           `${damaged ? `, ${damaged} damaged` : ''}${unreadable ? `, ${unreadable} unreadable` : ''}`,
       );
+      if (left.length) {
+        const bytes = left.reduce((t, l) => t + l.bytes, 0);
+        console.log(`${left.length} temporar${left.length === 1 ? 'y' : 'ies'} left by interrupted writes (their processes are gone), ${size(bytes)}: 'cache prune --stale' removes them`);
+      }
     });
 
   cache
