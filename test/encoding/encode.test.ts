@@ -492,6 +492,20 @@ describe('encode on the pipeline stage machinery', () => {
     expect(await markers()).toEqual(before);
   });
 
+  // the map probe wrote to TMPDIR: a missing one failed the whole dry run at its last probe (review s44)
+  it('dry run: a temporary folder that cannot be written leaves the maps unprobed, said so, and the rest estimated', async () => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = join(world.tmp, 'no-such-tmp');
+    try {
+      const dry = await encode(mainConfig(), { dryRun: true, force: true });
+      expect(dry.estimates!.maps.basis).toBe(`not probed: the temporary folder ${join(world.tmp, 'no-such-tmp')} (TMPDIR) cannot take a map (ENOENT); the run writes its maps in its own folder`);
+      expect(dry.estimates!.report.basis).toMatch(/a figure drawn in/);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  });
+
   it("dry run: each fit's memory is planned at the shape the fit then had (rows, the table's columns, voxels)", async () => {
     // z and c from the model's declared sizes, z_c as wide as z, the U-Net layers from the preflight's probe run, pooled
     const dry = await encode(mainConfig(), { dryRun: true, force: true });

@@ -6,13 +6,14 @@
  * The probes that can stop (the session read, the SD runs, the fits) take the job's signal; the model loads cannot.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { BandedSpec, EncodeConfig } from '../config/encode.js';
 import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
 import { readNpyHeader } from '../io/npy.js';
+import { makeProcessTemp, removeDeadProcessTemps } from '../io/processTemp.js';
 import type { Matrix } from '../matrix.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { extractNsd } from '../nsd/extract.js';
@@ -201,12 +202,19 @@ async function probeStages(
   const values = noise(V, 29, 0.3);
   at.stage = 'maps';
   if (runs('maps')) {
-    const dir = await mkdtemp(join(tmpdir(), 'brainlatent-probe-'));
-    try {
-      const s = await fastest(() => writeNiftiMap(join(dir, 'probe.nii.gz'), region.header, region.mask, values, 'probe'));
-      est.set('maps', { seconds: s * nMaps, basis: `a map written in ${s.toFixed(3)} s × ${nMaps} maps` });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+    // (named for this process, so a dry run killed here leaves nothing the next one keeps; a temporary folder that
+    // cannot be written leaves this one estimate out, not the whole dry run at its last probe; review s44)
+    await removeDeadProcessTemps(tmpdir(), PROBE_PREFIX);
+    const dir = await makeProcessTemp(tmpdir(), PROBE_PREFIX).catch((e: NodeJS.ErrnoException) => e);
+    if (dir instanceof Error) {
+      est.set('maps', { seconds: 0, basis: `not probed: the temporary folder ${tmpdir()} (TMPDIR) cannot take a map (${dir.code ?? dir.message}); the run writes its maps in its own folder` });
+    } else {
+      try {
+        const s = await fastest(() => writeNiftiMap(join(dir, 'probe.nii.gz'), region.header, region.mask, values, 'probe'));
+        est.set('maps', { seconds: s * nMaps, basis: `a map written in ${s.toFixed(3)} s × ${nMaps} maps` });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     }
   } else est.set('maps', SKIPPED);
   at.stage = 'report';
@@ -220,6 +228,9 @@ async function probeStages(
   } else est.set('report', SKIPPED);
   return est;
 }
+
+/** The dry run's map-writing probe's temporary folder (processTemp.ts names it for its process). */
+const PROBE_PREFIX = 'brainlatent-probe';
 
 /** The most candidates γ a banded probe takes, and the time under which a probe of more candidates is worth its cost. */
 const MAX_PROBE_CANDIDATES = 32, MORE_PROBE_SECONDS = 1;
