@@ -454,6 +454,27 @@ describe("an extraction cache (a config's nsd.cacheDir, nsd extract's --cache) a
     expect(tree()).toEqual(before);
   });
 
+  // a cache its entry cannot be written in failed after the whole extraction: 'ENOENT … mkdir', or the library's
+  // option name for one below a file (review s44)
+  it('encode and reconstruct refuse an nsd.cacheDir that cannot be written (below a file, a broken link) before anything is written', async () => {
+    const e = (p: string) => f(`cacheunwritable/${p}`);
+    mkdirSync(e('nsd/nsddata'), { recursive: true });
+    mkdirSync(e('model/unet'), { recursive: true });
+    writeFileSync(e('afile'), 'mine');
+    symlinkSync(e('not-mounted'), e('link'));
+    const rec = (cacheDir: string) => JSON.stringify({ out: e('runs/rec'), nsd: { root: e('nsd'), subject: 1, cacheDir }, model: { dir: e('model') } });
+    writeFileSync(e('feat.npy'), 'features');
+    const enc = (cacheDir: string) => JSON.stringify({ out: e('runs/enc'), nsd: { root: e('nsd'), subject: 1, cacheDir }, featureSets: [{ name: 'f', kind: 'file', path: 'feat.npy' }] });
+    writeFileSync(e('below-file.json'), rec(e('afile/c')));
+    writeFileSync(e('broken.json'), enc(e('link')));
+    const tail = '; expected a folder for completed extractions';
+    const below = await failure(registerReconstructCommand, 'reconstruct', '--config', e('below-file.json'), '--dry-run');
+    expect(below.error.message).toContain(`nsd.cacheDir ${e('afile/c')}: ${e('afile')} is a file, not a folder, so nothing can be written below it${tail}`);
+    const broken = await failure(registerEncodeCommand, 'encode', '--config', e('broken.json'));
+    expect(broken.error.message).toContain(`nsd.cacheDir ${e('link')}: is a broken symbolic link (to ${e('not-mounted')}); create what it points to, or give another path${tail}`);
+    expect(existsSync(e('runs'))).toBe(false);
+  });
+
   it('the library refuses it too (encode(), reconstruct(), their dry runs), and the preflights list it (a batch\'s checks)', async () => {
     const { encode } = await import('../../ts/encoding/encode.js');
     const { reconstruct } = await import('../../ts/pipeline/reconstruct.js');

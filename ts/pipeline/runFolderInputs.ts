@@ -7,7 +7,7 @@
  * rule is ts/nsd/cacheApart.ts's, which extractNsd applies itself) and for `nsd extract`'s --out and --cache.
  */
 import { configPaths, type Schema } from '../config/paths.js';
-import { folderInputOverlap, type NamedInput } from '../io/outputProblem.js';
+import { folderInputOverlap, outputPathProblem, type NamedInput } from '../io/outputProblem.js';
 import { cacheFolderOverlap } from '../nsd/cacheApart.js';
 import { betasDir } from '../nsd/paths.js';
 
@@ -55,6 +55,13 @@ export async function runOutputOverlaps(
   const inputs = runFolderInputs(schema, config, names);
   const problems = [await runFolderOverlap(labels.out ?? 'out', config.out, inputs)];
   const cache = config.nsd.cacheDir;
-  if (typeof cache === 'string') problems.push(await cacheFolderOverlap(labels.cacheDir ?? 'nsd.cacheDir', cache, inputs));
+  if (typeof cache === 'string') {
+    const label = labels.cacheDir ?? 'nsd.cacheDir';
+    problems.push(await cacheFolderOverlap(label, cache, inputs));
+    // a cache the entry cannot be written in (read-only, below a file, a broken link) failed after the whole
+    // extraction, as "ENOENT … mkdir" or the library's option name (review s44)
+    const unwritable = await outputPathProblem(cache, 'folder');
+    if (unwritable) problems.push(`${label} ${cache}: ${unwritable}; expected a folder for completed extractions`);
+  }
   return problems.filter((p): p is string => p !== null);
 }
