@@ -3,11 +3,11 @@ import { MissingFileError, ShapeError } from '../errors.js';
 import { assertFinite } from '../io/finite.js';
 import { Hdf5Reader, readHdf5Masked } from '../io/hdf5.js';
 import { niftiGrid, niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
-import { affineMethod, voxelToWorld, type Affine, type NiftiGeometry } from '../io/niftiHeader.js';
-import { sessionAffineMismatch, type GridAffine } from './grid.js';
+import { affineMethod, voxelToWorld, type NiftiGeometry } from '../io/niftiHeader.js';
 import type { Grid, VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { checkInteger } from '../ridge/options.js';
+import { sessionAffineMismatch, type GridAffine } from './grid.js';
 import { betasPath, brainmaskPath, meanEpiPath, roiPath, t1Path, type BetasFormat, type BetasVersion } from './paths.js';
 
 /** 'auto' takes the .hdf5 when present (per-voxel chunks read fastest), else the .nii.gz. */

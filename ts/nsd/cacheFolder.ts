@@ -114,7 +114,6 @@ function pruneReason(e: CacheFolderEntry, c: PruneChoice, now: number): string |
   return null;
 }
 
-/** Removes (or with dryRun, names) the entries of `dir` that `choice` picks, leaving those another process holds. */
 /**
  * What writers of this host killed in the cache folder left (an entry being written, an old one being removed), with
  * their sizes: entryFolders sees only finished entries' names, so `cache list` counted none and `cache prune` freed
@@ -128,6 +127,10 @@ export async function leftTemporaries(dir: string): Promise<{ path: string; byte
   return out;
 }
 
+/**
+ * Removes (or with dryRun, names) the entries of `dir` that `choice` picks, leaving those another process holds, and
+ * the temporaries killed writers left (leftTemporaries).
+ */
 export async function pruneCacheFolder(dir: string, choice: PruneChoice, label = dir): Promise<PruneResult> {
   if (!choice.stale && choice.olderThanDays === undefined) throw new InvalidArgumentError('cache prune: name what to remove: --stale, --older-than <days>, or both');
   const now = choice.now ?? Date.now();
