@@ -30,8 +30,10 @@ function home(): string | undefined {
 export function defaultNsdCacheDir(): string {
   const own = absoluteVar('BRAINLATENT_CACHE');
   if (own) return join(own, 'nsd');
-  const base = absoluteVar('XDG_CACHE_HOME') ?? (home() ? join(home()!, '.cache') : join(tmpdir(), 'brainlatent-cache'));
-  return join(base, 'brainlatent', 'nsd');
+  const xdg = absoluteVar('XDG_CACHE_HOME');
+  if (xdg) return join(xdg, 'brainlatent', 'nsd');
+  const h = home();
+  return join(h ? join(h, '.cache') : join(tmpdir(), 'brainlatent-cache'), 'brainlatent', 'nsd');
 }
 
 /**

@@ -25,7 +25,7 @@
  * the old folder under the `.old-` name, and `recoverInterruptedDir` (called by `withAtomicDir` and by readers of
  * such folders) puts it back, so the folder is always the complete old one or the complete new one.
  */
-import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -110,7 +110,7 @@ export interface PreparedFile {
 }
 
 export async function prepareAtomicFile(output: string, opts: AtomicWriteOptions = {}): Promise<PreparedFile> {
-  const path = await followFileLink(output);
+  const path = await followLink(output);
   if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
   await removeStaleOf(path);
   const tmp = siblingName(path, 'tmp');
@@ -163,7 +163,7 @@ function namingOutput(path: string, err: unknown): unknown {
  * which is then flushed and renamed over `path`.
  */
 export async function withAtomicPath<T>(output: string, write: (tmpPath: string) => Promise<T> | T, opts: AtomicWriteOptions = {}): Promise<T> {
-  const path = await followFileLink(output);
+  const path = await followLink(output);
   if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
   await removeStaleOf(path);
   const tmp = siblingName(path, 'tmp');
@@ -299,11 +299,13 @@ export async function withAtomicDir<T>(output: string, build: (tmpDir: string) =
 }
 
 /**
- * A file output that is a symbolic link is written where the link points, the link kept, as a folder output is:
- * the rename replaced the link with a regular file, the data landing on the link's disk and its target left as it
- * was, with no word (review s44). A dangling link's target is created; a loop is left to fail naming it (ELOOP).
+ * An output that is a symbolic link is written where the link points, the link kept: a folder is built beside the
+ * folder it points to and swapped in there (a folder cannot be renamed over a link: ENOTDIR, after the whole build),
+ * and a file renamed into place there (the rename replaced the link with a regular file, the data landing on the
+ * link's disk, its target left as it was; review s44). A dangling link's target is created; a loop is left to fail
+ * naming it (ELOOP).
  */
-async function followFileLink(path: string): Promise<string> {
+async function followLink(path: string): Promise<string> {
   let p = path;
   for (let hops = 0; hops < 40; hops++) {
     const st = await lstat(p).catch(() => null);
@@ -311,15 +313,6 @@ async function followFileLink(path: string): Promise<string> {
     p = resolve(dirname(p), await readlink(p));
   }
   return p;
-}
-
-/**
- * A folder output that is a symbolic link is built beside the folder it points to and swapped in there, the link
- * kept: a folder cannot be renamed over a link (ENOTDIR), which surfaced only after the whole build.
- */
-async function followLink(dir: string): Promise<string> {
-  const st = await lstat(dir).catch(() => null);
-  return st?.isSymbolicLink() ? realpath(dir).catch(() => dir) : dir;
 }
 
 /** The errno codes of a write step refused by what is at (or above) its path, or by permissions. */

@@ -281,7 +281,13 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
   const files = sessions && (await attempt('sessions', () => sessionFiles(o, sessions)));
   const design = await attempt('root', () => readNsdDesign(o.root));
   const shape = files && (await attempt('sessions', () => sessionsBetasShape(files)));
-  const first = shape && files && (await attempt('sessions', async () => (await assertHdf5Layout(o.root, o.subject, files[0], shape), shape)));
+  const first =
+    shape &&
+    files &&
+    (await attempt('sessions', async () => {
+      await assertHdf5Layout(o.root, o.subject, files[0], shape);
+      return shape;
+    }));
   if (sessions && design && first) await attempt('sessions', async () => nsdTrialTable(design, o.subject, sessions, first.trials, files[0].path));
   // (the check extractNsd makes: dimensions, and the affine where the subject's is known)
   if (region && files && first) {

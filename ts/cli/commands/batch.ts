@@ -27,15 +27,15 @@ export function nonNegativeInt(v: string | undefined, name: string): number | un
  * A running job's progress line comes this long after its start or its last one: every 10 s in its first minute,
  * then every minute (a 30 min decoders job logs ~30 lines, not one per report).
  */
-export function progressLineEveryMs(elapsedMs: number): number {
+function progressLineEveryMs(elapsedMs: number): number {
   return elapsedMs < 60_000 ? 10_000 : 60_000;
 }
 
 /**
  * One line per job that changes state (logs), on stderr: "started" once per attempt (a job's progress reports,
  * at fraction 0 or not, are not new starts), "(attempt N)" when it is retried; and while it runs, its progress now
- * and then (progressLineEveryMs), with the time left at its pace since its first report: `batch run` without Redis has no `batch
- * watch`, and a job of half an hour printed nothing between "started" and "done" (review s44).
+ * and then (progressLineEveryMs), with the time left at its pace since its first report: `batch run` without Redis
+ * has no `batch watch`, and a job of half an hour printed nothing between "started" and "done" (review s44).
  */
 export function eventLogger(write: (line: string) => void = (l) => process.stderr.write(l)): (e: BatchEvent) => void {
   // per job: the attempt whose start was logged while it is active, else undefined
