@@ -475,6 +475,32 @@ describe("an extraction cache (a config's nsd.cacheDir, nsd extract's --cache) a
     expect(existsSync(e('runs'))).toBe(false);
   });
 
+  // a lab's shared cache mounted read-only for its users: refused outright, a hit included (review s44); now it serves
+  // its entries and what it lacks is extracted uncached (test/nsd/cacheUnreadable.test.ts); needs mount rights
+  it.skipIf(process.platform !== 'linux')('a read-only nsd.cacheDir or --cache is accepted by the preflights; a folder to be made on it is still refused', async (ctx) => {
+    const { preflight } = await import('../../ts/pipeline/preflight.js');
+    const { resolveConfig } = await import('../../ts/pipeline/config.js');
+    const { checkCacheFolderPath } = await import('../../ts/cli/outputPath.js');
+    const src = mkdtempSync(join(tmp, 'rocache-src-')), mnt = mkdtempSync(join(tmp, 'rocache-'));
+    if ((await runCommand('mount', ['--bind', src, mnt]).catch(() => ({ status: 1 }))).status !== 0) ctx.skip();
+    try {
+      if ((await runCommand('mount', ['-o', 'remount,bind,ro', mnt])).status !== 0) ctx.skip();
+      const run = { out: f('rocache-runs/rec'), nsd: { root: f('rocache-nsd'), subject: 1, cacheDir: mnt }, model: { dir: f('rocache-model') } };
+      const problems = await preflight(resolveConfig(run)).then(() => [], (e: { problems: string[] }) => e.problems);
+      expect(problems.length).toBeGreaterThan(0);
+      expect(problems.filter((l) => l.includes('nsd.cacheDir'))).toEqual([]);
+      await expect(checkCacheFolderPath('--cache', mnt)).resolves.toBeUndefined();
+      // (a folder that is not there cannot be made on it: refused, as before)
+      const missing = join(mnt, 'new');
+      const refused = `${missing}: ${mnt} is on a read-only file system; expected a folder for completed extractions`;
+      await expect(checkCacheFolderPath('--cache', missing)).rejects.toThrow(`--cache ${refused} (the cache)`);
+      const again = await preflight(resolveConfig({ ...run, nsd: { ...run.nsd, cacheDir: missing } })).then(() => [], (e: { problems: string[] }) => e.problems);
+      expect(again).toContainEqual(`nsd.cacheDir ${refused}`);
+    } finally {
+      await runCommand('umount', [mnt]);
+    }
+  });
+
   it('the library refuses it too (encode(), reconstruct(), their dry runs), and the preflights list it (a batch\'s checks)', async () => {
     const { encode } = await import('../../ts/encoding/encode.js');
     const { reconstruct } = await import('../../ts/pipeline/reconstruct.js');

@@ -12,7 +12,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -228,11 +228,13 @@ describe("an extraction's own upkeep names the entries it cannot delete (before:
 });
 
 describe('a damaged entry that cannot be replaced is refused before the extraction, not at the write after it', () => {
-  for (const [where, errno] of [['the cache folder', 'EROFS'], ['the entry folder', 'EACCES']] as const) {
-    it(`${where} not writable (${errno})`, async () => {
+  // (a cache folder that cannot be written is read-only: it serves its entries, and one it cannot replace is
+  // extracted uncached; below)
+  for (const errno of ['EACCES', 'EROFS'] as const) {
+    it(`the entry folder not writable (${errno})`, async () => {
       const c = await cacheWithEntry();
       rmSync(join(c.entry, 'train_betas.npy'));
-      const folder = where === 'the cache folder' ? c.dir : c.entry;
+      const folder = c.entry;
       inject.errno.set(folder, errno);
       const before = snapshot(c.dir);
       const e = await c.extract().catch((x: unknown) => x);
@@ -250,6 +252,53 @@ describe('a damaged entry that cannot be replaced is refused before the extracti
       expect(again.removedFromCache?.map((r) => r.path)).toEqual([c.entry]);
     });
   }
+});
+
+// a lab's shared cache, filled by its admin and mounted read-only for its users (or another user's folder): every
+// extraction was refused, a hit included, as the cache could not be written (review s44)
+describe('a cache folder this user may read but not write in (a read-only mount, another user\'s) serves its entries and caches nothing', () => {
+  const why = { EROFS: 'is on a read-only file system', EACCES: 'is not writable (permission denied)' } as const;
+  for (const errno of ['EROFS', 'EACCES'] as const) {
+    it(`${errno}: a hit is loaded; a miss is extracted and returned uncached, saying why; the folder is left as it was`, async () => {
+      const c = await cacheWithEntry();
+      inject.errno.set(c.dir, errno);
+      const before = snapshot(c.dir);
+      const hit = await c.extract();
+      expect(hit.fromCache).toBe(true);
+      expect(hit.notCached).toBeUndefined();
+      expect(c.sessionsRead()).toBe(0);
+      const miss = await extractNsd({ root: mini.root, subject: 1, roi: 'streams:early', sessions: '1-2', cacheDir: c.dir });
+      expect(miss.fromCache).toBe(false);
+      expect(miss.notCached).toBe(`${c.dir} ${why[errno]}, so this extraction was not cached there`);
+      expect(miss.removedFromCache).toBeUndefined();
+      expect(snapshot(c.dir)).toEqual(before);
+      expect(readdirSync(c.dir)).toEqual([basename(c.entry)]);
+    });
+  }
+
+  it('a damaged entry there is extracted anew and returned uncached, saying so; the entry is left as it was', async () => {
+    const c = await cacheWithEntry();
+    rmSync(join(c.entry, 'train_betas.npy'));
+    inject.errno.set(c.dir, 'EROFS');
+    const before = snapshot(c.dir);
+    const again = await c.extract();
+    expect(again.fromCache).toBe(false);
+    expect(c.sessionsRead()).toBe(1);
+    expect(again.notCached).toBe(
+      `${c.dir} is on a read-only file system: its damaged entry ${c.entry} (train_betas.npy: file not found) could not be replaced, and this extraction was not cached`,
+    );
+    expect(snapshot(c.dir)).toEqual(before);
+  });
+
+  it('the extract stage records it in its summary (cacheNotWritten), once for both of its extractions', async () => {
+    const { extractStageCacheUpkeep, cacheUpkeepSummary, cacheUpkeepLines } = await import('../../ts/nsd/cache.js');
+    const c = await cacheWithEntry();
+    inject.errno.set(c.dir, 'EROFS');
+    const miss = await extractNsd({ root: mini.root, subject: 1, roi: 'streams:early', sessions: '1-2', cacheDir: c.dir });
+    const summary = cacheUpkeepSummary(await extractStageCacheUpkeep(null, [miss, miss, await c.extract()]));
+    expect(summary).toEqual({ cacheNotWritten: [miss.notCached] });
+    expect(cacheUpkeepLines([], [], summary.cacheNotWritten)).toEqual([`extraction cache: ${c.dir} is on a read-only file system, so this extraction was not cached there`]);
+  });
 });
 
 describe('end to end, a mode-000 manifest read by a user the permissions apply to', () => {
@@ -351,6 +400,25 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
       expect(readdirSync(c.dir)).toHaveLength(2);
     });
   }
+
+  it("another user's cache folder (0755): nsd extract loads its entry, and extracts what it lacks without caching it, saying so", async ({ skip }) => {
+    const { c, out, brainlatent } = await sharedCache(0o755, 'w6', skip);
+    if (!asRoot) skip('needs a folder of another user: run as root');
+    chmodSync(c.entry, 0o755);
+    for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), 0o644);
+    const before = snapshot(c.dir);
+    const args = (sessions: string, to: string) => ['nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', sessions, '--cache', c.dir, '--out', join(out, to)];
+    // (before: "--cache …: … is not writable (permission denied); expected a folder for completed extractions")
+    const hit = await brainlatent(...args('1', 'hit'));
+    expect(hit.stderr).toBe('');
+    expect(hit.stdout).toMatch(/\nloaded from cache in /);
+    const miss = await brainlatent(...args('1-2', 'miss'));
+    expect(miss.status).toBe(0);
+    expect(miss.stderr.split('\n').filter((l) => l.includes('cache'))).toEqual([`extraction cache: ${c.dir} is not writable (permission denied), so this extraction was not cached there`]);
+    expect(miss.stdout).toMatch(/\nextracted in /);
+    expect(existsSync(join(out, 'miss', 'train_betas.npy'))).toBe(true);
+    expect(snapshot(c.dir)).toEqual(before);
+  });
 
   it("cache prune keeps a damaged entry whose files this user cannot delete (another user's), saying so, and hides nothing", async ({ skip }) => {
     const { c, cli, env, brainlatent } = await sharedCache(0o777, 'w2', skip);

@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, extname, sep } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { outputPathProblem, swapInProblem, type NamedInput, type OutputKind } from '../io/outputProblem.js';
+import { cacheFolderProblem, outputPathProblem, swapInProblem, type NamedInput, type OutputKind } from '../io/outputProblem.js';
 import { assertCacheFolderApart } from '../nsd/cacheApart.js';
 import { runFolderOverlap } from '../pipeline/runFolderInputs.js';
 
@@ -33,6 +33,17 @@ export async function checkOutputPath(option: string, path: string, kind: Output
   if (kind === 'file' && !(await statOrNull(dirname(path)))?.isDirectory()) {
     throw refuse(`its folder ${dirname(path)} does not exist (no folder is created for a file output)`);
   }
+}
+
+/**
+ * checkOutputPath for an extraction cache folder: an existing folder this user may read but not write in (a lab's
+ * shared cache on a read-only mount) is accepted, its entries served and what it lacks extracted without being cached.
+ */
+export async function checkCacheFolderPath(option: string, path: string): Promise<void> {
+  const expected = 'expected a folder for completed extractions (the cache)';
+  if (path.trim() === '') throw new InvalidArgumentError(`${option}: got an empty path; ${expected}`);
+  const problem = await cacheFolderProblem(path);
+  if (problem) throw new InvalidArgumentError(`${option} ${path}: ${problem}; ${expected}`);
 }
 
 /** The files a command reads, by the flag that names them: [['--x', 'X.npy'], ['--groups', undefined], …]. */

@@ -52,7 +52,7 @@ export async function folderNotEntered(path: string): Promise<string | null> {
 }
 
 /** Why this user cannot write in `dir`, in words, or null when it can: access()'s own errno, not always EACCES. */
-async function notWritable(dir: string): Promise<string | null> {
+export async function notWritable(dir: string): Promise<string | null> {
   try {
     await access(dir, constants.W_OK | constants.X_OK);
     return null;
@@ -125,6 +125,20 @@ export async function outputPathProblem(path: string, kind: OutputKind): Promise
     if (above) return `${dir} is a broken symbolic link (to ${above}), so nothing can be written below it`;
     if (dirname(dir) === dir) return null;
   }
+}
+
+/**
+ * Why `path` cannot be a cache folder, or null: outputPathProblem's for a folder, except that an existing folder this
+ * user may read but not write in is no problem (a lab's shared cache on a read-only mount, or another user's): its
+ * entries are served, and what it misses is not written there (extractNsd's `notCached`).
+ */
+export async function cacheFolderProblem(path: string): Promise<string | null> {
+  const target = await statOrNull(path);
+  if (!target?.isDirectory() || (await notWritable(path)) === null) return outputPathProblem(path, 'folder');
+  const type = await statfs(path).then((s) => KERNEL_FILESYSTEMS.get(Number(s.type)), () => undefined);
+  if (type) return `${path} is on the kernel's ${type} filesystem, which takes no output files`;
+  const unreadable = await access(path, constants.R_OK | constants.X_OK).then(() => false, () => true);
+  return unreadable ? `${path} can be neither read nor written (permission denied)` : null;
 }
 
 /** Where `path` points when it is a symbolic link to nothing, else null. */

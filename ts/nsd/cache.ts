@@ -297,7 +297,7 @@ export async function removeEntriesNotIn(dir: string, keys: readonly string[]): 
  * left), and, for a run folder's own cache (`ownCache`: `<out>/cache` when nsd.cacheDir is null; null for a cache
  * named in the config), the entries there that none of `used` is.
  */
-export async function extractStageCacheUpkeep(ownCache: string | null, used: readonly NsdExtraction[]): Promise<CacheUpkeep> {
+export async function extractStageCacheUpkeep(ownCache: string | null, used: readonly NsdExtraction[]): Promise<StageCacheUpkeep> {
   const removed = used.flatMap((e) => e.removedFromCache ?? []);
   const kept = used.flatMap((e) => e.keptInCache ?? []);
   if (ownCache !== null) {
@@ -313,12 +313,22 @@ export async function extractStageCacheUpkeep(ownCache: string | null, used: rea
     once.delete(k.path);
     if (!gone.has(k.path)) once.set(k.path, k);
   }
-  return { removed, kept: [...once.values()] };
+  // (reconstruct's two regions in one read-only cache: said once)
+  return { removed, kept: [...once.values()], notCached: [...new Set(used.flatMap((e) => (e.notCached ? [e.notCached] : [])))] };
 }
 
-/** An extract stage's summary fields for its upkeep: `cacheRemoved` and `cacheKept`, each only when not empty. */
-export function cacheUpkeepSummary(upkeep: CacheUpkeep): { cacheRemoved?: RemovedCacheEntry[]; cacheKept?: KeptCacheEntry[] } {
-  return { ...(upkeep.removed.length ? { cacheRemoved: upkeep.removed } : {}), ...(upkeep.kept.length ? { cacheKept: upkeep.kept } : {}) };
+/** An extract stage's upkeep, and why extractions were not cached (a read-only cache folder: NsdExtraction.notCached). */
+export interface StageCacheUpkeep extends CacheUpkeep {
+  notCached: string[];
+}
+
+/** An extract stage's summary fields for its upkeep: `cacheRemoved`, `cacheKept` and `cacheNotWritten`, each only when not empty. */
+export function cacheUpkeepSummary(upkeep: StageCacheUpkeep): { cacheRemoved?: RemovedCacheEntry[]; cacheKept?: KeptCacheEntry[]; cacheNotWritten?: string[] } {
+  return {
+    ...(upkeep.removed.length ? { cacheRemoved: upkeep.removed } : {}),
+    ...(upkeep.kept.length ? { cacheKept: upkeep.kept } : {}),
+    ...(upkeep.notCached.length ? { cacheNotWritten: upkeep.notCached } : {}),
+  };
 }
 
 /*
@@ -515,6 +525,10 @@ export function size(bytes: number): string {
  * One line per entry an upkeep removed or left, for a command to print: 'removed extraction cache entry <path>
  * (1.7 GB): <why>', 'kept extraction cache entry <path>: this user cannot delete its files (…); its owner can remove it'.
  */
-export function cacheUpkeepLines(removed: readonly RemovedCacheEntry[], kept: readonly KeptCacheEntry[] = []): string[] {
-  return [...removed.map((r) => `removed extraction cache entry ${r.path} (${size(r.bytes)}): ${r.why}`), ...kept.map((k) => `kept extraction cache entry ${k.path}: ${k.why}`)];
+export function cacheUpkeepLines(removed: readonly RemovedCacheEntry[], kept: readonly KeptCacheEntry[] = [], notCached: readonly string[] = []): string[] {
+  return [
+    ...removed.map((r) => `removed extraction cache entry ${r.path} (${size(r.bytes)}): ${r.why}`),
+    ...kept.map((k) => `kept extraction cache entry ${k.path}: ${k.why}`),
+    ...notCached.map((n) => `extraction cache: ${n}`),
+  ];
 }

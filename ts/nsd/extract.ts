@@ -8,7 +8,7 @@ import { BrainlatentError, CancelledError, EnvironmentError, FileAccessError, In
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { cannotEnter, folderNotEntered } from '../io/outputProblem.js';
+import { cannotEnter, folderNotEntered, notWritable } from '../io/outputProblem.js';
 import { checkInteger, checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
@@ -58,7 +58,9 @@ export interface NsdExtractOptions {
   /**
    * Cache folder: a completed extraction is stored there and reloaded when inputs and files are unchanged. It must lie
    * apart from the inputs (not the root, the subject's betas folder or a mask file, inside none, holding none; links
-   * resolved): refused with InvalidArgumentError before anything is read or written.
+   * resolved): refused with InvalidArgumentError before anything is read or written. An existing folder this user
+   * may read but not write in (a shared cache on a read-only mount) serves its entries; an extraction it lacks is
+   * returned uncached, with `notCached` saying why.
    */
   cacheDir?: string;
   /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores): 1..64. Default 2. */
@@ -120,10 +122,16 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 20);
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
   if (cacheEntry) await recoverInterruptedDir(cacheEntry);
+  // a cache folder this user may read but not write in (a lab's shared cache on a read-only mount): its entries are
+  // served, and an extraction it misses is returned without being cached, which the result says
+  const readOnly = o.cacheDir && (await stat(o.cacheDir).then((s) => s.isDirectory(), () => false)) ? await notWritable(o.cacheDir) : null;
+  let notCached: string | undefined;
   let damaged: RemovedCacheEntry | null = null;
   if (cacheEntry && o.cacheDir) {
     const cached = await loadCacheEntry(cacheEntry, key);
-    if (cached && 'damage' in cached) {
+    if (cached && 'damage' in cached && readOnly !== null) {
+      notCached = `${readOnly}: its damaged entry ${cacheEntry} (${cached.damage}) could not be replaced, and this extraction was not cached`;
+    } else if (cached && 'damage' in cached) {
       await assertReplaceable(o.cacheDir, cacheEntry, cached.damage);
       damaged = { path: cacheEntry, bytes: await folderBytes(cacheEntry), why: `damaged (${cached.damage}); extracted again and written in its place` };
     } else if (cached) return cached;
@@ -227,8 +235,9 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     files: describeFiles(base),
   };
   const result: NsdExtraction = { ...base, manifest, fromCache: false };
+  if (cacheEntry && readOnly !== null) result.notCached = notCached ?? `${readOnly}, so this extraction was not cached there`;
   // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
-  if (cacheEntry && o.cacheDir) {
+  else if (cacheEntry && o.cacheDir) {
     await writeExtractionFolder(cacheEntry, result);
     // the entries it replaces (of an earlier version of a file it has just read) can never be loaded again: they go,
     // and a damaged one of this key has just been replaced: each is said (the caller prints them), and so is each

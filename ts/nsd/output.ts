@@ -29,6 +29,11 @@ export interface NsdExtraction {
    * loading one; another user's that this user cannot delete). Empty when none.
    */
   keptInCache?: KeptCacheEntry[];
+  /**
+   * Set by extractNsd when its cache folder could not take this extraction (an existing folder this user may not
+   * write in: a shared cache on a read-only mount, another user's), in words: the extraction was returned, not cached.
+   */
+  notCached?: string;
 }
 
 /** An extraction cache entry that was removed (ts/nsd/cache.ts): where it was, its size and why it went. */

@@ -7,7 +7,7 @@
  * rule is ts/nsd/cacheApart.ts's, which extractNsd applies itself) and for `nsd extract`'s --out and --cache.
  */
 import { configPaths, type Schema } from '../config/paths.js';
-import { folderInputOverlap, outputPathProblem, type NamedInput } from '../io/outputProblem.js';
+import { cacheFolderProblem, folderInputOverlap, type NamedInput } from '../io/outputProblem.js';
 import { cacheFolderOverlap } from '../nsd/cacheApart.js';
 import { betasDir } from '../nsd/paths.js';
 
@@ -58,9 +58,10 @@ export async function runOutputOverlaps(
   if (typeof cache === 'string') {
     const label = labels.cacheDir ?? 'nsd.cacheDir';
     problems.push(await cacheFolderOverlap(label, cache, inputs));
-    // a cache the entry cannot be written in (read-only, below a file, a broken link) failed after the whole
-    // extraction, as "ENOENT … mkdir" or the library's option name (review s44)
-    const unwritable = await outputPathProblem(cache, 'folder');
+    // a cache the entry cannot be written in (below a file, a broken link) failed after the whole extraction, as
+    // "ENOENT … mkdir" or the library's option name (review s44); an existing read-only one serves its entries, and
+    // what it lacks is extracted without being cached (said at the extract stage)
+    const unwritable = await cacheFolderProblem(cache);
     if (unwritable) problems.push(`${label} ${cache}: ${unwritable}; expected a folder for completed extractions`);
   }
   return problems.filter((p): p is string => p !== null);

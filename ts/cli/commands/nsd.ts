@@ -17,7 +17,7 @@ import { defaultNsdCacheDir, defaultNsdCacheLabel } from '../nsdCacheDir.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { writePng } from '../../sd/png.js';
-import { checkCacheFolderApart, checkOutputFile, checkOutputPath } from '../outputPath.js';
+import { checkCacheFolderApart, checkCacheFolderPath, checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { choiceFlag, decimalFlag, integerFlag } from '../flagValue.js';
 import { stopOnSignals } from '../stopSignals.js';
 
@@ -75,10 +75,11 @@ async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
   const inputs = extractionInputs({ root: flags.root, subject, roi: flags.roi }, { root: '--root', roi: '--roi' });
   let outOk = (await p.takeAsync(async () => (await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas', { replaced: true }), true))) === true;
   if (outOk) outOk = (await p.takeAsync(async () => (await checkExtractionFolderApart(flags.out, inputs), true))) === true;
-  // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
+  // the cache entry is written after the extraction: a cache path that can never be a folder is refused now (a
+  // read-only one is read, and what it lacks not cached)
   if (flags.cache !== false) {
     const label = cacheOptionLabel(cmd);
-    const cacheOk = (await p.takeAsync(async () => (await checkOutputPath(label, flags.cache as string, 'folder', 'completed extractions (the cache)'), true))) === true;
+    const cacheOk = (await p.takeAsync(async () => (await checkCacheFolderPath(label, flags.cache as string), true))) === true;
     if (cacheOk) await p.takeAsync(() => checkCacheFolderApart(label, flags.cache as string, inputs));
     // (--out is replaced whole once the extraction is done: a cache there lost its new entry, or made --out a folder
     // of other files, refused only after the extraction)
@@ -209,7 +210,7 @@ See docs/data.md.`,
       // (an interrupt after the last session, during a cache load or the cache's write: --out is not written either)
       if (ac.signal.aborted) throw interrupted(flags.cache !== false);
       // cache entries of earlier versions of the files just read go, and are named (those that had to stay too)
-      for (const line of cacheUpkeepLines(ex.removedFromCache ?? [], ex.keptInCache)) process.stderr.write(`${line}\n`);
+      for (const line of cacheUpkeepLines(ex.removedFromCache ?? [], ex.keptInCache, ex.notCached ? [ex.notCached] : [])) process.stderr.write(`${line}\n`);
       // (an interrupt while --out is written lets the write finish: the folder appears whole)
       await writeNsdExtraction(flags.out, ex);
       ac.dispose();

@@ -152,8 +152,9 @@ export function stageProgress(): (p: StageProgress) => void {
 export function printCacheRemovals(stages: readonly StageReport[]): void {
   for (const s of stages) {
     if (s.status !== 'ran') continue;
-    const { cacheRemoved: removed, cacheKept: kept } = s.summary ?? {};
-    const lines = cacheUpkeepLines(Array.isArray(removed) ? (removed as RemovedCacheEntry[]) : [], Array.isArray(kept) ? (kept as KeptCacheEntry[]) : []);
+    const { cacheRemoved: removed, cacheKept: kept, cacheNotWritten: notCached } = s.summary ?? {};
+    const list = <T>(v: unknown) => (Array.isArray(v) ? (v as T[]) : []);
+    const lines = cacheUpkeepLines(list<RemovedCacheEntry>(removed), list<KeptCacheEntry>(kept), list<string>(notCached));
     for (const line of lines) process.stderr.write(`${s.stage}: ${line}\n`);
   }
 }
