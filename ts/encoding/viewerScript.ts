@@ -4,7 +4,8 @@
  * because chromium refuses fetch() from a file:// page. The configuration is the JSON in #viewer-config:
  * { underlay: {id, kind} | null, maps: [{id, label, kind, quantity, signed, vmax, threshold}], atlases: [{id, name, labels}],
  * start: {vox, mm} | null }.
- * `window.brainViewer` exposes { ready, nv, images, show(k), at() } for tests and the console.
+ * `window.brainViewer` exposes { ready, nv, images, show(k), at(mm) } for tests and the console; at(mm) answers
+ * { vox: the file's (i, j, k) or null, maps: each map's value (NaN for none), regions }.
  */
 
 export const VIEWER_CSS = `
@@ -71,24 +72,30 @@ export const VIEWER_SCRIPT = `
   }
   viewer.show = show;
 
-  // the value of every map, and the region of every atlas, at a point in mm
+  // The file's voxel at a point in mm: { vox: (i, j, k) as in the .nii and voxels.npy, at: its offset in img.img,
+  // ras: NiiVue's voxel for getValue }, or null outside the grid. NiiVue reorders a grid to RAS+ (mm2vox and getValue
+  // speak of that grid) but keeps img.img, and so our missing mask, in file order; img2RASstart/step are NiiVue's own
+  // map from its voxel to that offset (what getValue reads through), so the index, the value and the NaN mask agree
+  // with each other and with the drawn crosshair for any axis order or flip, with no affine of ours to keep in step.
+  function voxelAt(img, mm) {
+    var ras = img.mm2vox([mm[0], mm[1], mm[2]]), d = img.dimsRAS, s = img.img2RASstart, t = img.img2RASstep;
+    for (var a = 0; a < 3; a++) if (!(ras[a] >= 0 && ras[a] < d[a + 1])) return null;
+    var at = s[0] + s[1] + s[2] + ras[0] * t[0] + ras[1] * t[1] + ras[2] * t[2];
+    var nx = img.hdr.dims[1], ny = img.hdr.dims[2];
+    return { vox: [at % nx, Math.floor(at / nx) % ny, Math.floor(at / (nx * ny))], at: at, ras: ras };
+  }
+
+  // the value of every map, and the region of every atlas, at a point in mm; vox is null outside the maps' grid
   function at(mm) {
     var out = { vox: null, maps: [], regions: [] };
     viewer.images.forEach(function (img, k) {
-      var v = img.mm2vox([mm[0], mm[1], mm[2]]);
-      var i = Math.round(v[0]), j = Math.round(v[1]), z = Math.round(v[2]);
-      var d = img.hdr.dims;
-      var inside = i >= 0 && j >= 0 && z >= 0 && i < d[1] && j < d[2] && z < d[3];
-      if (k === 0) out.vox = [i, j, z];
-      var idx = i + d[1] * (j + d[2] * z);
-      out.maps.push(inside && !img.missing[idx] ? img.getValue(i, j, z) : NaN);
+      var p = voxelAt(img, mm);
+      if (k === 0) out.vox = p && p.vox;
+      out.maps.push(p && !img.missing[p.at] ? img.getValue(p.ras[0], p.ras[1], p.ras[2]) : NaN);
     });
     viewer.atlases.forEach(function (a) {
-      var v = a.img.mm2vox([mm[0], mm[1], mm[2]]);
-      var i = Math.round(v[0]), j = Math.round(v[1]), z = Math.round(v[2]);
-      var d = a.img.hdr.dims;
-      var inside = i >= 0 && j >= 0 && z >= 0 && i < d[1] && j < d[2] && z < d[3];
-      var label = inside ? Math.round(a.img.getValue(i, j, z)) : 0;
+      var p = voxelAt(a.img, mm);
+      var label = p ? Math.round(a.img.getValue(p.ras[0], p.ras[1], p.ras[2])) : 0;
       out.regions.push({ atlas: a.name, label: label, name: label > 0 ? (a.labels[label] || String(label)) : (label === 0 ? 'unlabelled' : 'outside the brain') });
     });
     return out;
@@ -99,14 +106,15 @@ export const VIEWER_SCRIPT = `
     viewer.last = d;
     var mm = d.mm, a = at(mm), box = $('voxel-info');
     var k = viewer.current;
-    box.dataset.i = a.vox[0]; box.dataset.j = a.vox[1]; box.dataset.k = a.vox[2];
+    var ijk = a.vox || ['', '', ''];
+    box.dataset.i = ijk[0]; box.dataset.j = ijk[1]; box.dataset.k = ijk[2];
     box.dataset.value = String(a.maps[k]);
     var rows = cfg.maps.map(function (m, q) {
       return '<tr' + (q === k ? ' class="current"' : '') + '><td>' + m.label.replace(/</g, '&lt;') + '</td><td>' + m.quantity + '</td><td class="v">' + fmt(a.maps[q]) + '</td></tr>';
     }).join('');
     var regions = a.regions.map(function (r) { return r.atlas + ': <b>' + String(r.name).replace(/</g, '&lt;') + '</b>'; }).join(' \\u00b7 ');
     box.innerHTML =
-      '<div class="coords">voxel (i, j, k) = <b>(' + a.vox.join(', ') + ')</b> \\u00b7 (x, y, z) = <b>(' +
+      '<div class="coords">voxel (i, j, k) = <b>' + (a.vox ? '(' + a.vox.join(', ') + ')' : 'outside the grid') + '</b> \\u00b7 (x, y, z) = <b>(' +
       [mm[0], mm[1], mm[2]].map(function (v) { return v.toFixed(1).replace('-', '\\u2212'); }).join(', ') + ') mm</b></div>' +
       '<div class="value">' + cfg.maps[k].label.replace(/</g, '&lt;') + ': <b id="voxel-value">' + fmt(a.maps[k]) + '</b> ' + cfg.maps[k].quantity + '</div>' +
       (regions ? '<div class="regions">' + regions + '</div>' : '') +
