@@ -11,6 +11,7 @@ import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { runFileNamed } from '../../ts/pipeline/runFiles.js';
 import { filesUnder } from '../helpers/filesUnder.js';
 import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
+import { buildInfo } from '../../ts/native/buildInfo.js';
 
 // The demo world at small settings: the whole pipeline (miniature NSD → RidgeCV → native sampler on the
 // closed-form ONNX models → metrics → run folder) in a few seconds.
@@ -38,7 +39,8 @@ describe('brainlatent demo', () => {
     expect(html).toContain('<code>../world/model</code>');
     expect(html).not.toContain(out);
     // --force removes exactly what a run writes: every file of a finished run folder has a name a run gives its outputs
-    const manifest = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { config: unknown };
+    const manifest = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { config: unknown; versions: Record<string, string> };
+    expect(manifest.versions).toMatchObject({ blas: buildInfo().blas, engineThreads: String(buildInfo().threads), onnxruntime: expect.any(String) });
     expect(filesUnder(run).filter((f) => !f.startsWith('cache/') && !runFileNamed(f, manifest.config))).toEqual([]);
     // img2img's progress record goes when the stage finishes, its folder too (an empty one stayed)
     expect(readdirSync(join(run, 'stages')).filter((e) => e.includes('partial'))).toEqual([]);

@@ -16,6 +16,7 @@ import { mapRecordsOf } from '../../ts/encoding/report.js';
 import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
 import { filesUnder } from '../helpers/filesUnder.js';
 import { pearson } from '../helpers/pearson.js';
+import { buildInfo } from '../../ts/native/buildInfo.js';
 
 let world: World;
 let result: EncodeResult;
@@ -60,7 +61,9 @@ describe('encode on the miniature NSD', () => {
 
   it("every file of the run (z, c, z_c, U-Net tables, a joint model, the ceiling) has a name --force knows as a run's", () => {
     const out = join(world.tmp, 'out');
-    const manifest = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { config: unknown };
+    const manifest = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { config: unknown; versions: Record<string, string> };
+    // (the engine's threads: another count may choose another of two near-tied alphas; review s45)
+    expect(manifest.versions).toMatchObject({ blas: buildInfo().blas, engineThreads: String(buildInfo().threads) });
     const files = filesUnder(out).filter((f) => !f.startsWith('cache/'));
     expect(files.filter((f) => f.startsWith('maps/')).length).toBeGreaterThan(20);
     expect(files.filter((f) => !runFileNamed(f, manifest.config))).toEqual([]);

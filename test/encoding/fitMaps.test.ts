@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { alphaGridNote, log10Alphas } from '../../ts/encoding/alphaMaps.js';
 import { bandedMapKey, mapFile } from '../../ts/encoding/mapFiles.js';
-import { mapDisplay } from '../../ts/encoding/report.js';
+import { figureVolume, mapDisplay } from '../../ts/encoding/report.js';
 
 // The alphas chosen per voxel and a joint model's held-out R² had no maps; these are their names, keys and displays.
 describe('the maps of what the fits chose', () => {
@@ -41,5 +41,23 @@ describe('the maps of what the fits chose', () => {
     expect(r2).toMatchObject({ signed: true, threshold: 0.01, quantity: 'held-out R²' });
     expect(r2.thresholdNote).toMatch(/not floored/);
     expect(mapDisplay('band-weight', Float32Array.from([0.1, 0.4]), 40)).toMatchObject({ signed: false, vmax: 1, quantity: 'γ' });
+  });
+});
+
+// r/√NC was drawn wherever the ceiling passed 1%: noise voxels with a small ceiling reached 2.6, the bar ran to 1.33
+// and scattered bright voxels lay outside visual cortex (review s45)
+describe('the r/√NC figure', () => {
+  it('is drawn where its set\'s r passes the r maps\' threshold, on a bar that ends at 1; its map keeps every value', () => {
+    const d = mapDisplay('r-over-sqrt-nc', Float32Array.from([0.5, 2.58, 1.2, NaN]), 20);
+    expect(d).toMatchObject({ signed: false, vmax: 1, threshold: 0 });
+    expect(d.thresholdNote).toBe("shown where the noise ceiling is above 1% of variance and r ≥ 0.38 (the r maps' threshold); the bar ends at 1, the ceiling");
+    expect(mapDisplay('r-over-sqrt-nc', Float32Array.from([0.5]), 20, { threshold: 0.2 }).thresholdNote).toMatch(/ r ≥ 0\.20 /);
+    const rVolume = Float32Array.from([0.6, 0.2, 0.5, NaN]);
+    const r = { kind: 'r' as const, featureSet: 'z', volume: rVolume, display: mapDisplay('r', rVolume, 20) };
+    const ratio = { kind: 'r-over-sqrt-nc' as const, featureSet: 'z', volume: Float32Array.from([0.7, 2.58, 1.2, NaN]) };
+    const other = { kind: 'r' as const, featureSet: 'c', volume: Float32Array.from([0, 0, 0, 0]), display: mapDisplay('r', new Float32Array(4), 20) };
+    expect(Array.from(figureVolume(ratio, [other, r]))).toEqual([Math.fround(0.7), NaN, Math.fround(1.2), NaN]);
+    // (the other maps are drawn as they are)
+    expect(figureVolume(r, [r])).toBe(rVolume);
   });
 });

@@ -49,7 +49,10 @@ describe("the encoding report's training line", () => {
   const line = (averageTrain?: boolean) =>
     trainingFact({ trainImages: 3749, config: { out: 'o', nsd: { root: 'n', subject: 1, ...(averageTrain === undefined ? {} : { averageTrain }) }, regions: [] } });
 
-  it('says trials when the rows are trials', () => {
+  it('says trials when the rows are trials, with the images they show (review s45: encoding.json called the trials images)', () => {
+    const withRows = trainingFact({ trainImages: 1250, trainRows: 3749, config: { out: 'o', nsd: { root: 'n', subject: 1, ...{ averageTrain: false } }, regions: [] } });
+    expect(withRows).toEqual(['training trials', '3,749 (of 1,250 images)']);
+    // (a folder from before trainRows: its trainImages held the trials)
     expect(line(false)).toEqual(['training trials', '3,749']);
     expect(line(true)).toEqual(['training images', '3,749']);
     expect(line()).toEqual(['training images', '3,749']);

@@ -177,7 +177,7 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
       result: {
         report: 'report.html',
         encoding: {
-          voxels: 1508, trainImages: 400, testImages: 40, noiseCeiling: true,
+          voxels: 1508, trainImages: 400, trainRows: 1200, testImages: 40, noiseCeiling: true,
           featureSets: [
             { name: 'z', model: 'ridge', features: 6400, meanR: 0.2114, meanRNormalised: 0.4023, voxelsOverCeiling: 731, ratioOfMeans: 0.3312 },
             { name: 'c', model: 'ridge', features: 768, meanR: -0.0123, meanRNormalised: null, voxelsOverCeiling: 731, ratioOfMeans: null },
@@ -187,7 +187,7 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
       },
     });
     await page.locator('#detail-body #encoding-sets').waitFor();
-    expect(await page.locator('#encoding-facts').textContent()).toBe('1,508 voxels · 400 training images · 40 test images · noise ceiling: yes');
+    expect(await page.locator('#encoding-facts').textContent()).toBe('1,508 voxels · 1,200 training trials (of 400 images) · 40 test images · noise ceiling: yes');
     const rows = await page.$$eval('#encoding-sets tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
     expect(rows).toEqual([
       ['feature set', 'model', 'features', 'mean r', 'mean r / √NC', 'mean r / mean √NC', 'voxels NC > 1%'],

@@ -11,10 +11,10 @@ import { EncodeConfigSchema, resolveEncodeConfig, type EncodeConfig, type Encode
 import { InvalidArgumentError } from '../errors.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
-import { packageRoot } from '../native/binding.js';
 import { configHash } from '../pipeline/config.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
 import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
+import { runVersions } from '../pipeline/runVersions.js';
 import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
 import { planStages, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
@@ -96,7 +96,10 @@ export interface EncodeResult {
   config: EncodeConfig;
   configHash: string;
   voxels: number;
+  /** Distinct training images. */
   trainImages: number;
+  /** Rows of the fits: the training images, or with nsd.averageTrain false their trials (an image's repetitions each a row). */
+  trainRows: number;
   testImages: number;
   mask: VoxelMask;
   noiseCeiling: Float32Array | null;
@@ -120,16 +123,6 @@ export interface EncodeResult {
   warnings?: string[];
   /** The preflight's notes (no noise ceiling under 'auto'); absent in a result read back by encodeResult. */
   notes?: string[];
-}
-
-function versions(): Record<string, string> {
-  let pkg = 'unknown';
-  try {
-    pkg = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    // not in a package tree
-  }
-  return { brainlatent: pkg, node: process.version, platform: `${process.platform} ${process.arch}` };
 }
 
 /**
@@ -189,7 +182,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       `total ~${formatSeconds(total)}`,
     ];
     return {
-      out: c.out, config: c, configHash: hash, voxels: pre.voxels, trainImages: 0, testImages: 0, mask: pre.mask, noiseCeiling: null,
+      out: c.out, config: c, configHash: hash, voxels: pre.voxels, trainImages: 0, trainRows: 0, testImages: 0, mask: pre.mask, noiseCeiling: null,
       featureSets: [], banded: [], atlasesMissing: [], files: [],
       stages: stages.map((s) => ({ stage: s.id, status: skip.get(s.id) ? 'skipped' : 'planned', seconds: seconds(s.id) })),
       plan,
@@ -202,7 +195,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   pre.notes.forEach((n) => options.onNote?.(n));
   // --force empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(c.out);
-  await writeManifest(c, versions());
+  await writeManifest(c, runVersions());
   const reports = await runStages(c, stages, planned, {
     signal: options.signal,
     what: 'encode',
@@ -255,7 +248,7 @@ export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Pro
     'regions.csv', 'encoding.json', 'report.html', join(REPORT_FILES, 'niivue.umd.js'), join(REPORT_FILES, 'NIIVUE-LICENSE.txt'),
   ].filter((f) => existsSync(join(c.out, f)));
   return {
-    out: c.out, config: c, configHash: configHash(c), voxels: o.mask.indices.length, trainImages: ids.train.length, testImages: ids.test.length,
-    mask: o.mask, noiseCeiling: o.ceiling, featureSets, banded, atlasesMissing: o.missingAtlases, files,
+    out: c.out, config: c, configHash: configHash(c), voxels: o.mask.indices.length, trainImages: new Set(ids.train).size, trainRows: ids.train.length,
+    testImages: ids.test.length, mask: o.mask, noiseCeiling: o.ceiling, featureSets, banded, atlasesMissing: o.missingAtlases, files,
   };
 }

@@ -66,7 +66,10 @@ export interface EncodingSummary {
    * region means (regions.csv's constant_voxels); absent in folders from before they were counted.
    */
   constantVoxels?: number;
+  /** Distinct training images (before s45: the fits' rows, trials with averageTrain false). */
   trainImages: number;
+  /** Rows of the fits: the training images, or their trials with averageTrain false; absent in folders from before s45. */
+  trainRows?: number;
   testImages: number;
   /** The sessions whose betas the run read (the extract stage's record); absent in folders from before it was kept. */
   sessions?: number[];

@@ -124,9 +124,23 @@ export function mapDisplay(kind: MapKind, volume: Float32Array, testImages: numb
     threshold = 0.01;
     thresholdNote = 'defined where the joint model has R² > 0; shown where |R²| ≥ 0.01; blue: negative';
   } else if (kind === 'r-over-sqrt-nc') {
-    thresholdNote = 'voxels with a noise ceiling above 1% of variance';
+    // (drawn where its set's r passes the r maps' threshold: a noise voxel with a small ceiling reached ratios of 2.6,
+    // bright across the figure, and a ratio past 1, over the ceiling, is noise too; review s45)
+    const r = options.threshold ?? significantR(testImages);
+    thresholdNote = `shown where the noise ceiling is above 1% of variance and r ≥ ${r.toFixed(2)} (the r maps' threshold); the bar ends at 1, the ceiling`;
+    return { signed, vmax: 1, threshold, quantity: QUANTITY[kind], thresholdNote };
   }
   return { signed, vmax: Math.max(vmax, threshold * 1.05), threshold, quantity: QUANTITY[kind], thresholdNote };
+}
+
+/**
+ * What a map's figure draws: its volume, but a feature set's r/√NC only where its r map passes that map's threshold
+ * (NaN elsewhere); the map file and the region means keep every voxel with a ceiling above 1%.
+ */
+export function figureVolume(m: Pick<LoadedMap, 'kind' | 'featureSet' | 'volume'>, maps: readonly Pick<LoadedMap, 'kind' | 'featureSet' | 'volume' | 'display'>[]): Float32Array {
+  const r = m.kind === 'r-over-sqrt-nc' ? maps.find((x) => x.kind === 'r' && x.featureSet === m.featureSet) : undefined;
+  if (!r) return m.volume;
+  return m.volume.map((v, i) => (r.volume[i] >= r.display.threshold ? v : NaN));
 }
 
 /** Mean and median of a map per region of each atlas (and over all its voxels), over the voxels where it has a value. */
@@ -291,10 +305,14 @@ export function constantVoxelsFact(s: Pick<EncodingSummary, 'constantVoxels' | '
   return [['constant voxels', `${fmtCount(n)} of ${fmtCount(s.voxels)}: the same betas on every test image, so no variance to explain; their r and R² are NaN (no value in the maps) and left out of the region means`]];
 }
 
-/** The report's training-set line: with averageTrain false the fit's rows are trials (an image's repetitions each a row). */
-export function trainingFact(s: Pick<EncodingSummary, 'trainImages' | 'config'>): [string, string] {
+/**
+ * The report's training-set line: with averageTrain false the fit's rows are trials (an image's repetitions each a
+ * row), said with the images they show (a folder from before trainRows has the trials in trainImages).
+ */
+export function trainingFact(s: Pick<EncodingSummary, 'trainImages' | 'trainRows' | 'config'>): [string, string] {
   const trials = (s.config.nsd as { averageTrain?: boolean }).averageTrain === false;
-  return [trials ? 'training trials' : 'training images', fmtCount(s.trainImages)];
+  if (!trials) return ['training images', fmtCount(s.trainImages)];
+  return ['training trials', s.trainRows === undefined ? fmtCount(s.trainImages) : `${fmtCount(s.trainRows)} (of ${fmtCount(s.trainImages)} images)`];
 }
 
 /**
@@ -348,7 +366,7 @@ export async function writeEncodingReport(out: string, summary: EncodingSummary)
     const { bytes } = mosaicPng({
       grid,
       affine,
-      volume: m.volume,
+      volume: figureVolume(m, maps),
       underlay: underlay?.volume ?? null,
       title: `${m.label} · ${m.display.quantity} · subject ${subject}`,
       quantity: m.display.quantity,

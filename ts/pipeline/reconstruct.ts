@@ -3,14 +3,11 @@
  * report in a run folder. Stages whose outputs exist are skipped (resume) unless `force`; `dryRun`
  * prints the plan and an estimate without doing the work.
  */
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 
 import { checkControl } from '../callbackOptions.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
-import { packageRoot } from '../native/binding.js';
 import { checkInteger } from '../ridge/options.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { unetEvaluationsPerImage } from '../sd/samplingOptions.js';
@@ -21,6 +18,7 @@ import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { img2imgPlan, preflight, type PreflightResult } from './preflight.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, paths, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
+import { runVersions } from './runVersions.js';
 import { reconstructStageInputs } from './stageInputs.js';
 import { planStages, runStages, type StageDef, type StageProgress, type StageReport, type StageResult, type StageRunContext } from './stageRunner.js';
 import { reconstructStageDeps, STAGE_RUNNERS } from './stages.js';
@@ -79,13 +77,7 @@ function stageWarnings(summary: Record<string, unknown> | undefined): string[] {
 }
 
 function versions(sd?: Diffusion): Record<string, string> {
-  let pkg = 'unknown';
-  try {
-    pkg = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    // not in a package tree
-  }
-  const v: Record<string, string> = { brainlatent: pkg, node: process.version, platform: `${process.platform} ${process.arch}` };
+  const v = runVersions();
   if (sd) {
     v.onnxruntime = sd.runtime.version;
     v.onnxruntimeLibrary = sd.runtime.libraryPath;

@@ -69,7 +69,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       const left = [...new Set(r.featureSets.flatMap((s) => s.regions.map((x) => x.atlas)))].filter((a) => a !== 'mask' && !shown.includes(a));
       process.stdout.write(
         // (with averageTrain false the training rows are trials, an image's repetitions each a row)
-        `${r.voxels} voxels, ${r.trainImages} training ${r.config.nsd.averageTrain ? 'images' : 'trials'} / ${r.testImages} test images; mean held-out r (${shown.length ? shown.join(', ') : 'whole mask'}${left.length ? `; ${left.join(', ')} in regions.csv` : ''}):\n`,
+        `${r.voxels} voxels, ${r.config.nsd.averageTrain ? `${r.trainImages} training images` : `${r.trainRows} training trials (of ${r.trainImages} images)`} / ${r.testImages} test images; mean held-out r (${shown.length ? shown.join(', ') : 'whole mask'}${left.length ? `; ${left.join(', ')} in regions.csv` : ''}):\n`,
       );
       process.stdout.write(`${'feature set'.padEnd(w)} ${regions.map((x) => x.padStart(11)).join(' ')}\n`);
       for (const s of r.featureSets) {

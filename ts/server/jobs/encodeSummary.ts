@@ -24,7 +24,10 @@ export interface EncodeSummaryRow {
 
 export interface EncodeSummary {
   voxels: number;
+  /** Distinct training images. */
   trainImages: number;
+  /** Rows of the fits: the training images, or their trials with averageTrain false. */
+  trainRows: number;
   testImages: number;
   noiseCeiling: boolean;
   featureSets: EncodeSummaryRow[];
@@ -32,10 +35,11 @@ export interface EncodeSummary {
 
 const finite = (v: number | undefined): number | null => (v !== undefined && Number.isFinite(v) ? v : null);
 
-export function encodeSummary(r: Pick<EncodeResult, 'voxels' | 'trainImages' | 'testImages' | 'noiseCeiling' | 'featureSets'>): EncodeSummary {
+export function encodeSummary(r: Pick<EncodeResult, 'voxels' | 'trainImages' | 'trainRows' | 'testImages' | 'noiseCeiling' | 'featureSets'>): EncodeSummary {
   return {
     voxels: r.voxels,
     trainImages: r.trainImages,
+    trainRows: r.trainRows,
     testImages: r.testImages,
     noiseCeiling: r.noiseCeiling !== null,
     featureSets: r.featureSets.map((f) => {

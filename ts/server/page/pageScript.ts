@@ -301,7 +301,7 @@ export const PAGE_SCRIPT = String.raw`
     var box = el('div');
     box.id = 'encoding';
     var n = function (v) { return typeof v === 'number' ? v.toLocaleString('en') : ''; };
-    var facts = el('p', n(s.voxels) + ' voxels · ' + n(s.trainImages) + ' training images · ' + n(s.testImages) + ' test images · noise ceiling: ' + (s.noiseCeiling ? 'yes' : 'none'), 'muted');
+    var facts = el('p', n(s.voxels) + ' voxels · ' + (s.trainRows !== undefined && s.trainRows !== s.trainImages ? n(s.trainRows) + ' training trials (of ' + n(s.trainImages) + ' images)' : n(s.trainImages) + ' training images') + ' · ' + n(s.testImages) + ' test images · noise ceiling: ' + (s.noiseCeiling ? 'yes' : 'none'), 'muted');
     facts.id = 'encoding-facts';
     box.appendChild(facts);
     var t = el('table');
