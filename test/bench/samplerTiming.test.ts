@@ -48,6 +48,22 @@ describe('timeInterleaved', () => {
     }
   });
 
+  it('in lockstep runs every key in every round until all meet the rule (bench sampler pairs native and TS runs so)', async () => {
+    // fast: 2 ms a run, 100 runs for 0.2 s; slow: 15 ms, 14 runs. Apart, slow stops at 14 and fast runs on alone.
+    const clock: Record<string, number> = { fast: 0.002, slow: 0.015 };
+    const rule = { minSeconds: 0.2, minRepeats: 5, maxRepeats: 200 };
+    const apart = await timeInterleaved(['fast', 'slow'], async (k) => ({ seconds: clock[k] }), rule);
+    expect([apart.get('fast')?.length, apart.get('slow')?.length]).toEqual([100, 14]);
+    const order: string[] = [];
+    const paired = await timeInterleaved(['fast', 'slow'], async (k) => (order.push(k), { seconds: clock[k] }), rule, true);
+    expect([paired.get('fast')?.length, paired.get('slow')?.length]).toEqual([100, 100]);
+    // which goes first alternates round by round
+    expect(order.slice(0, 6)).toEqual(['fast', 'slow', 'slow', 'fast', 'fast', 'slow']);
+    // the cap still holds
+    const capped = await timeInterleaved(['fast', 'slow'], async () => ({ seconds: 1e-6 }), { ...rule, maxRepeats: 7 }, true);
+    expect([capped.get('fast')?.length, capped.get('slow')?.length]).toEqual([7, 7]);
+  });
+
   it('has the documented default rule', () => {
     expect(TIMING_RULE).toEqual({ minSeconds: 0.2, minRepeats: 5, maxRepeats: 200 });
   });

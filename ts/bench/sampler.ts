@@ -1,9 +1,12 @@
 /**
  * bench:sampler — the fused native img2img loop on generated models of two sizes (a tiny U-Net
  * where per-step overhead shows, and a larger one of a few hundred MFLOPs per call): steps per
- * second, the overhead ratio (loop wall time ÷ sum of U-Net run times) and the speed-up over the
- * TypeScript loop on onnxruntime-node, in the same run; one fused step and one scheduler plan are
- * timed with benchmark.js. Prints a table and appends JSON to bench/results/sampler.jsonl.
+ * second, the loop's overhead (engine loop time ÷ summed U-Net time) and the call's (wall time ÷
+ * the same, the TypeScript loop's definition), and the speed-up over the TypeScript loop on
+ * onnxruntime-node, the two loops alternated round by round (samplerTiming's rule: ≥ 5 runs and
+ * ≥ 0.2 s each) and every figure a median with its interquartile range; one fused step and one
+ * scheduler plan are timed with benchmark.js. Prints a table and appends JSON to
+ * bench/results/sampler.jsonl.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -17,10 +20,13 @@ import { writeSdFixture } from '../sd/fixture.js';
 import { nativeSync } from '../native/call.js';
 import { referenceImg2Img } from '../sd/referenceLoop.js';
 import { checkSchedulerName } from '../sd/samplingOptions.js';
+import { spinningFromEnv } from '../sd/spinningEnv.js';
 import type { Tensor } from '../sd/tensor.js';
 import { appendBenchRecord } from './benchRecord.js';
 import { microBench } from './microBench.js';
-import { loopTableLines, microTableLines, type LoopRow } from './samplerConsole.js';
+import { loopTableLines, microTableLines, type SamplerSetup } from './samplerConsole.js';
+import { loopFigures, type LoopFigures, type NativeRun, type TsRun } from './samplerLoopFigures.js';
+import { timeInterleaved, TIMING_RULE, type RepeatRule } from './samplerTiming.js';
 
 interface ModelSize {
   name: string;
@@ -55,72 +61,59 @@ export function loopCounts(plan: SamplerPlanInfo, stats: Pick<Img2ImgStats, 'une
   return { steps: plan.steps - plan.tStart, unetCalls };
 }
 
-const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+/** Untimed full runs of each loop first: ONNX Runtime's first runs allocate and plan, and the JIT warms the TS loop. */
+const WARMUP_RUNS = 2;
 
-export async function runSamplerBench(options: { threads?: number; repeats?: number; scheduler?: SchedulerName } = {}): Promise<unknown> {
-  const threads = options.threads ?? 1;
-  const repeats = options.repeats ?? 3;
-  const scheduler = options.scheduler ?? 'ddim';
-  const guidance = 5;
+export async function runSamplerBench(options: { threads?: number; scheduler?: SchedulerName; rule?: RepeatRule } = {}): Promise<unknown> {
+  const setup: SamplerSetup = {
+    scheduler: options.scheduler ?? 'ddim',
+    guidance: 5,
+    strength: 1,
+    seed: 1,
+    imagesPerRun: 1,
+    batchSize: 1,
+    threads: options.threads ?? 1,
+    // (resolved here and given to load, so the record says what ran: unset, ONNX Runtime's default is on)
+    spinning: spinningFromEnv() ?? true,
+    warmupRuns: WARMUP_RUNS,
+    rule: options.rule ?? TIMING_RULE,
+  };
+  const { scheduler, guidance, threads } = setup;
   const tmp = await mkdtemp(join(os.tmpdir(), 'brainlatent-bench-'));
-  const results: LoopRow[] = [];
+  const results: (LoopFigures & { scheduler: string; guidance: number; threads: number })[] = [];
   try {
     for (const size of SIZES) {
       const dir = join(tmp, size.name);
       await writeSdFixture(dir, { unetChannels: size.unetChannels, unetLayers: size.unetLayers, textDim: 64 });
-      const sd = await Diffusion.load(dir, { intraOpThreads: threads, interOpThreads: 1, components: ['text_encoder', 'unet'] });
+      const sd = await Diffusion.load(dir, { intraOpThreads: threads, interOpThreads: 1, spinning: setup.spinning, components: ['text_encoder', 'unet'] });
       const ort = await onnxruntimeNode('the TypeScript loop of the sampler bench');
       const unet = await ort.InferenceSession.create(join(dir, 'unet', 'model.onnx'), { intraOpNumThreads: threads, interOpNumThreads: 1 });
       const n = 4 * size.latent * size.latent;
-      const z: Tensor = { data: new Float32Array(n).map((_, i) => Math.sin(i)), shape: [1, 4, size.latent, size.latent] };
+      const z: Tensor = { data: new Float32Array(n).map((_, i) => Math.sin(i)), shape: [setup.imagesPerRun, 4, size.latent, size.latent] };
       const c = await sd.encodeText(['a photo of the cat']);
       const uncond = await sd.encodeText(['']);
-      const job = { z, c, uncond, steps: size.steps, strength: 1, guidance, scheduler, seeds: 1 };
-      // warm-up both paths
-      await sd.img2img({ ...job, steps: 5 });
-      await referenceImg2Img(unet, { ...job, steps: 5 });
-      const native: { wall: number; loop: number; unet: number; update: number; unetCalls: number; batches: number }[] = [];
-      const ts: { wall: number; unet: number }[] = [];
-      for (let r = 0; r < repeats; r++) {
+      const job = { z, c, uncond, steps: size.steps, strength: setup.strength, guidance, scheduler, seeds: setup.seed, batchSize: setup.batchSize };
+      const runNative = async (): Promise<NativeRun> => {
         const t0 = performance.now();
-        const out = await sd.img2img(job);
-        native.push({
-          wall: (performance.now() - t0) / 1000,
-          loop: out.stats.loopSeconds,
-          unet: out.stats.unetSeconds,
-          update: out.stats.updateSeconds,
-          unetCalls: out.stats.unetCalls,
-          batches: out.stats.batches,
-        });
-        const timings = { unetSeconds: 0, loopSeconds: 0 };
-        const t1 = performance.now();
-        await referenceImg2Img(unet, { ...job, timings });
-        ts.push({ wall: (performance.now() - t1) / 1000, unet: timings.unetSeconds });
-      }
-      const { steps, unetCalls } = loopCounts(sd.plan(job), native[0]);
-      const nWall = median(native.map((x) => x.wall));
-      const tWall = median(ts.map((x) => x.wall));
-      const row = {
-        model: size.name,
-        latent: `${size.latent}×${size.latent}`,
-        unetMflopsPerCall: Number(unetMflopsPerCall(size, 2).toFixed(2)),
-        nativeUpdateSeconds: median(native.map((x) => x.update)),
-        steps,
-        unetCalls,
-        scheduler,
-        guidance,
-        threads,
-        nativeStepsPerSec: steps / nWall,
-        nativeCallsPerSec: unetCalls / nWall,
-        nativeLoopSeconds: median(native.map((x) => x.loop)),
-        nativeWallSeconds: nWall,
-        overheadRatio: median(native.map((x) => x.loop / x.unet)),
-        tsStepsPerSec: steps / tWall,
-        tsWallSeconds: tWall,
-        tsOverheadRatio: median(ts.map((x) => x.wall / x.unet)),
-        speedupOverTs: tWall / nWall,
+        const { stats } = await sd.img2img(job);
+        return { seconds: (performance.now() - t0) / 1000, loopSeconds: stats.loopSeconds, unetSeconds: stats.unetSeconds, updateSeconds: stats.updateSeconds };
       };
-      results.push(row);
+      const runTs = async (): Promise<TsRun> => {
+        const timings = { unetSeconds: 0, loopSeconds: 0 };
+        const t0 = performance.now();
+        await referenceImg2Img(unet, { ...job, timings });
+        return { seconds: (performance.now() - t0) / 1000, unetSeconds: timings.unetSeconds };
+      };
+      let counts = { steps: 0, unetCalls: 0 };
+      for (let w = 0; w < WARMUP_RUNS; w++) {
+        counts = loopCounts(sd.plan(job), (await sd.img2img(job)).stats);
+        await runTs();
+      }
+      // In lockstep: both loops run in every round (which goes first alternates), so run i of each saw the same
+      // stretch of the machine's load and their ratio pairs up.
+      const runs = await timeInterleaved<'native' | 'ts', NativeRun | TsRun>(['native', 'ts'], (k) => (k === 'native' ? runNative() : runTs()), setup.rule, true);
+      const shape = { model: size.name, latent: `${size.latent}×${size.latent}`, unetMflopsPerCall: Number(unetMflopsPerCall(size, 2).toFixed(2)), ...counts };
+      results.push({ ...loopFigures(shape, runs.get('native') as NativeRun[], runs.get('ts') as TsRun[]), scheduler, guidance, threads });
       sd.dispose();
       await unet.release();
     }
@@ -151,22 +144,26 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
       }
       return best;
     };
+    // `ratio` is best ÷ best over the rounds (as in the earlier records); `roundRatios`, each round's own, say how far
+    // it moves within one run.
     const interleaved = (a: () => void, r: () => void) => {
       let fa = Infinity, fr = Infinity;
+      const roundRatios: number[] = [];
       for (let round = 0; round < 4; round++) {
-        fa = Math.min(fa, bestMicros(a));
-        fr = Math.min(fr, bestMicros(r));
+        const ra = bestMicros(a);
+        const rr = bestMicros(r);
+        roundRatios.push(ra / rr);
+        fa = Math.min(fa, ra);
+        fr = Math.min(fr, rr);
       }
-      return { fusedMicros: fa, referenceMicros: fr, ratio: fa / fr };
+      return { fusedMicros: fa, referenceMicros: fr, ratio: fa / fr, roundRatios };
     };
     const stepVsReference = { ddim: interleaved(() => probe.step(), () => probe.reference!()), dpmpp2m: interleaved(() => dpm.step(), () => dpm.reference!()) };
-    const figures = { loops: results, micro, stepVsReference, ortVersion: b.ortLoad('').version };
-    for (const line of [...loopTableLines({ scheduler, guidance, threads, repeats }, results), '', ...microTableLines(micro)]) console.log(line);
-    console.log(
-      `fused step ÷ hand-specialised loop (same run, interleaved, best burst): ddim ${stepVsReference.ddim.ratio.toFixed(2)} ` +
-        `(${stepVsReference.ddim.fusedMicros.toFixed(2)} vs ${stepVsReference.ddim.referenceMicros.toFixed(2)} µs), dpmpp2m ${stepVsReference.dpmpp2m.ratio.toFixed(2)} ` +
-        `(${stepVsReference.dpmpp2m.fusedMicros.toFixed(2)} vs ${stepVsReference.dpmpp2m.referenceMicros.toFixed(2)} µs)`,
-    );
+    const figures = { setup, loops: results, micro, stepVsReference, ortVersion: b.ortLoad('').version };
+    for (const line of [...loopTableLines(setup, results), '', ...microTableLines(micro)]) console.log(line);
+    const vs = (x: (typeof stepVsReference)['ddim']) =>
+      `${x.ratio.toFixed(2)} (${x.fusedMicros.toFixed(2)} vs ${x.referenceMicros.toFixed(2)} µs; rounds ${Math.min(...x.roundRatios).toFixed(2)}–${Math.max(...x.roundRatios).toFixed(2)})`;
+    console.log(`fused step ÷ hand-specialised loop (same run, 4 interleaved rounds, best burst): ddim ${vs(stepVsReference.ddim)}, dpmpp2m ${vs(stepVsReference.dpmpp2m)}`);
     const file = appendBenchRecord('sampler', figures);
     console.log(`appended to ${file}`);
     return figures;

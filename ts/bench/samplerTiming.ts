@@ -44,9 +44,16 @@ export function timingStats(values: readonly number[]): TimingStats {
 /**
  * Runs `measure` for every key in rounds until each key's rule is met: a round runs each key that still needs runs once,
  * starting one key later than the round before. `measure` returns the run's measured seconds (what the rule sums) and
- * whatever else the caller keeps; the result holds every key's samples in the order they ran.
+ * whatever else the caller keeps; the result holds every key's samples in the order they ran. With `lockstep`, every
+ * key runs in every round until all keys meet the rule, so the i-th samples of all keys ran side by side in round i
+ * (for a paired comparison: a fast key keeps running beside a slow one instead of alone after it).
  */
-export async function timeInterleaved<K, S extends { seconds: number }>(keys: readonly K[], measure: (key: K) => Promise<S>, rule: RepeatRule = TIMING_RULE): Promise<Map<K, S[]>> {
+export async function timeInterleaved<K, S extends { seconds: number }>(
+  keys: readonly K[],
+  measure: (key: K) => Promise<S>,
+  rule: RepeatRule = TIMING_RULE,
+  lockstep = false,
+): Promise<Map<K, S[]>> {
   const samples = new Map<K, S[]>(keys.map((k) => [k, []]));
   const done = (k: K): boolean => {
     const s = samples.get(k) as S[];
@@ -56,7 +63,7 @@ export async function timeInterleaved<K, S extends { seconds: number }>(keys: re
   for (let round = 0; !keys.every(done); round++) {
     for (let i = 0; i < keys.length; i++) {
       const k = keys[(round + i) % keys.length];
-      if (!done(k)) (samples.get(k) as S[]).push(await measure(k));
+      if (lockstep || !done(k)) (samples.get(k) as S[]).push(await measure(k));
     }
   }
   return samples;

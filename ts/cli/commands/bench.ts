@@ -151,7 +151,7 @@ export function registerBenchCommand(program: Command): void {
   // The other benches are scripts that run in their own process (their peak RSS is their own).
   const scripts: [string, string][] = [
     ['data', 'masked NIfTI extraction of a full-size synthetic NSD session, the adapter and its cache'],
-    ['sampler', 'fused native sampler vs the TypeScript loop on onnxruntime-node: denoising steps/s (and U-Net calls/s where a scheduler, BENCH_SCHEDULER, makes more), overhead ratio, micro-benchmarks'],
+    ['sampler', 'fused native sampler vs the TypeScript loop on onnxruntime-node, alternated round by round (≥ 5 runs and ≥ 0.2 s each): denoising steps/s with IQR (and U-Net calls/s where a scheduler, BENCH_SCHEDULER, makes more), the loop\'s and the call\'s overhead over the U-Net, the speed-up; fused-step micro-benchmarks'],
     ['pipeline', 'the demo world end to end: wall time and peak memory per stage, metrics'],
     ['encoding', 'an NSD-shaped encoding fit (8,859 × 16,384 → 15,724 voxels) and a reduced size against scikit-learn'],
     ['serve', '`brainlatent serve` under autocannon: predict on a 4,096-target model at concurrency 1/8/32, RSS after 1,000 vs 10,000 requests, event-loop lag during img2img and a demo job'],
