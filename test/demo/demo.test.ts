@@ -294,8 +294,12 @@ describe.skipIf(!chromiumPath)(`the reconstruction report in a real browser${chr
     const tn = await page.locator('#published tbody tr', { hasText: 'Takagi & Nishimoto (CVPR 2023)' }).locator('td').allTextContents();
     expect(tn.slice(2)).toEqual(['–', '–', '83.0', '83.0', '76.0', '77.0', '–', '–']);
     // this run's rows name its test set too (the cell was empty), and the test set column reads as text, from the left
-    const ours = await page.locator('#published tbody tr', { hasText: 'this run: final' }).locator('td.set').textContent();
+    const ours = await page.locator('#published tbody tr', { hasText: 'this run (synthetic): final' }).locator('td.set').textContent();
     expect(ours).toBe(`${demo.run.testImages} test images, subject 1`);
+    // (the demo's world is no NSD and its model no Stable Diffusion: said at the top and beside the published rows; review s45)
+    expect(await page.locator('h1').textContent()).toBe('Reconstruction, subject 1 (synthetic data)');
+    expect(await page.locator('#synthetic').textContent()).toMatch(/^Synthetic run: the betas are synthetic: .* not NSD; the model is the demo world's closed-form stand-in .* not Stable Diffusion\. Its metrics measure the method on this world; they are not comparable with the published NSD results\.$/);
+    expect(await page.locator('#published caption').textContent()).toContain('its rows are not comparable with the published ones');
     expect(await page.locator('#published thead th.set').evaluate((th) => th.ownerDocument.defaultView!.getComputedStyle(th).textAlign)).toBe('left');
     // the run's own values are in % in the page, not fractions
     const final = await page.locator('#metrics tbody tr').nth(1).locator('td').allTextContents();

@@ -42,6 +42,8 @@ export interface ReportInput {
   warnings?: string[];
   /** The sessions the extraction read (its stage's record), listed with the data; absent in run folders from before. */
   sessions?: number[];
+  /** The run's stand-ins for NSD and Stable Diffusion, a sentence each (syntheticInputs); none for real data. */
+  synthetic?: string[];
 }
 
 const REPORT_CSS = `
@@ -76,12 +78,12 @@ function runTable(m: RunMetrics, seeds: number): string {
 }
 
 /** Published rows in the eight published columns; our rows join them only for metrics of the same name. */
-export function publishedTable(m: RunMetrics, testSet: string): string {
+export function publishedTable(m: RunMetrics, testSet: string, synthetic = false): string {
   const cols = [...METRIC_COLUMNS];
   // (a metric of the same name but the other kind, a distance where the published one is an identification, is not the published metric)
   const shared = cols.filter((c) => c in m.final && m.better[c] === publishedBetter(c));
   const ours = shared.length
-    ? [['this run: z-only', m.zonly] as const, ['this run: final', m.final] as const]
+    ? [[`this run${synthetic ? ' (synthetic)' : ''}: z-only`, m.zonly] as const, [`this run${synthetic ? ' (synthetic)' : ''}: final`, m.final] as const]
         .map(([label, v]) => `<tr><td>${esc(label)}</td><td class="set"><small>${esc(testSet)}</small></td>${cols.map((c) => `<td>${shared.includes(c) ? esc(formatMetric(c, v[c], m.better[c])) : ''}</td>`).join('')}</tr>`)
         .join('')
     : '';
@@ -91,7 +93,8 @@ export function publishedTable(m: RunMetrics, testSet: string): string {
     return `<tr><td>${esc(p.method)}<br><small>${esc(p.source)}</small></td><td class="set"><small>${esc(p.testSet)}</small></td>${cols.map(cell).join('')}</tr>`;
   }).join('\n');
   const note = shared.length
-    ? `This run's rows appear where it computed a metric of the same name (${shared.join(', ')}).`
+    ? `This run's rows appear where it computed a metric of the same name (${shared.join(', ')}).` +
+      (synthetic ? " This run's data or model are brainlatent's synthetic stand-ins, not NSD and Stable Diffusion: its rows are not comparable with the published ones." : '')
     : `This run computed none of these metrics (its feature networks are not the published AlexNet, Inception, CLIP, EffNet-B and SwAV), so it has no row here.`;
   return `<div class="scroll"><table id="published"><thead><tr><th>method</th><th class="set">test set</th>${cols.map((c) => `<th>${esc(metricHeader(c, publishedBetter(c)))}</th>`).join('')}</tr></thead>
 <tbody>${ours}${rows}</tbody>
@@ -205,7 +208,8 @@ export async function renderReport(r: ReportInput): Promise<RenderedReport> {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>brainlatent reconstruction — subject ${c.nsd.subject}</title>
 <style>${BASE_CSS}${REPORT_CSS}</style></head><body>
-<h1>Reconstruction, subject ${c.nsd.subject}</h1>
+<h1>Reconstruction, subject ${c.nsd.subject}${r.synthetic?.length ? ' (synthetic data)' : ''}</h1>
+${r.synthetic?.length ? `<div class="warning" id="synthetic"><strong>Synthetic run:</strong> ${esc(r.synthetic.join('; '))}. Its metrics measure the method on this world; they are not comparable with the published NSD results.</div>` : ''}
 <p>${r.ids.length} test images. Model <code>${esc(displayPath(c.out, c.model.dir))}</code>, NSD <code>${esc(displayPath(c.out, c.nsd.root))}</code>
 (paths relative to this run folder). img2img from the decoded z with the decoded c: strength ${g.strength}, ${g.steps} ${esc(g.scheduler)} steps,
 guidance ${g.guidance}, ${g.seeds} seed${g.seeds > 1 ? 's' : ''} per image, ${g.size} px.</p>
@@ -214,7 +218,7 @@ ${warnings}
 <h2>Metrics</h2>
 ${runTable(r.metrics, g.seeds)}
 <h3>Published results (NSD)</h3>
-${publishedTable(r.metrics, `${r.ids.length} test images, subject ${c.nsd.subject}`)}
+${publishedTable(r.metrics, `${r.ids.length} test images, subject ${c.nsd.subject}`, !!r.synthetic?.length)}
 <h2>Decoders</h2>
 <p class="note">RidgeCV with one α per target chosen by ${c.decoders.z.folds}-fold cross-validation grouped by image. A decoder whose chosen α pile up at
 an edge of the grid (more than 5% of targets at the smallest or largest α) may want a wider grid: its optimum can lie outside.</p>

@@ -39,6 +39,7 @@ import { img2imgProgress, img2imgUpstreamKey, type Img2ImgProgress } from './img
 import { identityChange, inputIdentities } from '../io/fileIdentity.js';
 import { outputRecordChange } from './outputRecords.js';
 import { reconstructStageInputs } from './stageInputs.js';
+import { syntheticInputs } from './syntheticOrigin.js';
 
 export interface StageContext {
   config: ReconstructConfig;
@@ -731,6 +732,7 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
     targetAccuracy,
     warnings: Object.values(decoders).flatMap((d) => d.warnings ?? []),
     sessions: (await readStageMarker(c, 'extract'))?.summary?.sessions as number[] | undefined,
+    synthetic: await syntheticInputs(c.nsd.root, c.model.dir),
   });
   await writeFileAtomic(p.report, html);
   // without the chart packages: recorded, so that the run warns and, once they are installed, redoes this stage
