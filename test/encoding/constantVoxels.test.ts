@@ -68,6 +68,9 @@ describe('encode where a voxel has the same betas on every test image', () => {
   /** The voxel made constant: its place in the mask and its flat index in the volume. */
   let j: number;
   let flatIndex: number;
+  /** A second voxel, constant on every trial, training ones included: nothing to fit there (its alphas are NaN). */
+  let j2: number;
+  let flatIndex2: number;
   let voxels: number;
 
   beforeAll(async () => {
@@ -78,6 +81,8 @@ describe('encode where a voxel has the same betas on every test image', () => {
     const streams = (await readNifti(roiPath(nsd.root, 1, 'streams'))).data;
     j = mask.indices.findIndex((i) => streams[i] > 0);
     flatIndex = mask.indices[j];
+    j2 = mask.indices.findLastIndex((i) => streams[i] > 0);
+    flatIndex2 = mask.indices[j2];
     // its betas set to one value (1.5 after NSD's ×300) on every test trial; its training trials keep theirs
     const trials = nsdTrialTable(await readNsdDesign(nsd.root), 1, sessions, 60);
     for (const s of sessions) {
@@ -85,6 +90,7 @@ describe('encode where a voxel has the same betas on every test image', () => {
       const { header, data } = await readNifti(path);
       const nVox = header.dims[0] * header.dims[1] * header.dims[2];
       for (let k = 0; k < trials.session.length; k++) if (trials.session[k] === s && trials.test[k]) data[trials.position[k] * nVox + flatIndex] = 450;
+      for (let k = 0; k < trials.session.length; k++) if (trials.session[k] === s) data[trials.position[k] * nVox + flatIndex2] = 450;
       await writeNifti(path, { dims: header.dims.slice(0, 4), datatype: 'int16', ...niftiGeometry(header) }, Int16Array.from(data, Math.round));
     }
     // two feature tables of the images seen (their values matter not: the scores are checked against a refit)
@@ -111,8 +117,8 @@ describe('encode where a voxel has the same betas on every test image', () => {
     const c = resolveEncodeConfig(cfg);
     const betas = await extractNsd(encodeExtractOptions(c));
     const test = betas.test;
-    expect(Array.from(constantColumns(test)).reduce((s, f) => s + f, 0)).toBe(1);
-    expect(constantColumns(test)[j]).toBe(1);
+    expect(Array.from(constantColumns(test)).reduce((s, f) => s + f, 0)).toBe(2);
+    expect([constantColumns(test)[j], constantColumns(test)[j2], constantColumns(betas.train)[j], constantColumns(betas.train)[j2]]).toEqual([1, 1, 0, 1]);
     const a = result.featureSets.find((f) => f.name === 'a')!;
     expect([a.r[j], a.r2[j]]).toEqual([NaN, NaN]);
     // the fit stage's fit again, on the same rows: every other voxel's r and R² is the float64 reference's
@@ -120,11 +126,11 @@ describe('encode where a voxel has the same betas on every test image', () => {
     const model = await new RidgeCV(encodeFitOptions(c, betas.trainImageIds)).fit(x.train, betas.train);
     const pred = model.predict(x.test);
     for (let k = 0; k < voxels; k++) {
-      if (k === j) continue;
+      if (k === j || k === j2) continue;
       expect(a.r[k], `voxel ${k}`).toBeCloseTo(pearson(column(pred, k), column(test, k)), 4);
       expect(a.r2[k], `voxel ${k}`).toBeCloseTo(r2(column(pred, k), column(test, k)), 4);
     }
-    expect(a.meanR).toBeCloseTo(Array.from(a.r).filter((_, k) => k !== j).reduce((s, v) => s + v, 0) / (voxels - 1), 5);
+    expect(a.meanR).toBeCloseTo(Array.from(a.r).filter((_, k) => k !== j && k !== j2).reduce((s, v) => s + v, 0) / (voxels - 2), 5);
   });
 
   it("makes the joint model's r, R², R² without each set, unique and shared NaN there", () => {
@@ -132,14 +138,14 @@ describe('encode where a voxel has the same betas on every test image', () => {
     const there = [b.r[j], b.r2[j], b.r2Without.a[j], b.r2Without.b[j], b.unique.a[j], b.unique.b[j], b.shared[j]];
     expect(there.every(Number.isNaN)).toBe(true);
     // elsewhere the joint model has its scores
-    expect(Array.from(b.r).filter((v, k) => k !== j && Number.isFinite(v))).toHaveLength(voxels - 1);
-    expect(Array.from(b.r2Without.a).filter(Number.isNaN)).toHaveLength(1);
+    expect(Array.from(b.r).filter((v, k) => k !== j && k !== j2 && Number.isFinite(v))).toHaveLength(voxels - 2);
+    expect(Array.from(b.r2Without.a).filter(Number.isNaN)).toHaveLength(2);
   });
 
   it('leaves the voxel out of the NIfTI maps (NaN, as outside the mask)', async () => {
     const map = (await readNifti(join(result.out, 'maps', 'a.nii.gz'))).data;
     expect(map[flatIndex]).toBeNaN();
-    expect(Array.from(result.mask.indices).filter((i) => Number.isNaN(map[i]))).toEqual([flatIndex]);
+    expect(Array.from(result.mask.indices).filter((i) => Number.isNaN(map[i]))).toEqual([flatIndex, flatIndex2]);
     const joint = (await readNifti(join(result.out, 'maps', 'a+b_r2.nii.gz'))).data;
     expect(joint[flatIndex]).toBeNaN();
   });
@@ -148,11 +154,11 @@ describe('encode where a voxel has the same betas on every test image', () => {
     const csv = readFileSync(join(result.out, 'regions.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).toBe('feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling,voxels_over_ceiling,mean_r_over_mean_sqrt_nc,constant_voxels');
     const a = result.featureSets.find((f) => f.name === 'a')!;
-    const others = Array.from(a.r).filter((_, k) => k !== j);
+    const others = Array.from(a.r).filter((_, k) => k !== j && k !== j2);
     for (const name of ['a', 'b', 'a+b']) {
       const row = csv.find((l) => l.startsWith(`${name},mask,all,`))!.split(',');
       expect(row[4], name).toBe(String(voxels));
-      expect(row[10], name).toBe('1');
+      expect(row[10], name).toBe('2');
     }
     const mask = csv.find((l) => l.startsWith('a,mask,all,'))!.split(',');
     expect(Number(mask[5])).toBeCloseTo(others.reduce((s, v) => s + v, 0) / others.length, 5);
@@ -161,31 +167,47 @@ describe('encode where a voxel has the same betas on every test image', () => {
     expect(Number(mask[6])).toBeCloseTo(sorted.length % 2 ? sorted[h] : (sorted[h - 1] + sorted[h]) / 2, 5);
     // the stream the voxel is in counts it; the rows of a stream without it count none
     const streamRows = a.regions.filter((r) => r.atlas === 'streams');
-    expect(streamRows.map((r) => r.constantVoxels).reduce((s, v) => s + v, 0)).toBe(1);
+    expect(streamRows.map((r) => r.constantVoxels).reduce((s, v) => s + v, 0)).toBe(2);
     expect(streamRows.every((r) => Number.isFinite(r.meanR) || r.voxels === r.constantVoxels)).toBe(true);
   });
 
   it('warns, naming how many voxels and that they are NaN and left out; encoding.json and the report count them', () => {
-    const expected = constantVoxelsWarning(1, voxels);
+    const expected = constantVoxelsWarning(2, voxels);
     expect(expected).toBe(
-      `1 of the mask's ${voxels} voxels has the same betas on every test image (constant up to float32 rounding): its held-out r and R² are NaN ` +
+      `2 of the mask's ${voxels} voxels have the same betas on every test image (constant up to float32 rounding): their held-out r and R² are NaN ` +
         "(no variance to explain), no value in the maps, and left out of regions.csv's means and medians (counted in its constant_voxels column)",
     );
     expect(warned).toContain(expected);
     expect(result.warnings).toContain(expected);
     const summary = JSON.parse(readFileSync(join(result.out, 'encoding.json'), 'utf8')) as EncodingSummary;
-    expect(summary.constantVoxels).toBe(1);
+    expect(summary.constantVoxels).toBe(2);
     const html = readFileSync(join(result.out, 'report.html'), 'utf8');
-    expect(html).toContain(`<th>constant voxels</th><td>1 of ${voxels}: the same betas on every test image`);
+    expect(html).toContain(`<th>constant voxels</th><td>2 of ${voxels}: the same betas on every test image`);
     // no line without any, nor for a folder from before they were counted
     expect([constantVoxelsFact({ voxels: 9, constantVoxels: 0 }), constantVoxelsFact({ voxels: 9 })]).toEqual([[], []]);
+  });
+
+  // every alpha scored alike where the training betas are constant, and the tie's largest alpha was drawn in the
+  // log10-alpha maps as a choice and counted in their region means; the band weights too (review s45)
+  it('has no alpha (nor band weights) where the training betas are constant, in the fits and the maps', async () => {
+    const a = result.featureSets.find((f) => f.name === 'a')!;
+    const b = result.banded[0];
+    expect([a.bestAlphas[j2], b.bestAlphas[j2]]).toEqual([NaN, NaN]);
+    expect(Array.from({ length: b.bandWeights.cols }, (_, k) => b.bandWeights.data[j2 * b.bandWeights.cols + k]).every(Number.isNaN)).toBe(true);
+    // (the voxel constant only on test images was fitted: its alpha stands)
+    expect(Number.isFinite(a.bestAlphas[j])).toBe(true);
+    for (const file of ['a_log10-alpha.nii.gz', 'a+b_log10-alpha.nii.gz', 'a+b_gamma-a.nii.gz']) {
+      const map = (await readNifti(join(result.out, 'maps', file))).data;
+      expect(Array.from(result.mask.indices).filter((i) => Number.isNaN(map[i])), file).toEqual([flatIndex2]);
+    }
+    expect(Array.from(a.bestAlphas).filter(Number.isNaN)).toHaveLength(1);
   });
 
   it('warns again when the run is resumed with every stage done', async () => {
     const again: string[] = [];
     const r = await encode(cfg, { onWarning: (w) => again.push(w) });
     expect(r.stages.every((s) => s.status === 'skipped')).toBe(true);
-    expect(again).toEqual([constantVoxelsWarning(1, voxels)]);
+    expect(again).toEqual([constantVoxelsWarning(2, voxels)]);
   });
 
   it('is a new recipe of the fit, banded and maps stages: a folder fitted before refits', () => {

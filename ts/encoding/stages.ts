@@ -39,7 +39,7 @@ import type { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
 import { weightsInSetOrder } from './bandWeights.js';
 import { alphaGridNote, log10Alphas } from './alphaMaps.js';
 import { describeFeatures, embedImages, readFeatureFile, unetLayerFeatures, zcFeatures, type Embeddings, type FeatureTable } from './features.js';
-import { heldOutScores, mean } from './metrics.js';
+import { constantColumns, heldOutScores, mean, undefinedWhere } from './metrics.js';
 import { bandedMapKey, mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
 import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
 import { constantVoxelsWarning, loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
@@ -291,10 +291,18 @@ async function fitStage(c: EncodeConfig, t: TableSpec, ctx: StageRunContext): Pr
   await mkdir(dirname(p.r), { recursive: true });
   await writeNpy(p.r, r, [r.length]);
   await writeNpy(p.r2, r2, [r2.length]);
-  await writeNpy(p.alphas, model.bestAlphas, [model.bestAlphas.length]);
+  await writeNpy(p.alphas, unfittedNaN(model.bestAlphas, betas.train), [model.bestAlphas.length]);
   const info: FitInfo = { name: t.name, description: table.description, features: table.x.cols, route: `${model.info?.route ?? ''}/${model.info?.cvMethod ?? ''}`, meanR: mean(r) };
   await writeJson(p.info, info);
   return { outputs: [p.r, p.r2, p.alphas, p.info].map((f) => relative(c.out, f)), summary: { ...info } };
+}
+
+/**
+ * The chosen alphas with NaN at the voxels whose training betas are constant: every alpha scores alike there and the
+ * tie went to the largest, which the log10-alpha maps drew as a choice and counted in their region means (review s45).
+ */
+function unfittedNaN(alphas: Float32Array, train: Matrix, flat = constantColumns(train, 'training betas')): Float32Array {
+  return undefinedWhere(Float32Array.from(alphas), flat);
 }
 
 export interface BandedInfo {
@@ -350,9 +358,11 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
     ({ r, r2 } = heldOutScores(model.predict(pick('test')), betas.test));
   }
   const weights = weightsInSetOrder(model, b.sets);
+  const flat = constantColumns(betas.train, 'training betas');
+  flat.forEach((f, j) => f && weights.data.fill(NaN, j * weights.cols, (j + 1) * weights.cols));
   await writeNpy(p.r, r, [r.length]);
   await writeNpy(p.r2, r2, [r2.length]);
-  await writeNpy(p.alphas, model.bestAlpha, [model.bestAlpha.length]);
+  await writeNpy(p.alphas, unfittedNaN(model.bestAlpha, betas.train, flat), [model.bestAlpha.length]);
   await writeNpy(p.weights, weights.data, [weights.rows, weights.cols]);
   const info: BandedInfo = {
     name: b.name,
@@ -410,7 +420,8 @@ export async function readEncodeOutputs(c: EncodeConfig): Promise<EncodeOutputs>
     const shared = info.partition ? await readVector(f.shared, `shared R² in ${b.name}`) : new Float32Array(mask.indices.length);
     const r2 = await readVector(f.r2, `held-out R² of ${b.name}`);
     const bestAlphas = await readVector(f.alphas, `alphas of ${b.name}`);
-    const weights = await readMatrixNpy(f.weights, `band weights of ${b.name}`);
+    // (NaN rows: voxels whose training betas are constant, where nothing was fitted)
+    const weights = await readMatrixNpy(f.weights, `band weights of ${b.name}`, { finite: false });
     banded.push({ spec: b, info, r, r2, r2Without, bestAlphas, alphaGrid: b.alphas ?? c.ridge.alphas, weights, unique, shared, regions: regionTable(b.name, r, labels, ceiling) });
   }
   return { mask, ceiling, fits, banded, missingAtlases: missing };
