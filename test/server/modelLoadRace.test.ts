@@ -93,6 +93,26 @@ describe('ModelRegistry: loads of one name that overlap', () => {
     expect(t.reg.get('z')?.path).toBe('b.safetensors');
   });
 
+  // the route resolves the path (an await) before it loads: a DELETE in between answered 204 (dropping the other
+  // loads) and this one landed after it; 2 of 15 tries of three replacing loads and a DELETE (review s45)
+  it('drops a load whose request arrived before a DELETE though it reached the registry after it; DELETE finds it', async () => {
+    const t = setup();
+    const early = t.reg.ticket('z');
+    expect(t.reg.unload('z')).toBe(true);
+    const r = await settled(t.reg.load(ridge('z', true), '/a.safetensors', 'a.safetensors', early));
+    expect(refusal(r)).toBeInstanceOf(ModelLoadCancelledError);
+    expect(t.started('/a.safetensors')).toBe(false);
+    expect(t.reg.get('z')).toBeUndefined();
+    // one that arrives after the DELETE loads; a ticket given back unused leaves the name free
+    const late = t.reg.ticket('z');
+    const b = t.load(ridge('z'), '/b.safetensors');
+    t.reg.arrived('z', late);
+    expect(t.reg.unload('y')).toBe(false);
+    await t.land('/b.safetensors');
+    expect((await b).ok).toBe(true);
+    expect(t.reg.get('z')?.path).toBe('b.safetensors');
+  });
+
   it('a DELETE of a loaded name also drops its load under way (with replace)', async () => {
     const t = setup();
     const a = t.load(ridge('z'), '/a.safetensors');

@@ -14,7 +14,7 @@ import { startTestServer } from './helpers.js';
 
 const doc = readFileSync('docs/server.md', 'utf8');
 // startServer's own options (ServeOptions beyond the plugin's; a Record, so a key added to the type fails to compile here)
-const SERVE_OWN: Record<Exclude<keyof ServeOptions, keyof BrainlatentPluginOptions>, true> = { host: true, port: true, logger: true, computeNiceness: true, trustProxy: true };
+const SERVE_OWN: Record<Exclude<keyof ServeOptions, keyof BrainlatentPluginOptions>, true> = { host: true, port: true, logger: true, computeNiceness: true, trustProxy: true, requestTimeoutMs: true };
 const SERVE_OPTION_KEYS = Object.keys(SERVE_OWN);
 
 describe('docs/server.md', () => {

@@ -3,6 +3,7 @@
  * (error, message, code) — with no server paths in what a client is told.
  */
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CancelledError } from '../../ts/errors.js';
-import { writeNpy } from '../../ts/io/npy.js';
+import { encodeNpy, writeNpy } from '../../ts/io/npy.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { overlaps } from '../../ts/server/jobs/jobBoard.js';
 import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
 import { rootRelative } from '../../ts/server/rootPaths.js';
@@ -109,6 +111,43 @@ describe('every error body has error, message and code', () => {
       await closed;
     }
   });
+});
+
+// A keep-alive connection whose answer was still being written when the server closed stayed open until its idle
+// timeout, 72 s, and the process with it: Fastify closes only the connections idle at that moment (review s45). Every
+// answer sent once closing has begun now closes its connection.
+describe('an answer in flight when the service starts closing', () => {
+  it('is sent whole with Connection: close, and its keep-alive connection is closed', async () => {
+    const s = await startTestServer();
+    try {
+      await writeSdFixture(join(s.root, 'sd'));
+      const load = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'sd' });
+      expect(load.status, load.text).toBe(201);
+      const b64 = (shape: number[]) => encodeNpy(new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, k) => Math.sin(k)), shape).toString('base64');
+      const body = JSON.stringify({ z: b64([1, 4, 32, 32]), c: b64([1, 77, load.json.shape.condDim]), steps: 999, strength: 1, output: 'latents' });
+      const agent = new http.Agent({ keepAlive: true });
+      const answered = new Promise<{ status?: number; connection?: string; closed: Promise<void> }>((ok, fail) => {
+        const req = http.request(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          const closed = new Promise<void>((done) => (req.socket!.destroyed ? done() : req.socket!.once('close', () => done())));
+          res.on('end', () => ok({ status: res.statusCode, connection: res.headers.connection, closed }));
+        });
+        req.on('error', fail);
+        req.end(body);
+      });
+      // (closing begins while the sampler runs it)
+      await until(async () => ((await s.call('GET', '/metrics')).text.match(/^brainlatent_pool_tasks\{pool="img2img",status="active"\} 1$/m) ? true : undefined), 30_000, 'the img2img request to run');
+      const stopped = s.stop();
+      const a = await answered;
+      expect(a.status).toBe(200);
+      expect(a.connection).toBe('close');
+      await a.closed;
+      await stopped;
+      agent.destroy();
+    } finally {
+      await s.stop().catch(() => undefined);
+    }
+  }, 120_000);
 });
 
 describe("errors name files relative to the root, never by the server's own paths", () => {

@@ -172,3 +172,67 @@ describe('maxModels: models loaded at once, ridge and SD together', () => {
     expect((await s.call('GET', '/v1/models')).json.models.map((m: { name: string }) => m.name).sort()).toEqual(['a', 'sd']);
   });
 });
+
+// Four uploads that declared 64 MiB and then stalled held the whole inFlightBodyLimit, and every other POST got 503,
+// for as long as their clients kept the sockets open (review s45): a body that sends nothing for bodyTimeoutMs is
+// answered 408 and its connection closed, which gives its bytes back; one that keeps sending goes on.
+describe('bodyTimeoutMs: a request body that stalls', () => {
+  const MiB = 1 << 20;
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ dataBodyLimit: 4 * MiB, inFlightBodyLimit: 3 * MiB, bodyTimeoutMs: 400 });
+  });
+  afterAll(async () => s?.stop());
+
+  const npyOf = (bytes: number) => encodeNpy(new Float32Array((bytes - 128) / 4), [(bytes - 128) / 4, 1]);
+  const predict = (body: Uint8Array) => fetch(`${s.url}/v1/ridge/none/predict`, { method: 'POST', headers: { 'content-type': 'application/x-npy' }, body });
+
+  /**
+   * An upload of `bytes` declared that sends the first `sent` of them in `chunks` parts `gapMs` apart, then stops (a
+   * raw socket). It asks for `100 Continue` and sends once told: the service has reserved its bytes by then.
+   */
+  async function upload(bytes: number, sent: number, chunks: number, gapMs: number) {
+    const port = Number(new URL(s.url).port);
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    let got = '';
+    let closed = false;
+    socket.on('data', (d) => (got += d));
+    socket.on('close', () => (closed = true));
+    await new Promise((ok) => socket.once('connect', ok));
+    socket.write(`POST /v1/ridge/none/predict HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-npy\r\nContent-Length: ${bytes}\r\nExpect: 100-continue\r\n\r\n`);
+    await until(() => (got.startsWith('HTTP/1.1 100 Continue') ? true : undefined), 10_000, '100 Continue');
+    got = '';
+    const body = npyOf(bytes);
+    const part = Math.ceil(sent / chunks);
+    const sending = (async () => {
+      for (let k = 0; k < chunks && !closed; k++) {
+        socket.write(body.subarray(k * part, Math.min(sent, (k + 1) * part)));
+        if (k < chunks - 1) await new Promise((r) => setTimeout(r, gapMs));
+      }
+    })();
+    return { sending, answer: () => got, closed: () => closed, destroy: () => socket.destroy() };
+  }
+
+  it('answers a stalled body 408, closes its connection and gives its bytes back; a slow body that keeps coming is read', async () => {
+    const stalled = await upload(2 * MiB, MiB, 1, 0);
+    // (its 2 MiB are held meanwhile: a body of 2 MiB more does not fit)
+    expect((await predict(npyOf(2 * MiB))).status).toBe(503);
+    const answer = await until(() => (stalled.closed() ? stalled.answer() : undefined), 10_000, 'the stalled upload to be answered and closed');
+    expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
+    expect(body).toMatchObject({ code: 'RequestTimeout', error: 'Request Timeout' });
+    expect(body.message).toBe(
+      'POST /v1/ridge/:model/predict: the request body sent nothing for 0.4 s (1,048,576 bytes received of 2,097,152 declared); the connection is closed: send the body again, without pauses of that length (bodyTimeoutMs)',
+    );
+    // its bytes are back: a body of the whole budget is read (404: no model named 'none')
+    expect((await predict(npyOf(3 * MiB))).status).toBe(404);
+    // a body that sends a part every 150 ms (each within the 400 ms) is read whole, however long it takes
+    const slow = await upload(MiB, MiB, 8, 150);
+    await slow.sending;
+    const done = await until(() => (slow.answer().includes('\r\n\r\n{') ? slow.answer() : undefined), 10_000, 'the slow upload to be answered');
+    expect(done).toMatch(/^HTTP\/1\.1 404 Not Found\r\n/);
+    slow.destroy();
+  });
+});

@@ -18,6 +18,7 @@ import { charsetOf, contentCodings } from './jsonBodies.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { BatchNameTakenError } from './jobs/batchName.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
+import { BodyTimeoutError } from './bodyTimeout.js';
 import { ModelExistsError, ModelLimitError, ModelLoadCancelledError } from './models/ModelRegistry.js';
 import { MethodNotAllowedError, NotFoundError } from './notFound.js';
 import { publicError, shownWith, type PublicError } from './publicError.js';
@@ -25,7 +26,7 @@ import { PathOutsideRootError } from './rootPaths.js';
 import { RequestValidationError } from './validation.js';
 import { ClosedError, QueueFullError } from './workQueue.js';
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** Errors about a file or folder the client named by path (POST /v1/models' body.path), not the request's content. */
 const aboutNamedFile = new WeakSet<object>();
@@ -62,6 +63,7 @@ function statusOf(e: unknown): number {
   if (e instanceof BackendUnavailableError && requestedBackends.has(e)) return 400;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof MethodNotAllowedError) return 405;
+  if (e instanceof BodyTimeoutError) return 408;
   if (e instanceof JobConflictError || e instanceof BatchNameTakenError || e instanceof ModelExistsError || e instanceof ModelLimitError || e instanceof ModelLoadCancelledError || e instanceof JobFinishedError) return 409;
   if (e instanceof QueueFullError || e instanceof ClosedError || e instanceof RedisUnreachableError) return 503;
   // the machine could not provide the memory just now: overload, like a full queue (a budget refusal stays a 500:

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 
 import { loadRedisQueue, loadServicePackages } from '../optionalDependencies.js';
 import { useBodyBudget } from './bodyBudget.js';
+import { useBodyTimeout } from './bodyTimeout.js';
 import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
 import { hiddenButRoutes } from './answerPaths.js';
 import { sendError } from './httpErrors.js';
@@ -112,6 +113,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   });
   // (after the token: a client without one holds no share of the bytes in flight)
   useBodyBudget(app, ctx.bodyBudget, () => ctx.metrics.rejected.inc({ pool: 'bodies' }));
+  useBodyTimeout(app, options.bodyTimeoutMs ?? 30_000);
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.http.observe({ method: req.method, route: routeOf(req), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
@@ -119,6 +121,11 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   app.addHook('preClose', async () => {
     closing = true;
     await closeContext(ctx);
+  });
+  // Answers sent once closing has begun close their connection: a keep-alive connection whose last answer was still
+  // being written when the server closed stayed open until its idle timeout, 72 s, and so did the process (review s45)
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) void reply.header('connection', 'close');
   });
 
   await healthRoutes(app, ctx, prefix);

@@ -63,6 +63,11 @@ export interface BrainlatentPluginOptions {
    */
   inFlightBodyLimit?: number;
   /**
+   * How long a request body may send nothing before it is answered 408 RequestTimeout and its connection closed, in
+   * ms (default 30,000): a stalled upload held its share of inFlightBodyLimit for as long as its client kept the socket.
+   */
+  bodyTimeoutMs?: number;
+  /**
    * Models loaded at once, ridge and SD together, loads under way included (default 16): one more is refused (409
    * TooManyModels) until one is unloaded (DELETE /v1/models/NAME). A load that replaces a name takes no more.
    */
@@ -113,6 +118,7 @@ export const PLUGIN_OPTION_KEYS = [
   'predictionLimit',
   'latentPixelLimit',
   'inFlightBodyLimit',
+  'bodyTimeoutMs',
   'maxModels',
   'shutdownDeadlineMs',
   'sessionMaxAgeSeconds',
@@ -198,6 +204,7 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
     if (o[key] !== undefined) checkInteger(o[key], name(key), WHAT, 1);
   }
   if (o.sessionMaxAgeSeconds !== undefined) checkInteger(o.sessionMaxAgeSeconds, name('sessionMaxAgeSeconds'), WHAT, 1, MAX_SESSION_MAX_AGE_S);
+  if (o.bodyTimeoutMs !== undefined) checkInteger(o.bodyTimeoutMs, name('bodyTimeoutMs'), WHAT, 1, MAX_TIMER_MS);
   if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0, MAX_SHUTDOWN_DEADLINE_MS);
   if (o.sessionCookieName !== undefined && (typeof o.sessionCookieName !== 'string' || !COOKIE_NAME.test(o.sessionCookieName))) {
     throw new InvalidArgumentError(`${WHAT} ${name('sessionCookieName')}: expected a cookie name of 1 to 64 letters, digits, '_' or '-', got ${describeNumber(o.sessionCookieName)}`);

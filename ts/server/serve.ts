@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { BrainlatentError, InvalidArgumentError } from '../errors.js';
 import { nativeSync } from '../native/call.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { checkInteger } from '../ridge/options.js';
+import { checkInteger, MAX_TIMER_MS } from '../ridge/options.js';
 import { isLoopbackHost } from './auth.js';
 import { frameworkErrors } from './httpErrors.js';
 import { brainlatentPlugin, type BrainlatentPluginOptions } from './plugin.js';
@@ -38,6 +38,13 @@ export interface ServeOptions extends BrainlatentPluginOptions {
    * no-token loopback check reads the socket's own address whatever this says.
    */
   trustProxy?: TrustProxy;
+  /**
+   * How long a request may take to arrive whole, headers and body, in ms (Fastify's `requestTimeout`; default
+   * 300,000, Node's own; at most 2^31-1): past it the request is answered 408 and its connection closed. Fastify's
+   * default, none, kept half-sent headers open for as long as the client liked (review s45); the plugin's
+   * bodyTimeoutMs ends a body that stalls long before this.
+   */
+  requestTimeoutMs?: number;
 }
 
 export type TrustProxy = boolean | string | string[];
@@ -98,18 +105,19 @@ export interface RunningServer {
 }
 
 /** The options startServer reads itself, checked; the rest go to the plugin, which checks them when registered. */
-function serverOptions(o: ServeOptions): { host: string; port: number; logger: boolean | ServeLogger; computeNiceness: number; trustProxy: TrustProxy; plugin: BrainlatentPluginOptions } {
+function serverOptions(o: ServeOptions): { host: string; port: number; logger: boolean | ServeLogger; computeNiceness: number; trustProxy: TrustProxy; requestTimeoutMs: number; plugin: BrainlatentPluginOptions } {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`startServer: expected an options object with at least { root }, got ${describeNumber(o)}`);
-  const { host = '127.0.0.1', port = 8080, logger = false, computeNiceness = 10, trustProxy = false, ...plugin } = o;
+  const { host = '127.0.0.1', port = 8080, logger = false, computeNiceness = 10, trustProxy = false, requestTimeoutMs = 300_000, ...plugin } = o;
   if (typeof host !== 'string' || host.length === 0) throw new InvalidArgumentError(`startServer options.host: expected an address or host name, got ${describeNumber(host)}`);
   checkInteger(port, 'options.port', 'startServer', 0, 65535);
   // (steps from the loop's nice value to the threads', capped by nice's span, -20 to 19: the engine clamped more in silence)
   checkInteger(computeNiceness, 'options.computeNiceness', 'startServer', 0, 39);
-  return { host, port, logger: loggerOption(logger), computeNiceness, trustProxy: checkTrustProxy(trustProxy), plugin };
+  checkInteger(requestTimeoutMs, 'options.requestTimeoutMs', 'startServer', 1, MAX_TIMER_MS);
+  return { host, port, logger: loggerOption(logger), computeNiceness, trustProxy: checkTrustProxy(trustProxy), requestTimeoutMs, plugin };
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
-  const { host, port: listenPort, logger, computeNiceness, trustProxy, plugin: o } = serverOptions(options);
+  const { host, port: listenPort, logger, computeNiceness, trustProxy, requestTimeoutMs, plugin: o } = serverOptions(options);
   if (!isLoopbackHost(host) && !o.token) {
     throw new BrainlatentError(`refusing to listen on ${host} without a token: anyone who can reach it could run jobs and read the root folder. Pass --token (or bind 127.0.0.1)`, 'InsecureBind');
   }
@@ -124,7 +132,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const dataBodyLimit = Number.isInteger(o.dataBodyLimit) && (o.dataBodyLimit as number) > 0 ? (o.dataBodyLimit as number) : 64 << 20;
   // (while closing, the plugin answers requests itself: a 503 with a code and Retry-After)
   // (a URL the router cannot decode is answered before any route: frameworkErrors gives it the service's error form)
-  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout, trustProxy, frameworkErrors });
+  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout, trustProxy, frameworkErrors, requestTimeout: requestTimeoutMs });
   try {
     await app.register(brainlatentPlugin, o);
   } catch (e) {

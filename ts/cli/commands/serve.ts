@@ -10,6 +10,7 @@ import { startServer, trustProxyFlag, type LogLevel } from '../../server/serve.j
 import { MAX_SESSION_MAX_AGE_S, MAX_SHUTDOWN_DEADLINE_MS } from '../../server/pluginOptions.js';
 import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
 import { integerFlag } from '../flagValue.js';
+import { MAX_TIMER_MS } from '../../ridge/options.js';
 
 interface ServeFlags {
   host: string;
@@ -24,6 +25,7 @@ interface ServeFlags {
   sessionMaxAge: string;
   trustProxy?: string;
   eventLoopResolution: string;
+  bodyTimeout: string;
   logLevel: string;
 }
 
@@ -63,11 +65,12 @@ export function registerServeCommand(program: Command): void {
     .option('--port <n>', 'port (0: any free port)', '8080')
     .option('--root <dir>', 'the folder every path in a request must stay inside (relative paths start there)', '.')
     .option('--redis <url>', 'run reconstruct, encode and batch jobs through BullMQ on this Redis, shared with `brainlatent worker` processes')
-    .option('--token <secret>', 'bearer token required on every route but /healthz and /readyz (default: $BRAINLATENT_TOKEN)')
+    .option('--token <secret>', 'bearer token required on every route but /healthz, /readyz, the page (/) and its sign-in (/v1/session) (default: $BRAINLATENT_TOKEN)')
     .option('--jobs <n>', 'jobs run at once by this process', '1')
     .option('--workers <n>', 'with --redis (refused without it): job processes this service gives the shared queue while its jobs run (default 1; 0: only `brainlatent worker` processes work)')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
+    .option('--body-timeout <s>', 'seconds a request body may send nothing before it is answered 408 and its connection closed (a stalled upload holds its share of the bytes in flight)', '30')
     .option('--session-max-age <s>', "seconds a sign-in session (the page's cookie) lasts", '43200')
     .option('--trust-proxy <proxies>', "behind a reverse proxy that terminates TLS: whose X-Forwarded-Proto/-For to believe (the proxy's addresses or CIDR ranges, comma-separated, or 'loopback'; true: any peer), so the session cookie is Secure over https (default: none)")
     .option('--log-level <level>', `what the service logs on stderr, as JSON lines: ${CLI_LOG_LEVELS.join(', ')}; each logs every request answered 5xx with its stack, 'info' logs every request`, 'warn')
@@ -117,6 +120,7 @@ See docs/server.md (every route, option, the page, Redis, metrics).`,
       // (the plugin's bounds, in the flags' own units: a deadline in seconds is refused here naming --shutdown-deadline)
       const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0, Math.floor(MAX_SHUTDOWN_DEADLINE_MS / 1000));
       const sessionMaxAgeSeconds = integerFlag(flags.sessionMaxAge, '--session-max-age', 1, MAX_SESSION_MAX_AGE_S);
+      const bodyTimeoutMs = 1000 * integerFlag(flags.bodyTimeout, '--body-timeout', 1, Math.floor(MAX_TIMER_MS / 1000));
       const logger = loggerOf(flags.logLevel);
       const trustProxy = flags.trustProxy === undefined ? undefined : trustProxyFlag(flags.trustProxy);
       // then: this process may be replaced by itself with the service's V8 flags
@@ -158,6 +162,7 @@ See docs/server.md (every route, option, the page, Redis, metrics).`,
         predict,
         shutdownDeadlineMs: deadline * 1000,
         sessionMaxAgeSeconds,
+        bodyTimeoutMs,
         eventLoopResolutionMs,
         logger,
         trustProxy,

@@ -91,6 +91,10 @@ export class ModelRegistry {
   /** Per name, the loads under way that may still land (their serials); a DELETE, and close, empty it. */
   private readonly loading = new Map<string, Set<number>>();
   private serial = 0;
+  /** The serial of each name's last DELETE: a load that arrived before it is dropped, wherever it had got to. */
+  private readonly unloaded = new Map<string, number>();
+  /** Per name, the loads whose requests have arrived (ticket) but that have not reached load yet. */
+  private readonly arriving = new Map<string, Set<number>>();
   private closed = false;
 
   /**
@@ -118,13 +122,32 @@ export class ModelRegistry {
     return this.models.size;
   }
 
-  /** Loads a ridge model (.safetensors) or an SD model folder under `name`, its files held to the service's roots. */
-  load(o: LoadOptions, absPath: string, shownPath: string): Promise<ModelView> {
-    return withModelRoots(this.modelRoots, () => this.loadHere(o, absPath, shownPath));
+  /**
+   * A load's place in the order of loads and DELETEs, taken when its request arrives: a route that resolves the path
+   * first (an await) and loads after would otherwise count from then, and a DELETE in between answered 204 while the
+   * load still landed (review s45).
+   */
+  ticket(name: string): number {
+    const serial = ++this.serial;
+    this.arriving.set(name, (this.arriving.get(name) ?? new Set()).add(serial));
+    return serial;
   }
 
-  private async loadHere(o: LoadOptions, absPath: string, shownPath: string): Promise<ModelView> {
+  /** The load of `ticket` has begun, or will not: it is no longer arriving. */
+  arrived(name: string, ticket: number): void {
+    const set = this.arriving.get(name);
+    if (set?.delete(ticket) && set.size === 0) this.arriving.delete(name);
+  }
+
+  /** Loads a ridge model (.safetensors) or an SD model folder under `name`, its files held to the service's roots. */
+  load(o: LoadOptions, absPath: string, shownPath: string, serial = this.ticket(o.name)): Promise<ModelView> {
+    this.arrived(o.name, serial);
+    return withModelRoots(this.modelRoots, () => this.loadHere(o, absPath, shownPath, serial));
+  }
+
+  private async loadHere(o: LoadOptions, absPath: string, shownPath: string, serial: number): Promise<ModelView> {
     if (this.closed) throw new ClosedError(`loading model '${o.name}'`);
+    if ((this.unloaded.get(o.name) ?? -1) > serial) throw new ModelLoadCancelledError(o.name, 'unloaded');
     const under = this.loading.get(o.name);
     if (!o.replace && (this.models.has(o.name) || under)) throw new ModelExistsError(o.name, !this.models.has(o.name));
     // a new name takes one more place (a replace of a name loaded or being loaded takes none)
@@ -132,7 +155,6 @@ export class ModelRegistry {
       const names = new Set([...this.models.keys(), ...this.loading.keys()]);
       if (names.size >= this.maxModels) throw new ModelLimitError(o.name, this.maxModels, [...names]);
     }
-    const serial = ++this.serial;
     const loads = under ?? new Set<number>();
     this.loading.set(o.name, loads.add(serial));
     let entry: Entry;
@@ -172,8 +194,9 @@ export class ModelRegistry {
 
   /** Unloads `name` and drops the loads of it under way; false when there was neither. */
   unload(name: string): boolean {
+    this.unloaded.set(name, ++this.serial);
     const loads = this.loading.get(name);
-    const underWay = (loads?.size ?? 0) > 0;
+    const underWay = (loads?.size ?? 0) > 0 || this.arriving.has(name);
     loads?.clear();
     this.loading.delete(name);
     const e = this.models.get(name);

@@ -102,8 +102,9 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
 
   app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { operationId: 'loadModel', tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema, response: { 201: described(ModelViewSchema, 'the model, loaded'), ...errorResponses(400, 409, 413, 415) } } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
-    const abs = await ctx.root.resolve(b.path, 'body.path');
-    const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
+    const ticket = ctx.models.ticket(b.name);
+    const abs = await ctx.root.resolve(b.path, 'body.path').finally(() => ctx.models.arrived(b.name, ticket));
+    const view = await ctx.models.load(b, abs, ctx.root.relative(abs), ticket).catch((e: unknown) => {
       throw fieldOfFile(withSchedulerField(providerRefusal(e, b.kind === 'sd' ? b.provider : undefined, req.log)), 'body.path');
     });
     return reply.code(201).send(view);
