@@ -7,8 +7,9 @@
 //      checkout's build/ keeps its options: its test hooks, its CUDA setting), stripped, named for node-gyp-build
 //      (brainlatent.napi.glibc.node), with onnxruntime-node's libonnxruntime.so.1 beside it and the
 //      licences of what the binary contains. The binary is checked: it must load in a fresh process,
-//      report OpenBLAS, need no shared BLAS, LAPACK or Fortran runtime, and have no test hooks
-//      (built with BRAINLATENT_TEST_HOOKS=OFF: no environment variable of the tests is read).
+//      report OpenBLAS, need no shared BLAS, LAPACK, Fortran or C++ runtime, no glibc symbol version above 2.34
+//      (scripts/elf-needs.mjs), and have no test hooks (built with BRAINLATENT_TEST_HOOKS=OFF: no environment
+//      variable of the tests is read).
 // Neither folder is committed (.gitignore); `postpack` removes prebuilds/ again. build-prebuilt/ (git-ignored, not
 // shipped) is kept: the next pack rebuilds only what changed.
 // `node scripts/prepack.mjs --prebuild-only` does step 2 alone.
@@ -20,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 import { buildNative } from './build-native.mjs';
 import { compileTypeScript } from './compile-ts.mjs';
+import { VERSION_CEILINGS, parseVersionNeeds, tooNewVersions } from './elf-needs.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -67,16 +69,19 @@ function prebuild() {
   run('strip', ['--strip-unneeded', '-o', `${out}.tmp`, built]);
   renameSync(`${out}.tmp`, out);
 
-  // What the binary may need from the system: the C and C++ runtimes, nothing else.
+  // What the binary may need from the system: glibc and libgcc_s, nothing else.
   const needed = [...run('readelf', ['-d', out]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
-  const allowed = /^(libc|libm|libstdc\+\+|libgcc_s|ld-linux-x86-64|libpthread|libdl)\.so/;
+  // (libstdc++ is linked in statically: the build machine's needs GLIBCXX_3.4.30, which RHEL 9's lacks)
+  const allowed = /^(libc|libm|libgcc_s|ld-linux-x86-64|libpthread|libdl)\.so/;
   const extra = needed.filter((n) => !allowed.test(n));
-  if (extra.length) fail(`${out} needs ${extra.join(', ')}; the prebuilt engine must need only the C/C++ runtimes`);
+  if (extra.length) fail(`${out} needs ${extra.join(', ')}; the prebuilt engine must need only glibc and libgcc_s (the C++ runtime linked in)`);
+  checkSymbolVersions(out);
 
   // onnxruntime-node's library, which the engine loads at run time when onnxruntime-node is not installed.
   const ortPkg = path.dirname(require.resolve('onnxruntime-node/package.json'));
   const ortVersion = JSON.parse(readFileSync(path.join(ortPkg, 'package.json'), 'utf8')).version;
   copyFileSync(path.join(ortPkg, 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime.so.1'), path.join(dir, 'libonnxruntime.so.1'));
+  checkSymbolVersions(path.join(dir, 'libonnxruntime.so.1')); // (1.30.0: GLIBC_2.28, GLIBCXX_3.4.22 at most)
 
   const openblasCopyright = ['/usr/share/doc/libopenblas-pthread-dev/copyright', '/usr/share/doc/libopenblas0-pthread/copyright'].find(existsSync);
   if (!openblasCopyright) fail('the OpenBLAS copyright file (/usr/share/doc/libopenblas-pthread-dev/copyright) is missing');
@@ -92,7 +97,8 @@ function prebuild() {
       '',
       '- `brainlatent.napi.glibc.node`: the brainlatent engine and its Node-API addon (Node-API 8), with',
       `  ${blas.stdout.trim()} linked in statically from Debian's \`libopenblas-pthread-dev\``,
-      "  (BLAS and LAPACK, BSD-3-Clause: `OPENBLAS-COPYRIGHT.txt`). It needs only the C and C++ runtimes",
+      "  (BLAS and LAPACK, BSD-3-Clause: `OPENBLAS-COPYRIGHT.txt`), and GCC's C++ runtime (libstdc++, GPL-3.0 with",
+      '  the GCC Runtime Library Exception). It needs only glibc >= 2.34 and libgcc_s',
       `  (${needed.join(', ')}).`,
       `- \`libonnxruntime.so.1\`: ONNX Runtime ${ortVersion}, copied unchanged from the npm package onnxruntime-node`,
       `  ${ortVersion} (MIT: \`ONNXRUNTIME-LICENSE.txt\`); the engine loads it at run time when onnxruntime-node`,
@@ -103,6 +109,23 @@ function prebuild() {
     ].join('\n'),
   );
   console.log(`prepack: prebuilt engine ${path.relative(root, out)} (${MB(statSync(out).size)}, ${blas.stdout.trim()}) + libonnxruntime.so.1 ${ortVersion}`);
+}
+
+/**
+ * The shipped engine must load where README says it does (glibc >= 2.34 with GCC 11's runtimes): no symbol version
+ * above scripts/elf-needs.mjs's ceilings. The build machine (Debian 12: glibc 2.36, GCC 12) loads a binary that
+ * needs GLIBCXX_3.4.30 or GLIBC_2.36 without complaint; RHEL 9 does not.
+ */
+function checkSymbolVersions(binary) {
+  const needs = parseVersionNeeds(run('readelf', ['--version-info', '--wide', binary]));
+  if (!needs.some((n) => n.file.startsWith('libc.so'))) fail(`readelf --version-info ${binary} listed no glibc symbol versions: cannot check them`);
+  const tooNew = tooNewVersions(needs);
+  if (tooNew.length) {
+    const limits = Object.entries(VERSION_CEILINGS).map(([k, v]) => `${k}_${v}`).join(', ');
+    fail(`${binary} needs symbol versions newer than README promises (at most ${limits}): ${tooNew.join(', ')}. ` +
+      'Link the runtime that provides them statically (CMakeLists.txt, brainlatent_prebuilt) or build on an older system; ' +
+      '`objdump -T` names the symbols.');
+  }
 }
 
 /**
