@@ -42,11 +42,19 @@ function buildFromSourceRequested() {
   return v === 'true' || v.split(',').map((s) => s.trim()).includes('brainlatent') ? '--build-from-source' : undefined;
 }
 
-/** Loads the prebuild in a child process, so a binary that crashes on load cannot take this script down. */
+/**
+ * Loads the prebuild in a child process, so a binary that crashes on load cannot take this script down: { file } when
+ * it loads, else { error }, the loader's message (e.g. "version `GLIBCXX_3.4.30' not found"), for the admin who is
+ * otherwise only told to install CMake.
+ */
 function prebuildLoads() {
-  const probe = `const p = require('node-gyp-build').resolve(${JSON.stringify(root)}); require(p).buildInfo(); console.log(p);`;
+  const probe =
+    `try { const p = require('node-gyp-build').resolve(${JSON.stringify(root)}); require(p).buildInfo(); console.log(p); }` +
+    ' catch (e) { process.stderr.write(String(e && e.message || e)); process.exit(1); }';
   const r = spawnSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8', env: { ...process.env, PREBUILDS_ONLY: '1' } });
-  return r.status === 0 ? r.stdout.trim() : undefined;
+  if (r.status === 0) return { file: r.stdout.trim() };
+  const said = (r.stderr ?? '').trim().split('\n').filter(Boolean).slice(0, 3).join('\n    ');
+  return { error: said || (r.signal ? `the loading process was killed by ${r.signal}` : `the loading process exited with status ${r.status}`) };
 }
 
 const sourceBuildReason = buildFromSourceRequested();
@@ -75,9 +83,10 @@ if (existsSync(path.join(root, 'tsconfig.json'))) {
   buildNative();
 } else {
   const prebuilt = prebuildLoads();
-  if (prebuilt) console.log(`brainlatent: using the prebuilt engine ${path.relative(root, prebuilt)}`);
+  if (prebuilt.file) console.log(`brainlatent: using the prebuilt engine ${path.relative(root, prebuilt.file)}`);
   else {
     console.log(`brainlatent: no prebuilt engine loads on ${process.platform}-${process.arch}; building from source`);
+    console.log(`  the loader said: ${prebuilt.error}`);
     buildNative();
   }
 }

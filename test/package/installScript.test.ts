@@ -5,7 +5,8 @@
  * The real scripts run in a small checkout in a temporary folder whose build tools (cmake-js, tsc, cmake, c++)
  * are stand-ins that log each call and write the outputs, so the test sees which builds ran without a real one.
  */
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -172,6 +173,21 @@ describe('the install script in a checkout', () => {
     expect((await run(dir, 'install.mjs', env)).tools).toEqual(['cmake-js --target brainlatent_addon']);
     expect((await run(dir, 'install.mjs', env)).tools).toEqual(['cmake-js --target brainlatent_addon']);
     expect(existsSync(path.join(dir, 'build', 'stamp-native.json'))).toBe(false);
+  });
+
+  it("says why the prebuilt engine does not load before building from source (the loader's own message)", async () => {
+    const dir = checkout();
+    for (const f of ['tsconfig.json', 'scripts/compile-ts.mjs', 'scripts/build-stamp.mjs']) rmSync(path.join(dir, f));
+    // the real node-gyp-build finds the prebuild; the file is no shared object (a stand-in for GLIBCXX_3.4.30 not found)
+    const ngb = path.dirname(createRequire(import.meta.url).resolve('node-gyp-build/package.json'));
+    cpSync(ngb, path.join(dir, 'node_modules', 'node-gyp-build'), { recursive: true });
+    const prebuild = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`, 'brainlatent.napi.node');
+    write(prebuild, 'not an ELF file');
+    const r = await run(dir, 'install.mjs');
+    expect(r.out).toContain(`no prebuilt engine loads on ${process.platform}-${process.arch}; building from source`);
+    expect(r.out).toMatch(new RegExp(`the loader said: ${prebuild.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (invalid ELF header|file too short)`));
+    expect(r.out).not.toContain('    at '); // the message, not a stack
+    expect(r.tools).toEqual(['cmake-js --target brainlatent_addon']);
   });
 
   it('builds from source on BRAINLATENT_BUILD_FROM_SOURCE=1 (npm 11 warns about --build-from-source as an unknown config), refuses other values', async () => {
