@@ -7,6 +7,7 @@ import { isMainThread } from 'node:worker_threads';
 
 import { BrainlatentError } from '../errors.js';
 import type { Binding } from './addonTypes.js';
+import { loadFailureAdvice } from './loadAdvice.js';
 import { defaultOrtTelemetryOff } from './ortTelemetry.js';
 
 /** The package root: dist/native/binding.js and ts/native/binding.ts both sit two levels below it. */
@@ -63,7 +64,8 @@ export function binding(): Binding {
   try {
     cached = require(file) as Binding;
   } catch (e) {
-    throw new BrainlatentError(`the native engine ${file} failed to load: ${(e as Error).message}. ${HOW_TO_BUILD}`, 'NativeNotBuilt');
+    const message = (e as Error).message;
+    throw new BrainlatentError(`the native engine ${file} failed to load: ${message}. ${loadFailureAdvice(message, HOW_TO_BUILD)}`, 'NativeNotBuilt');
   }
   cachedPath = file;
   // (this Node's own limit for memory handed over from native code: 4 GiB on Node 20, 2^53 − 1 from Node 22)
