@@ -9,6 +9,8 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { InvalidArgumentError } from '../errors.js';
+import { outputPathProblem } from '../io/outputProblem.js';
 import { packageRoot } from '../native/binding.js';
 
 export interface MachineInfo { cpu: string; cores: number; memoryGiB: number; platform: string; node: string; loadAverage: number[] }
@@ -67,6 +69,27 @@ export function benchResultsDir(): string {
   if (chosen) return path.resolve(chosen);
   if (isCheckout()) return path.join(packageRoot, 'bench', 'results');
   return path.resolve('brainlatent-bench');
+}
+
+/**
+ * Where a bench's generated inputs go (`bench data`'s NSD session, about 1 GB to write): bench/out/<name>/ in a checkout,
+ * else <results folder>/<name>/ — never inside an installed package, which may be read-only (an admin's global install).
+ */
+export function benchInputsDir(name: string, checkout = isCheckout()): string {
+  return checkout ? path.join(packageRoot, 'bench', 'out', name) : path.join(benchResultsDir(), name);
+}
+
+/**
+ * Refuses, before any work, a folder a bench would write in and cannot (InvalidArgumentError naming it and why); `what`
+ * says what goes there. Missing folders are fine: they are created.
+ */
+export async function assertBenchFolder(dir: string, what: string): Promise<void> {
+  const problem = await outputPathProblem(dir, 'folder');
+  if (problem) {
+    throw new InvalidArgumentError(
+      `${dir}, the folder for ${what}: ${problem}; run the bench from a folder you can write in, or give --results <dir> (BRAINLATENT_BENCH_DIR)`,
+    );
+  }
 }
 
 export function appendBenchRecord(name: string, figures: unknown): string {

@@ -4,7 +4,9 @@
  * a plain gunzip of the same file (the reader's own stream, ts/io/gunzip.ts gunzipOf, the bytes counted and
  * dropped: the extraction cannot be faster than its one inflate stream), then the adapter's first extraction into its cache and the cached reload. Each measurement runs in its own child process so peak RSS is its own.
  * With ISA-L as the readers' inflater (ts/io/gunzip.ts), the extraction and the floor run once more on Node's zlib.
- * Inputs are generated once under bench/out/data/ (about 1 GB to write, a few hundred MB on disk).
+ * Inputs are generated once under bench/out/data/ in a checkout, else under the results folder's data/
+ * (./brainlatent-bench/data/ or --results' data/; never in the installed package): about 1 GB to write, a few hundred
+ * MB on disk.
  */
 import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
@@ -20,8 +22,8 @@ import { extractNsd } from '../nsd/extract.js';
 import * as P from '../nsd/paths.js';
 import { buildAnatomy } from '../synth/anatomy.js';
 import { Rng } from '../synth/rng.js';
-import { appendBenchRecord } from './benchRecord.js';
-import { packageRoot } from '../native/binding.js';
+import { BrainlatentError } from '../errors.js';
+import { appendBenchRecord, assertBenchFolder, benchInputsDir, benchResultsDir } from './benchRecord.js';
 
 const GRID: Grid = [81, 104, 83];
 const TRIALS = 750;
@@ -29,10 +31,11 @@ const NSDGENERAL_VOXELS = 15724; // subject 1 (MindEye's count)
 const TARGET_SECONDS = 3;
 const TARGET_RSS_MB = 400;
 
-const root = path.join(packageRoot, 'bench', 'out', 'data', 'nsd');
+const inputsDir = benchInputsDir('data');
+const root = path.join(inputsDir, 'nsd');
 const sessionFile = P.betasPath(root, 1, 1, 'nifti');
 const roiFile = P.roiPath(root, 1, 'nsdgeneral');
-const cacheDir = path.join(packageRoot, 'bench', 'out', 'data', 'cache');
+const cacheDir = path.join(inputsDir, 'cache');
 
 /** Writes the full-size session, an nsdgeneral-sized ROI and a 40-session design, once. */
 async function prepare(log: (s: string) => void): Promise<void> {
@@ -140,6 +143,9 @@ function child(kind: string, gunzip?: 'zlib'): Measurement {
 }
 
 export async function runDataBench(log: (s: string) => void = console.log): Promise<Record<string, unknown>> {
+  // (before: the inputs went into the installed package, and a read-only install died on a raw EACCES)
+  await assertBenchFolder(inputsDir, 'its generated inputs (about 1 GB to write)');
+  await assertBenchFolder(benchResultsDir(), 'its record');
   await prepare(log);
   const compressedMb = statSync(sessionFile).size / 2 ** 20;
   // (the file read once unmeasured first, so that neither side pays the disk: the floor ran first and could)
@@ -200,7 +206,8 @@ if (isMain) {
   const i = process.argv.indexOf('--measure');
   const job = i > 0 ? measure(process.argv[i + 1]).then((m) => console.log(JSON.stringify(m))) : runDataBench();
   job.catch((e: unknown) => {
-    console.error(e instanceof Error ? e.stack : String(e));
+    // (a refusal is a sentence for the user; anything else keeps its stack)
+    console.error(e instanceof BrainlatentError ? `bench data: ${e.message}` : e instanceof Error ? e.stack : String(e));
     process.exit(1);
   });
 }

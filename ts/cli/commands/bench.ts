@@ -10,6 +10,7 @@ import { checkOutputPath } from '../outputPath.js';
 import { integerFlag } from '../flagValue.js';
 import { MIN_SAMPLES, RECOMMENDED_SAMPLES, samplesError } from '../../bench/samplersOptions.js';
 import { MAX_ENGINE_THREADS } from '../../ridge/RidgeCV.js';
+import { benchResultsDir } from '../../bench/benchRecord.js';
 
 /** `bench samplers` flags of the demo world's bench that `--arch sd1` does not use (option attribute names). */
 const DEMO_ONLY = ['model', 'schedulers', 'steps', 'samples', 'accuracyImages', 'convergedSteps', 'out', 'micro'] as const;
@@ -25,7 +26,11 @@ export function registerBenchCommand(program: Command): void {
   // The runners (in this process or a child) read the folder from the environment.
   // (checked before the benchmark runs: a file there failed the record's write only after the whole run)
   const useResults = async (dir?: string) => {
-    if (!dir) return;
+    if (!dir) {
+      // (the default too: in a read-only current folder the record's write failed only after the whole run)
+      await checkOutputPath('the default results folder', benchResultsDir(), 'folder', 'the JSON-lines records (--results <dir> names another)');
+      return;
+    }
     await checkOutputPath('--results', dir, 'folder', 'the JSON-lines records');
     process.env.BRAINLATENT_BENCH_DIR = path.resolve(dir);
   };
