@@ -110,11 +110,12 @@ describe('scripts/check-imports.mjs', () => {
  */
 function packagesNamedByTheTypings(): { files: string[]; named: Map<string, string[]> } {
   distModule('index');
-  const exportsMap = JSON.parse(readFileSync('package.json', 'utf8')).exports as Record<string, { types: string }>;
+  const exportsMap = JSON.parse(readFileSync('package.json', 'utf8')).exports as Record<string, string | { types: string }>;
   const specifiers = /(?:\bfrom\s+|\bimport\(\s*|<reference\s+types=)['"]([^'"]+)['"]/g;
   const seen = new Set<string>();
   const named = new Map<string, string[]>();
-  const stack = Object.values(exportsMap).map((e) => resolve(e.types));
+  // (the entry points with typings: './package.json' maps to a plain file)
+  const stack = Object.values(exportsMap).flatMap((e) => (typeof e === 'string' ? [] : [resolve(e.types)]));
   expect(stack.map((f) => f.slice(resolve('.').length + 1))).toEqual(['dist/index.d.ts', 'dist/server/index.d.ts']);
   while (stack.length) {
     const file = stack.pop()!;

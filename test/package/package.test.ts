@@ -186,6 +186,13 @@ describe('installed-package behaviour', () => {
     expect(() => createRequire(import.meta.url).resolve('node-gyp-build')).not.toThrow();
   });
 
+  it("lets a consumer read its package.json (require('brainlatent/package.json'): exports named only the entry points)", () => {
+    // (the package's own name resolves through its exports map from inside it, as a consumer's import would)
+    const req = createRequire(path.join(root, 'ts', 'index.ts'));
+    expect(req.resolve('brainlatent/package.json')).toBe(path.join(root, 'package.json'));
+    expect((req('brainlatent/package.json') as { name: string }).name).toBe('brainlatent');
+  });
+
   it("has the engine's test hooks only in the checkout's build, never in a build that ships", async () => {
     // (environment variables read around a model's load that flip a link or truncate a file: ort_runtime.cpp)
     const { testHooksFor } = await import(path.join(root, 'scripts', 'build-native.mjs'));
