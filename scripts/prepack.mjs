@@ -70,7 +70,7 @@ function prebuild() {
   renameSync(`${out}.tmp`, out);
 
   // What the binary may need from the system: glibc and libgcc_s, nothing else.
-  const needed = [...run('readelf', ['-d', out]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+  const needed = [...run('readelf', ['-d', out], { env: { ...process.env, LC_ALL: 'C' } }).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
   // (libstdc++ is linked in statically: the build machine's needs GLIBCXX_3.4.30, which RHEL 9's lacks)
   const allowed = /^(libc|libm|libgcc_s|ld-linux-x86-64|libpthread|libdl)\.so/;
   const extra = needed.filter((n) => !allowed.test(n));
@@ -117,7 +117,8 @@ function prebuild() {
  * needs GLIBCXX_3.4.30 or GLIBC_2.36 without complaint; RHEL 9 does not.
  */
 function checkSymbolVersions(binary) {
-  const needs = parseVersionNeeds(run('readelf', ['--version-info', '--wide', binary]));
+  // (readelf's words are parsed: in the C locale, whatever the packer's)
+  const needs = parseVersionNeeds(run('readelf', ['--version-info', '--wide', binary], { env: { ...process.env, LC_ALL: 'C' } }));
   if (!needs.some((n) => n.file.startsWith('libc.so'))) fail(`readelf --version-info ${binary} listed no glibc symbol versions: cannot check them`);
   const tooNew = tooNewVersions(needs);
   if (tooNew.length) {

@@ -50,7 +50,9 @@ describe('the r/√NC figure', () => {
   it('is drawn where its set\'s r passes the r maps\' threshold, on a bar that ends at 1; its map keeps every value', () => {
     const d = mapDisplay('r-over-sqrt-nc', Float32Array.from([0.5, 2.58, 1.2, NaN]), 20);
     expect(d).toMatchObject({ signed: false, vmax: 1, threshold: 0 });
-    expect(d.thresholdNote).toBe("shown where the noise ceiling is above 1% of variance and r ≥ 0.38 (the r maps' threshold); the bar ends at 1, the ceiling");
+    expect(d.thresholdNote).toBe(
+      "the figure shows where the noise ceiling is above 1% of variance and r ≥ 0.38 (the r maps' threshold), the map and the viewer every voxel with a ceiling above 1%; the bar ends at 1, the ceiling",
+    );
     expect(mapDisplay('r-over-sqrt-nc', Float32Array.from([0.5]), 20, { threshold: 0.2 }).thresholdNote).toMatch(/ r ≥ 0\.20 /);
     const rVolume = Float32Array.from([0.6, 0.2, 0.5, NaN]);
     const r = { kind: 'r' as const, featureSet: 'z', volume: rVolume, display: mapDisplay('r', rVolume, 20) };

@@ -290,6 +290,16 @@ describe('a cache folder this user may read but not write in (a read-only mount,
     expect(snapshot(c.dir)).toEqual(before);
   });
 
+  it('a cache folder still to be made below a read-only folder is refused before any session is read (the library too)', async () => {
+    const parent = join(mini.tmp, `ro-parent-${++folders}`);
+    mkdirSync(parent);
+    inject.errno.set(parent, 'EROFS');
+    let read = 0;
+    const e = await extractNsd({ root: mini.root, subject: 1, roi: 'streams:early', sessions: '1', cacheDir: join(parent, 'cache'), onProgress: () => void read++ }).catch((x: unknown) => x);
+    expect((e as Error).message).toBe(`extractNsd cacheDir: ${join(parent, 'cache')}: ${parent} is on a read-only file system; expected a folder for completed extractions`);
+    expect(read).toBe(0);
+  });
+
   it('the extract stage records it in its summary (cacheNotWritten), once for both of its extractions', async () => {
     const { extractStageCacheUpkeep, cacheUpkeepSummary, cacheUpkeepLines } = await import('../../ts/nsd/cache.js');
     const c = await cacheWithEntry();

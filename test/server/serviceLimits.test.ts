@@ -235,4 +235,22 @@ describe('bodyTimeoutMs: a request body that stalls', () => {
     expect(done).toMatch(/^HTTP\/1\.1 404 Not Found\r\n/);
     slow.destroy();
   });
+
+  // its first version timed out bodies the route had answered without reading (Fastify's early 413, a 415): the
+  // error had no listener and ended the service bodyTimeoutMs after an ordinary too-large upload (review s45)
+  it('leaves alone a body the route answered without reading (413, 415): the service goes on past bodyTimeoutMs', async () => {
+    const big = await fetch(`${s.url}/v1/models`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'a', path: 'x'.repeat(2 * MiB) }) });
+    expect(big.status).toBe(413);
+    const port = Number(new URL(s.url).port);
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    let got = '';
+    socket.on('data', (d) => (got += d));
+    await new Promise((ok) => socket.once('connect', ok));
+    socket.write(`POST /v1/models HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: text/plain\r\nContent-Length: ${MiB}\r\n\r\nabc`);
+    await until(() => (got.startsWith('HTTP/1.1 415') ? true : undefined), 10_000, 'the 415');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await s.call('GET', '/healthz')).status).toBe(200);
+    socket.destroy();
+  });
 });

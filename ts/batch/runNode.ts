@@ -258,6 +258,19 @@ async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind
   return [...out];
 }
 
+/** Why each of the extractions' cache folders that exists cannot be written in (a read-only shared cache), once each. */
+async function readOnlyCaches(extractions: readonly { cacheDir?: string }[]): Promise<string[]> {
+  const { notWritable } = await import('../io/outputProblem.js');
+  const { stat } = await import('node:fs/promises');
+  const out = new Set<string>();
+  for (const dir of new Set(extractions.map((o) => o.cacheDir).filter((d): d is string => !!d))) {
+    if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) continue;
+    const why = await notWritable(dir);
+    if (why) out.add(why);
+  }
+  return [...out];
+}
+
 /**
  * Runs a job held to its own service's model roots (none for a batch of the CLI's): never those of the process that
  * runs it, which may have run another service's job before or run one beside it. A job in a run folder runs under
@@ -276,6 +289,13 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       return { status: ctl.depsRan ? 'done' : 'skipped', seconds: 0 };
     case 'betas': {
       const { extractNsd } = await import('../nsd/extract.js');
+      // this job only fills the cache for the analyses: a read-only one it cannot fill, and what it extracted was
+      // thrown away, every miss extracted again by each analysis, unsaid (review s45)
+      const readOnly = await readOnlyCaches(w.extractions);
+      if (readOnly.length) {
+        const warnings = readOnly.map((why) => `${why}: the subject's extractions are not prepared ahead; each analysis loads its own from the cache, or extracts what it lacks`);
+        return { status: 'skipped', seconds: seconds(), summary: { extractions: w.extractions.length, extracted: 0, warnings } };
+      }
       let fresh = 0;
       for (const [i, o] of w.extractions.entries()) {
         // (the job's signal: a cancelled batch does not wait for every session of the subject to be read)

@@ -127,7 +127,7 @@ export function mapDisplay(kind: MapKind, volume: Float32Array, testImages: numb
     // (drawn where its set's r passes the r maps' threshold: a noise voxel with a small ceiling reached ratios of 2.6,
     // bright across the figure, and a ratio past 1, over the ceiling, is noise too; review s45)
     const r = options.threshold ?? significantR(testImages);
-    thresholdNote = `shown where the noise ceiling is above 1% of variance and r ≥ ${r.toFixed(2)} (the r maps' threshold); the bar ends at 1, the ceiling`;
+    thresholdNote = `the figure shows where the noise ceiling is above 1% of variance and r ≥ ${r.toFixed(2)} (the r maps' threshold), the map and the viewer every voxel with a ceiling above 1%; the bar ends at 1, the ceiling`;
     return { signed, vmax: 1, threshold, quantity: QUANTITY[kind], thresholdNote };
   }
   return { signed, vmax: Math.max(vmax, threshold * 1.05), threshold, quantity: QUANTITY[kind], thresholdNote };

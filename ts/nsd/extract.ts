@@ -8,7 +8,7 @@ import { BrainlatentError, CancelledError, EnvironmentError, FileAccessError, In
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { cannotEnter, folderNotEntered, notWritable } from '../io/outputProblem.js';
+import { cannotEnter, folderNotEntered, notWritable, outputPathProblem } from '../io/outputProblem.js';
 import { checkInteger, checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
@@ -96,6 +96,11 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const o = normalize(opts);
   if (o.cacheDir) {
     await assertCacheFolder(o.cacheDir);
+    // a cache folder still to be made where none can be (a read-only parent) failed after the whole extraction; an
+    // existing one that cannot be written is read-only, and serves what it has (below)
+    const missing = !(await stat(o.cacheDir).then(() => true, () => false));
+    const unmakeable = missing ? await outputPathProblem(o.cacheDir, 'folder') : null;
+    if (unmakeable) throw new InvalidArgumentError(`extractNsd cacheDir: ${o.cacheDir}: ${unmakeable}; expected a folder for completed extractions`);
     // entries are written there and stale ones removed: never into or out of what the extraction reads
     await assertCacheFolderApart('cacheDir', o.cacheDir, extractionInputs(o));
   }

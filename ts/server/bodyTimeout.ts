@@ -46,12 +46,15 @@ export function useBodyTimeout(app: FastifyInstance, ms: number): void {
     const arm = () => {
       clearTimeout(timer);
       timer = setTimeout(() => {
+        // (a route that answered without reading the body, Fastify's early 413 or a 415, left nobody to tell: the
+        // error had no listener and ended the process; review s45)
+        if (reply.sent || reply.raw.headersSent) return;
         // (the answer closes the connection, and a second later the socket goes whether or not the client, still
         // meant to be sending, closes its side: a half-closed socket stayed for as long as the client kept it)
         void reply.header('connection', 'close');
         reply.raw.once('finish', () => setTimeout(() => req.raw.socket?.destroy(), 1000).unref());
         watched.destroy(new BodyTimeoutError(req, ms, received));
-      }, ms);
+      }, ms).unref();
     };
     arm();
     payload.on('data', (chunk: Buffer) => {
@@ -66,6 +69,11 @@ export function useBodyTimeout(app: FastifyInstance, ms: number): void {
     });
     watched.once('close', stop);
     req.raw.once('close', stop);
+    // (once answered, the body no longer matters: the timer goes with the answer)
+    reply.raw.once('close', stop);
+    reply.raw.once('finish', stop);
+    // (the parser reading it has its own listener; this one keeps an error no parser waits for from being unhandled)
+    watched.on('error', () => undefined);
     payload.pipe(watched);
     return watched;
   });

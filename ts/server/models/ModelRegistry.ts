@@ -194,9 +194,11 @@ export class ModelRegistry {
 
   /** Unloads `name` and drops the loads of it under way; false when there was neither. */
   unload(name: string): boolean {
-    this.unloaded.set(name, ++this.serial);
     const loads = this.loading.get(name);
     const underWay = (loads?.size ?? 0) > 0 || this.arriving.has(name);
+    // (only where a load of it may come after: a DELETE of a name never loaded left an entry for good)
+    if (underWay) this.unloaded.set(name, ++this.serial);
+    else this.unloaded.delete(name);
     loads?.clear();
     this.loading.delete(name);
     const e = this.models.get(name);
