@@ -19,6 +19,19 @@ import { startTestServer, until, type TestServer } from './helpers.js';
 
 const b64 = (shape: number[]) => encodeNpy(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape).toString('base64');
 
+/** A raw connection to the test server that sends `head` (a request's head and any body bytes) and keeps what comes back. */
+async function rawRequest(server: TestServer, head: (hostPort: string) => string) {
+  const port = Number(new URL(server.url).port);
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const io = { got: '', closed: false };
+  socket.on('data', (d) => (io.got += d));
+  socket.on('close', () => (io.closed = true));
+  await new Promise((ok) => socket.once('connect', ok));
+  socket.write(head(`127.0.0.1:${port}`));
+  return { socket, io };
+}
+
 describe('latentPixelLimit: img2img latents are bounded by images × height × width', () => {
   let s: TestServer;
   let condDim: number;
@@ -82,16 +95,10 @@ describe('inFlightBodyLimit: request bodies in flight, all routes together', () 
    * bytes in the same turn of its event loop, before it reads another request).
    */
   async function heldUpload(bytes: number, sent: number): Promise<{ abort: () => void; answer: () => string }> {
-    const port = Number(new URL(s.url).port);
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => {});
-    let got = '';
-    socket.on('data', (d) => (got += d));
-    await new Promise((ok) => socket.once('connect', ok));
-    socket.write(`POST /v1/ridge/none/predict HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-npy\r\nContent-Length: ${bytes}\r\nExpect: 100-continue\r\n\r\n`);
-    await until(() => (got.startsWith('HTTP/1.1 100 Continue') ? true : undefined), 10_000, '100 Continue');
+    const { socket, io } = await rawRequest(s, (host) => `POST /v1/ridge/none/predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/x-npy\r\nContent-Length: ${bytes}\r\nExpect: 100-continue\r\n\r\n`);
+    await until(() => (io.got.startsWith('HTTP/1.1 100 Continue') ? true : undefined), 10_000, '100 Continue');
     await new Promise<void>((ok) => socket.write(npyOf(bytes).subarray(0, sent), () => ok()));
-    return { abort: () => socket.destroy(), answer: () => got.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '') };
+    return { abort: () => socket.destroy(), answer: () => io.got.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '') };
   }
 
   it('answers 503 with Retry-After past the bytes in flight, and gives an aborted upload’s bytes back', async () => {
@@ -192,26 +199,18 @@ describe('bodyTimeoutMs: a request body that stalls', () => {
    * raw socket). It asks for `100 Continue` and sends once told: the service has reserved its bytes by then.
    */
   async function upload(bytes: number, sent: number, chunks: number, gapMs: number) {
-    const port = Number(new URL(s.url).port);
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => {});
-    let got = '';
-    let closed = false;
-    socket.on('data', (d) => (got += d));
-    socket.on('close', () => (closed = true));
-    await new Promise((ok) => socket.once('connect', ok));
-    socket.write(`POST /v1/ridge/none/predict HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-npy\r\nContent-Length: ${bytes}\r\nExpect: 100-continue\r\n\r\n`);
-    await until(() => (got.startsWith('HTTP/1.1 100 Continue') ? true : undefined), 10_000, '100 Continue');
-    got = '';
+    const { socket, io } = await rawRequest(s, (host) => `POST /v1/ridge/none/predict HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/x-npy\r\nContent-Length: ${bytes}\r\nExpect: 100-continue\r\n\r\n`);
+    await until(() => (io.got.startsWith('HTTP/1.1 100 Continue') ? true : undefined), 10_000, '100 Continue');
+    io.got = '';
     const body = npyOf(bytes);
     const part = Math.ceil(sent / chunks);
     const sending = (async () => {
-      for (let k = 0; k < chunks && !closed; k++) {
+      for (let k = 0; k < chunks && !io.closed; k++) {
         socket.write(body.subarray(k * part, Math.min(sent, (k + 1) * part)));
         if (k < chunks - 1) await new Promise((r) => setTimeout(r, gapMs));
       }
     })();
-    return { sending, answer: () => got, closed: () => closed, destroy: () => socket.destroy() };
+    return { sending, answer: () => io.got, closed: () => io.closed, destroy: () => socket.destroy() };
   }
 
   it('answers a stalled body 408, closes its connection and gives its bytes back; a slow body that keeps coming is read', async () => {
@@ -241,14 +240,8 @@ describe('bodyTimeoutMs: a request body that stalls', () => {
   it('leaves alone a body the route answered without reading (413, 415): the service goes on past bodyTimeoutMs', async () => {
     const big = await fetch(`${s.url}/v1/models`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'a', path: 'x'.repeat(2 * MiB) }) });
     expect(big.status).toBe(413);
-    const port = Number(new URL(s.url).port);
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => {});
-    let got = '';
-    socket.on('data', (d) => (got += d));
-    await new Promise((ok) => socket.once('connect', ok));
-    socket.write(`POST /v1/models HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: text/plain\r\nContent-Length: ${MiB}\r\n\r\nabc`);
-    await until(() => (got.startsWith('HTTP/1.1 415') ? true : undefined), 10_000, 'the 415');
+    const { socket, io } = await rawRequest(s, (host) => `POST /v1/models HTTP/1.1\r\nHost: ${host}\r\nContent-Type: text/plain\r\nContent-Length: ${MiB}\r\n\r\nabc`);
+    await until(() => (io.got.startsWith('HTTP/1.1 415') ? true : undefined), 10_000, 'the 415');
     await new Promise((r) => setTimeout(r, 1000));
     expect((await s.call('GET', '/healthz')).status).toBe(200);
     socket.destroy();
