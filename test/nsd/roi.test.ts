@@ -63,6 +63,18 @@ describe('a region mask is one volume', () => {
 });
 
 describe('an atlas that is not there', () => {
+  // `--roi V1` was refused naming only the missing V1.nii.gz (review s45)
+  it('lists the atlases the subject has, and the atlas whose label the name is', async () => {
+    const root = join(tmp, 'nsd-hint');
+    await writeRoi(roiPath(root, 1, 'prf-visualrois'), [...grid], labels);
+    await writeRoi(roiPath(root, 1, 'streams'), [...grid], labels);
+    const refusal = (spec: string) => loadRegionMask(root, 1, spec).then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e as Error);
+    const here = ' (atlases here: prf-visualrois, streams; a region is ATLAS or ATLAS:LABEL)';
+    expect((await refusal('V1')).message).toBe(`region V1: atlas V1 not found: its volume ${roiPath(root, 1, 'V1')} does not exist; did you mean prf-visualrois:V1?${here}`);
+    expect((await refusal('ventral')).message).toMatch(/; did you mean streams:ventral\? \(atlases here: /);
+    expect((await refusal('foo')).message).toBe(`region foo: atlas foo not found: its volume ${roiPath(root, 1, 'foo')} does not exist${here}`);
+  });
+
   it('is refused naming its volume (and the .ctab its label names needed), not as an unknown label', async () => {
     const root = join(tmp, 'nsd-no-floc');
     const volume = roiPath(root, 1, 'floc-faces');

@@ -1,4 +1,5 @@
-import { access, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { readNifti, readNiftiHeader, niftiGrid, niftiVolumeCount, type NiftiHeader } from '../io/nifti.js';
 import { maskFromVolume, type VoxelMask } from '../io/voxelMask.js';
@@ -60,8 +61,18 @@ async function missingAtlas(root: string, r: Extract<RegionSpec, { kind: 'atlas'
   const ctab = ctabPath(root, r.atlas);
   const noNames = named && !BUILTIN_LABELS[labelAtlas(r.atlas)] && !(await present(ctab));
   return new MissingFileError(
-    `region ${spec}: atlas ${r.atlas} not found: its volume ${volume}` + (noNames ? ` and its label names ${ctab} do not exist` : ' does not exist'),
+    `region ${spec}: atlas ${r.atlas} not found: its volume ${volume}` + (noNames ? ` and its label names ${ctab} do not exist` : ' does not exist') + (await atlasHint(r.atlas, volume)),
   );
+}
+
+/**
+ * The atlases the subject's folder has and, for a name that is a label of one of NSD's (V1, ventral), the region
+ * meant: `--roi V1` was refused naming only the missing V1.nii.gz (review s45).
+ */
+async function atlasHint(name: string, volume: string): Promise<string> {
+  const present = (await readdir(dirname(volume)).catch(() => [] as string[])).filter((f) => f.endsWith('.nii.gz')).map((f) => f.slice(0, -'.nii.gz'.length)).sort();
+  const meant = Object.entries(BUILTIN_LABELS).filter(([atlas, labels]) => atlas !== name && name in labels && present.includes(atlas)).map(([atlas]) => `${atlas}:${name}`);
+  return (meant.length ? `; did you mean ${meant.join(' or ')}?` : '') + (present.length ? ` (atlases here: ${present.join(', ')}; a region is ATLAS or ATLAS:LABEL)` : '');
 }
 
 /** Label names → values, from the atlas's .ctab when present, else the built-in NSD tables; numbers pass through. */

@@ -261,8 +261,14 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
     .action(async (id: string | undefined, f: { redis: string; json?: boolean }) => {
       if (!id) {
         const claims = await listClaims({ redis: f.redis });
-        const lines = [...(await listBatches({ redis: f.redis })), ...claims.map((c) => `${c.batch}  (${claimWords(c)}, not submitted yet)`)];
-        process.stdout.write(`${lines.join('\n')}\n`);
+        const batches = await listBatches({ redis: f.redis });
+        // (--json was ignored here, and an empty Redis printed an empty line; review s45)
+        if (f.json) {
+          process.stdout.write(`${JSON.stringify({ batches, claimed: claims.map(({ batch, hash, jobs }) => ({ batch, hash, jobs })) }, null, 2)}\n`);
+          return;
+        }
+        const lines = [...batches, ...claims.map((c) => `${c.batch}  (${claimWords(c)}, not submitted yet)`)];
+        process.stdout.write(lines.length ? `${lines.join('\n')}\n` : `no batches in ${shownRedisUrl(f.redis)}\n`);
         return;
       }
       let r: Awaited<ReturnType<typeof getBatchStatus>>;
@@ -284,7 +290,7 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
       .command('watch <batch>')
       .description('a live table of a submitted batch (subjects × stages, rate, ETA) until it finishes')
       .requiredOption('--redis <url>', 'Redis of the queues')
-      .option('--interval <ms>', 'refresh interval', '1000')
+      .option('--interval <ms>', 'refresh interval, 100 to 3,600,000', '1000')
       .addHelpText(
         'after',
         `
@@ -299,7 +305,8 @@ once on stderr and retried at every refresh; the watch goes on when it answers a
         const tty = process.stdout.isTTY === true;
         let lastPrint = 0;
         let state = 'running';
-        const intervalMs = nonNegativeInt(f.interval, 'interval')!;
+        // (0 read Redis 10,000 times a second; past a timer's range Node fired it every 1 ms; review s45)
+        const intervalMs = integerFlag(f.interval, '--interval', 100, 3_600_000);
         for await (const e of watchBatch(id, { redis: f.redis, intervalMs, signal: ac.signal })) {
           // a stall or outage once watching: said once, retried at every refresh until Redis answers (Ctrl-C stops)
           if (e.redis) process.stderr.write(`batch ${id}: ${e.redis.message}${e.redis.answering ? '' : `: still watching, trying again every ${intervalMs / 1000} s (Ctrl-C stops the watch, not the batch)`}\n`);
@@ -325,8 +332,10 @@ once on stderr and retried at every refresh; the watch goes on when it answers a
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--purge', "also remove its finished jobs and its record (the name can be reused; outputs on disk stay), once its running jobs have stopped; a name a service's job only claimed: remove the claim")
     .option('--wait <seconds>', 'with --purge: how long to wait for running jobs to stop before giving up (exit status 1, nothing purged)', '60')
-    .action(async (id: string, f: { redis: string; purge?: boolean; wait: string }) => {
-      const waitMs = nonNegativeInt(f.wait, 'wait')! * 1000;
+    .action(async (id: string, f: { redis: string; purge?: boolean; wait: string }, cmd: Command) => {
+      // (a --wait without --purge did nothing, unsaid; review s45)
+      if (cmd.getOptionValueSource('wait') === 'cli' && !f.purge) throw new InvalidArgumentError('--wait: only with --purge (a cancel without it does not wait: running jobs stop at their next progress report)');
+      const waitMs = integerFlag(f.wait, '--wait', 0, Math.floor(2 ** 31 / 1000) - 1) * 1000;
       let told = -Infinity;
       const onWait = (running: string[], seconds: number) => {
         // a line when the wait starts, then every 10 s

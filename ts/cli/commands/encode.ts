@@ -16,7 +16,7 @@ export function registerEncodeCommand(program: Command): void {
   program
     .command('encode')
     .description('voxel-wise encoding models: diffusion-model features → voxels, maps, region table and report')
-    .requiredOption('--config <json>', 'the encoding config, a JSON file: see docs/encoding.md')
+    .requiredOption('--config <file>', 'the encoding config, a JSON file: see docs/encoding.md')
     .option('--out <dir>', 'run folder (overrides the config)')
     .option('--force', 'redo every stage, replacing another run in --out (only the files a run writes go; yours stay)')
     .option('--dry-run', 'print the stages that would run, each timed by a short measured probe; writes nothing')

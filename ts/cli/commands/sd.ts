@@ -4,7 +4,7 @@ import { basename, extname, join, dirname } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { CancelledError, InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
+import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
 import { readNpy, writeNpy } from '../../io/npy.js';
 import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
@@ -199,6 +199,19 @@ function intFlag(v: string | undefined, name: string, fallback: number, min: num
 }
 
 /** --image read and checked (a PNG whose sides are multiples of 8) before the model loads. */
+/**
+ * A reader's refusal of the file `flag` names, naming the flag: "nope.npy: file not found" said nothing of which of
+ * --latents, --cond, --noise and --step-noise it was (review s45).
+ */
+async function fromFlag<T>(flag: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof BrainlatentError && !e.message.startsWith(flag)) e.message = `${flag}: ${e.message}`;
+    throw e;
+  }
+}
+
 async function readImageFlag(path: string) {
   const rgb = await readPng(path);
   if (rgb.width % 8 !== 0 || rgb.height % 8 !== 0) {
@@ -314,11 +327,11 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
       }
       const seed = f.seed === undefined ? 0 : numberFlag(f.seed, '--seed', SEED_RANGE);
       const batchSize = intFlag(f.batchSize, 'batch-size', 1, 1);
-      const image = f.image ? await readImageFlag(f.image) : undefined;
-      const zFile = f.latents ? await readFloatNpy(f.latents, '--latents', 4) : undefined;
-      const cFile = f.cond ? await readFloatNpy(f.cond, '--cond', null) : undefined;
-      const noise = f.noise ? await readFloatNpy(f.noise, '--noise', 4) : undefined;
-      const stepNoise = f.stepNoise ? await readFloatNpy(f.stepNoise, '--step-noise', 5) : undefined;
+      const image = f.image ? await fromFlag('--image', () => readImageFlag(f.image!)) : undefined;
+      const zFile = f.latents ? await fromFlag('--latents', () => readFloatNpy(f.latents!, '--latents', 4)) : undefined;
+      const cFile = f.cond ? await fromFlag('--cond', () => readFloatNpy(f.cond!, '--cond', null)) : undefined;
+      const noise = f.noise ? await fromFlag('--noise', () => readFloatNpy(f.noise!, '--noise', 4)) : undefined;
+      const stepNoise = f.stepNoise ? await fromFlag('--step-noise', () => readFloatNpy(f.stepNoise!, '--step-noise', 5)) : undefined;
       if (stepNoise && stepNoise.shape[0] !== calls) {
         throw new ShapeError(
           `--step-noise ${f.stepNoise}: has ${stepNoise.shape[0]} slices ([${stepNoise.shape.join(', ')}]); expected one per U-Net call that runs: ${calls} (${plan.scheduler}, ${plan.steps} steps, strength ${plan.strength})`,

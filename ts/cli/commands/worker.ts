@@ -35,7 +35,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--grace <s>', 'on SIGTERM, seconds the running jobs may take to finish before they are returned to the queue', '30')
     .option('--name <name>', 'worker name in `batch status` (default host:pid)')
     .option('--poll <ms>', 'longest wait between two looks at empty queues', '1000')
-    .option('--threads <n>', `engine threads (BLAS) per job, at most ${MAX_ENGINE_THREADS}; ONNX Runtime's are the config's model.threads (default: all cores)`)
+    .option('--threads <n>', `engine threads (BLAS) per job, at most ${MAX_ENGINE_THREADS}; ONNX Runtime's are the config's model.threads (default, and 0: all cores)`)
     .addHelpText(
       'after',
       `
@@ -53,6 +53,8 @@ See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubern
     .action(async (f: Flags) => {
       const queues = f.queues?.split(',').map((q) => q.trim()).filter(Boolean) as QueueClass[] | undefined;
       for (const q of queues ?? []) if (!QUEUES.includes(q)) throw new InvalidArgumentError(`--queues: '${q}' is not a queue (queues: ${QUEUES.join(', ')})`);
+      // (an empty list left a worker that took nothing, forever; review s45)
+      if (queues && !queues.length) throw new InvalidArgumentError(`--queues: expected at least one of ${QUEUES.join(', ')}, got '${f.queues}'`);
       const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       // The signal handlers come first: until a handler is installed, SIGTERM ends the process at once (exit by
       // signal), and a supervisor may send it as soon as it reads the ready line below, or while Redis is awaited
