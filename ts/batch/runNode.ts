@@ -260,15 +260,9 @@ async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind
 
 /** Why each of the extractions' cache folders that exists cannot be written in (a read-only shared cache), once each. */
 async function readOnlyCaches(extractions: readonly { cacheDir?: string }[]): Promise<string[]> {
-  const { notWritable } = await import('../io/outputProblem.js');
-  const { stat } = await import('node:fs/promises');
-  const out = new Set<string>();
-  for (const dir of new Set(extractions.map((o) => o.cacheDir).filter((d): d is string => !!d))) {
-    if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) continue;
-    const why = await notWritable(dir);
-    if (why) out.add(why);
-  }
-  return [...out];
+  const { readOnlyFolder } = await import('../io/outputProblem.js');
+  const dirs = [...new Set(extractions.map((o) => o.cacheDir).filter((d): d is string => !!d))];
+  return (await Promise.all(dirs.map(readOnlyFolder))).filter((why): why is string => why !== null);
 }
 
 /**

@@ -128,13 +128,20 @@ export async function outputPathProblem(path: string, kind: OutputKind): Promise
 }
 
 /**
+ * Why this user cannot write in the existing folder `dir` (a read-only mount, another user's), or null when it can or
+ * `dir` is no existing folder: a cache folder that is read-only serves its entries and takes none.
+ */
+export async function readOnlyFolder(dir: string): Promise<string | null> {
+  return (await statOrNull(dir))?.isDirectory() ? notWritable(dir) : null;
+}
+
+/**
  * Why `path` cannot be a cache folder, or null: outputPathProblem's for a folder, except that an existing folder this
  * user may read but not write in is no problem (a lab's shared cache on a read-only mount, or another user's): its
  * entries are served, and what it misses is not written there (extractNsd's `notCached`).
  */
 export async function cacheFolderProblem(path: string): Promise<string | null> {
-  const target = await statOrNull(path);
-  if (!target?.isDirectory() || (await notWritable(path)) === null) return outputPathProblem(path, 'folder');
+  if ((await readOnlyFolder(path)) === null) return outputPathProblem(path, 'folder');
   const type = await statfs(path).then((s) => KERNEL_FILESYSTEMS.get(Number(s.type)), () => undefined);
   if (type) return `${path} is on the kernel's ${type} filesystem, which takes no output files`;
   const unreadable = await access(path, constants.R_OK | constants.X_OK).then(() => false, () => true);

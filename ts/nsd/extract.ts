@@ -8,7 +8,7 @@ import { BrainlatentError, CancelledError, EnvironmentError, FileAccessError, In
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { cannotEnter, folderNotEntered, notWritable, outputPathProblem } from '../io/outputProblem.js';
+import { cannotEnter, folderNotEntered, outputPathProblem, readOnlyFolder } from '../io/outputProblem.js';
 import { checkInteger, checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
@@ -98,8 +98,8 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     await assertCacheFolder(o.cacheDir);
     // a cache folder still to be made where none can be (a read-only parent) failed after the whole extraction; an
     // existing one that cannot be written is read-only, and serves what it has (below)
-    const missing = !(await stat(o.cacheDir).then(() => true, () => false));
-    const unmakeable = missing ? await outputPathProblem(o.cacheDir, 'folder') : null;
+    const exists = await stat(o.cacheDir).then(() => true, () => false);
+    const unmakeable = exists ? null : await outputPathProblem(o.cacheDir, 'folder');
     if (unmakeable) throw new InvalidArgumentError(`extractNsd cacheDir: ${o.cacheDir}: ${unmakeable}; expected a folder for completed extractions`);
     // entries are written there and stale ones removed: never into or out of what the extraction reads
     await assertCacheFolderApart('cacheDir', o.cacheDir, extractionInputs(o));
@@ -129,7 +129,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   if (cacheEntry) await recoverInterruptedDir(cacheEntry);
   // a cache folder this user may read but not write in (a lab's shared cache on a read-only mount): its entries are
   // served, and an extraction it misses is returned without being cached, which the result says
-  const readOnly = o.cacheDir && (await stat(o.cacheDir).then((s) => s.isDirectory(), () => false)) ? await notWritable(o.cacheDir) : null;
+  const readOnly = o.cacheDir ? await readOnlyFolder(o.cacheDir) : null;
   let notCached: string | undefined;
   let damaged: RemovedCacheEntry | null = null;
   if (cacheEntry && o.cacheDir) {

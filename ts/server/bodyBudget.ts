@@ -17,7 +17,7 @@ import { QueueFullError } from './workQueue.js';
 const RETRY_AFTER_S = 1;
 
 /** Methods whose body Fastify never reads (it is discarded, not held). */
-const BODYLESS = new Set(['GET', 'HEAD', 'TRACE']);
+export const BODYLESS = new Set(['GET', 'HEAD', 'TRACE']);
 
 const OPTION = 'inFlightBodyLimit';
 

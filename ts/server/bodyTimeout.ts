@@ -9,9 +9,7 @@ import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { BrainlatentError } from '../errors.js';
-
-/** Methods whose body Fastify never reads. */
-const BODYLESS = new Set(['GET', 'HEAD', 'TRACE']);
+import { BODYLESS } from './bodyBudget.js';
 
 export class BodyTimeoutError extends BrainlatentError {
   constructor(req: FastifyRequest, ms: number, received: number) {
@@ -42,24 +40,20 @@ export function useBodyTimeout(app: FastifyInstance, ms: number): void {
       const encoded = (payload as { receivedEncodedLength?: number }).receivedEncodedLength;
       (watched as PassThrough & { receivedEncodedLength: number }).receivedEncodedLength = encoded ?? received;
     };
-    let timer: NodeJS.Timeout;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        // (a route that answered without reading the body, Fastify's early 413 or a 415, left nobody to tell: the
-        // error had no listener and ended the process; review s45)
-        if (reply.sent || reply.raw.headersSent) return;
-        // (the answer closes the connection, and a second later the socket goes whether or not the client, still
-        // meant to be sending, closes its side: a half-closed socket stayed for as long as the client kept it)
-        void reply.header('connection', 'close');
-        reply.raw.once('finish', () => setTimeout(() => req.raw.socket?.destroy(), 1000).unref());
-        watched.destroy(new BodyTimeoutError(req, ms, received));
-      }, ms).unref();
-    };
-    arm();
+    // (one timer, pushed back by each chunk: not a new one per chunk of a 64 MiB upload)
+    const timer = setTimeout(() => {
+      // (a route that answered without reading the body, Fastify's early 413 or a 415, left nobody to tell: the
+      // error had no listener and ended the process; review s45)
+      if (reply.sent || reply.raw.headersSent) return;
+      // (the answer closes the connection, and a second later the socket goes whether or not the client, still
+      // meant to be sending, closes its side: a half-closed socket stayed for as long as the client kept it)
+      void reply.header('connection', 'close');
+      reply.raw.once('finish', () => setTimeout(() => req.raw.socket?.destroy(), 1000).unref());
+      watched.destroy(new BodyTimeoutError(req, ms, received));
+    }, ms).unref();
     payload.on('data', (chunk: Buffer) => {
       count(chunk);
-      arm();
+      timer.refresh();
     });
     const stop = () => clearTimeout(timer);
     payload.once('end', stop);
