@@ -91,7 +91,7 @@ describe('the engine writer of large outputs', () => {
     const out = join(dir, 'exit', 'out.bin');
     const url = (m: string) => JSON.stringify(pathToFileURL(distModule(m)).href);
     const r = await runModule(`
-      import { readdirSync, statSync } from 'node:fs';
+      import { existsSync, readdirSync, statSync } from 'node:fs';
       import { dirname, join } from 'node:path';
       const { useEngineFileWriter } = await import(${url('native/call')});
       const { withAtomicFile, writeChunks } = await import(${url('io/atomicWrite')});
@@ -99,8 +99,10 @@ describe('the engine writer of large outputs', () => {
       const out = ${JSON.stringify(out)};
       const piece = new Uint8Array(8 << 20).fill(7);
       withAtomicFile(out, (fh) => writeChunks(fh, Array.from({ length: 128 }, () => piece)));
-      // (once the engine's write is under way: its temporary has bytes)
+      // (once the engine's write is under way: its temporary has bytes; its folder may not be made yet on a busy
+      // machine, which ended this probe with ENOENT)
       setInterval(() => {
+        if (!existsSync(dirname(out))) return;
         const tmp = readdirSync(dirname(out)).find((n) => n.startsWith('.out.bin.tmp-'));
         if (tmp && statSync(join(dirname(out), tmp)).size > 0) process.exit(3);
       }, 5);
