@@ -46,6 +46,20 @@ describe('public API', () => {
     // what sizes a model file or SD folder takes, read without loading it
     expect(['readOnnxSignature', 'unetDeclaredSizes', 'OnnxSignature', 'OnnxTensorDecl', 'UnetDeclaredSizes'].filter((name) => !seen.has(name))).toEqual([]);
   });
+
+  it('exports every function that docs/*.md calls by its bare name (`checkBatch(…)`)', async () => {
+    // (docs/batch.md offered checkBatch(resolved) "from code", which the package did not export)
+    const lib = { ...(await import('../../ts/index.js')), ...(await import('../../ts/server/index.js')) };
+    // methods called by their bare name, and LAPACK routines
+    const notLibrary = new Set(['defaultScheduler', 'encodeText', 'dsyevd']);
+    const missing: string[] = [];
+    for (const doc of readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md'))) {
+      for (const m of readFileSync(path.join(root, 'docs', doc), 'utf8').matchAll(/`([a-z][A-Za-z0-9]+)\(/g)) {
+        if (!notLibrary.has(m[1]) && !(m[1] in lib)) missing.push(`${doc}: ${m[1]}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
 });
 
 describe('public types', () => {

@@ -18,5 +18,5 @@ export { renderTable } from './table.js';
 export { isInputError, BatchError } from './errors.js';
 export { defaultConcurrency } from './localRunner.js';
 export type { LocalRunOptions } from './localRunner.js';
-export { preflightBatch, formatProblems, requirePreflight, batchFolderRemedy, BatchPreflightError } from './preflight.js';
-export type { BatchCheckOptions, BatchCommand, BatchProblem } from './preflight.js';
+export { preflightBatch, checkBatch, formatProblems, requirePreflight, batchFolderRemedy, BatchPreflightError } from './preflight.js';
+export type { BatchCheckOptions, BatchChecks, BatchCommand, BatchProblem } from './preflight.js';
