@@ -5,7 +5,8 @@
  * temporary name it could not delete, and an older brainlatent replaced a newer one's entry. Now only what is wrong
  * with an entry's content is damage; permission denied, an I/O error, too many open files, memory and a newer
  * brainlatent's manifest are refused naming the entry, which no extraction replaces and no prune removes (`cache list`
- * shows it unreadable). A damaged entry in a folder this process may not write in is refused before the extraction.
+ * shows it unreadable). A damaged entry this process may not delete (another user's: its folder, a sticky cache
+ * folder) is left as it is, and the extraction runs and is returned uncached, saying why, as in a read-only cache.
  *
  * Permission and I/O errors are made at the fs layer (root reads a mode-000 file anyway); the last test runs the CLI
  * as uid 65534 when root, as test/cli/permissionDenied.test.ts does, against a real mode-000 manifest.
@@ -16,7 +17,7 @@ import { basename, dirname, join, relative } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
-const inject = vi.hoisted(() => ({ errno: new Map<string, string>(), oom: null as string | null }));
+const inject = vi.hoisted(() => ({ errno: new Map<string, string>(), rename: new Map<string, string>(), onRename: null as (() => void) | null, oom: null as string | null }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
@@ -37,7 +38,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     fail(path, 'access');
     return fs.access(path, mode);
   }) as typeof fs.access;
-  return { ...fs, readFile, open, access, default: { ...fs, readFile, open, access } };
+  // (a rename of `from` refused though access() allowed it: what the checks before the work cannot foresee)
+  const rename = (async (from: string, to: string) => {
+    const code = inject.rename.get(String(from));
+    if (code) inject.onRename?.();
+    if (code) throw Object.assign(new Error(`${code}: injected, rename '${from}' -> '${to}'`), { code, syscall: 'rename', path: from, dest: to });
+    return fs.rename(from, to);
+  }) as typeof fs.rename;
+  return { ...fs, readFile, open, access, rename, default: { ...fs, readFile, open, access, rename } };
 });
 
 vi.mock('../../ts/io/npy.js', async (importOriginal) => {
@@ -70,6 +78,8 @@ beforeAll(async () => {
 afterAll(() => mini?.cleanup());
 afterEach(() => {
   inject.errno.clear();
+  inject.rename.clear();
+  inject.onRename = null;
   inject.oom = null;
 });
 
@@ -227,31 +237,113 @@ describe("an extraction's own upkeep names the entries it cannot delete (before:
   });
 });
 
-describe('a damaged entry that cannot be replaced is refused before the extraction, not at the write after it', () => {
-  // (a cache folder that cannot be written is read-only: it serves its entries, and one it cannot replace is
-  // extracted uncached; below)
-  for (const errno of ['EACCES', 'EROFS'] as const) {
-    it(`the entry folder not writable (${errno})`, async () => {
+/** extractNsd's notCached for a damaged entry this user cannot delete (`why`): what to do, its owner's uid named (none on a read-only file system). */
+const notReplaced = (entry: string, damage: string, why: string, owner: number | null) =>
+  `its damaged entry ${entry} (${damage}) could not be replaced: ${why}, so this extraction was not cached; ` +
+  (owner === null ? 'give another cache folder to cache it' : `ask its owner (uid ${owner}) or the cache's admin to remove it, or give another cache folder`);
+
+// a lab's shared cache (a sticky folder, mode 1777) holding another user's damaged entry refused every extraction of
+// its key ("… cannot be replaced, so nothing was extracted: its owner can remove it"), though, as in a read-only
+// cache folder, the extraction could run and be used without being cached
+describe("a damaged entry this user cannot delete (another user's) is left as it is, and the extraction used uncached, saying why", () => {
+  const whys = {
+    EACCES: 'this user cannot delete its files (its folder: EACCES)',
+    EPERM: 'this user cannot delete its files (its folder: EPERM)',
+    EROFS: 'its files cannot be deleted (its folder: EROFS, a read-only file system)',
+  } as const;
+  for (const errno of ['EACCES', 'EPERM', 'EROFS'] as const) {
+    it(`the entry folder not writable (${errno}): extracted, returned uncached, the entry untouched; replaced once it can be`, async () => {
       const c = await cacheWithEntry();
+      const fresh = await extractNsd({ root: mini.root, subject: 1, roi: 'streams:early', sessions: '1' });
       rmSync(join(c.entry, 'train_betas.npy'));
-      const folder = c.entry;
-      inject.errno.set(folder, errno);
+      inject.errno.set(c.entry, errno);
       const before = snapshot(c.dir);
-      const e = await c.extract().catch((x: unknown) => x);
-      expect(e).toBeInstanceOf(FileAccessError);
-      expect(e).toMatchObject({
-        errno,
-        message:
-          `extractNsd cacheDir: ${folder} is not writable (${errno}); the damaged extraction cache entry ${c.entry} (train_betas.npy: file not found) cannot be replaced, ` +
-          `so nothing was extracted: ${errno === 'EROFS' ? 'the file system is read-only: give another cache folder' : 'its owner can remove it, or give another cache folder'}`,
-      });
-      expect(c.sessionsRead()).toBe(0);
-      expect(snapshot(c.dir)).toEqual(before);
-      inject.errno.clear();
       const again = await c.extract();
-      expect(again.removedFromCache?.map((r) => r.path)).toEqual([c.entry]);
+      expect(again.fromCache).toBe(false);
+      expect(c.sessionsRead()).toBe(1);
+      expect(again.train.data).toEqual(fresh.train.data);
+      expect(again.notCached).toBe(notReplaced(c.entry, 'train_betas.npy: file not found', whys[errno], errno === 'EROFS' ? null : statSync(c.entry).uid));
+      expect(again.removedFromCache).toBeUndefined();
+      expect(snapshot(c.dir)).toEqual(before);
+      // (no hold, mark or temporary left beside it)
+      expect(readdirSync(c.dir)).toEqual([basename(c.entry)]);
+      inject.errno.clear();
+      const replaced = await c.extract();
+      expect(replaced.notCached).toBeUndefined();
+      expect(replaced.removedFromCache?.map((r) => r.path)).toEqual([c.entry]);
+      expect((await c.extract()).fromCache).toBe(true);
     });
   }
+
+  for (const errno of ['EACCES', 'EPERM'] as const) {
+    it(`its move aside refused (rename: ${errno}) where the checks allowed it: the extraction is not thrown away, but returned uncached`, async () => {
+      const c = await cacheWithEntry();
+      rmSync(join(c.entry, 'train_betas.npy'));
+      inject.rename.set(c.entry, errno);
+      const before = snapshot(c.dir);
+      const again = await c.extract();
+      expect(again.fromCache).toBe(false);
+      expect(c.sessionsRead()).toBe(1);
+      expect(again.notCached).toBe(notReplaced(c.entry, 'train_betas.npy: file not found', `this user may not replace it (rename: ${errno})`, statSync(c.entry).uid));
+      expect(again.removedFromCache).toBeUndefined();
+      expect(snapshot(c.dir)).toEqual(before);
+      expect(readdirSync(c.dir)).toEqual([basename(c.entry)]);
+    });
+  }
+
+  it('refused so, but the entry complete by then (another process wrote it again meanwhile): not said to be damaged; the error is thrown, as before', async () => {
+    const c = await cacheWithEntry();
+    const betas = readFileSync(join(c.entry, 'train_betas.npy'));
+    rmSync(join(c.entry, 'train_betas.npy'));
+    inject.rename.set(c.entry, 'EPERM');
+    inject.onRename = () => writeFileSync(join(c.entry, 'train_betas.npy'), betas);
+    const e = await c.extract().catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'EPERM', syscall: 'rename', path: c.entry });
+    inject.rename.clear();
+    expect((await c.extract()).fromCache).toBe(true);
+  });
+
+  it('any other failure of that write (ENOSPC) is thrown, as before', async () => {
+    const c = await cacheWithEntry();
+    rmSync(join(c.entry, 'train_betas.npy'));
+    inject.rename.set(c.entry, 'ENOSPC');
+    const e = await c.extract().catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'ENOSPC', message: `ENOSPC: injected, rename '${c.entry}' -> '${(e as { dest: string }).dest}'` });
+    expect(readdirSync(c.dir)).toEqual([basename(c.entry)]);
+  });
+
+  it('nsd extract says it in one line on stderr, and writes --out', async () => {
+    const c = await cacheWithEntry();
+    rmSync(join(c.entry, 'train_betas.npy'));
+    inject.errno.set(c.entry, 'EPERM');
+    const out = join(mini.tmp, `ex-unreplaceable-${folders}`);
+    const program = new Command().exitOverride();
+    registerNsdCommand(program);
+    const args = ['nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', out];
+    const printed = await stderrOf(() => program.parseAsync(['node', 'brainlatent', ...args]));
+    expect(printed.split('\n').filter((l) => l.includes('cache'))).toEqual([
+      `extraction cache: ${notReplaced(c.entry, 'train_betas.npy: file not found', whys.EPERM, statSync(c.entry).uid)}`,
+    ]);
+    expect(existsSync(join(out, 'train_betas.npy'))).toBe(true);
+    expect(existsSync(join(c.entry, 'train_betas.npy'))).toBe(false);
+  });
+
+  it("the extract stage: its summary's cacheNotWritten says it (nothing in cacheRemoved)", async () => {
+    const out = join(mini.tmp, `run-unreplaceable-${++folders}`);
+    const config = resolveEncodeConfig({ out, nsd: { root: mini.root, subject: 1, sessions: '1' }, featureSets: [{ name: 'f', kind: 'file', path: join(mini.tmp, 'f.npy') }] });
+    const extract = async () => (await encodeStages(config).find((s) => s.id === 'extract')!.run({ progress: () => undefined })).summary!;
+    await extract();
+    const [name] = readdirSync(join(out, 'cache'));
+    const entry = join(out, 'cache', name);
+    rmSync(join(entry, 'voxels.npy'));
+    inject.errno.set(entry, 'EACCES');
+    const summary = await extract();
+    expect(summary.fromCache).toBe(false);
+    expect(summary.cacheRemoved).toBeUndefined();
+    expect(summary.cacheNotWritten).toEqual([notReplaced(entry, 'voxels.npy: file not found', whys.EACCES, statSync(entry).uid)]);
+    expect(readdirSync(join(out, 'cache'))).toEqual([name]);
+    expect(existsSync(join(entry, 'voxels.npy'))).toBe(false);
+  });
 });
 
 // a lab's shared cache, filled by its admin and mounted read-only for its users (or another user's folder): every
@@ -367,26 +459,31 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
     expect(snapshot(c.dir)).toEqual(before);
   });
 
-  it("a sticky shared cache folder (1777): another user's damaged entry, though world-writable, is kept by prune and refused by extraction before any work", async ({ skip }) => {
-    const { c, out, brainlatent } = await sharedCache(0o1777, 'w3', skip);
-    if (!asRoot) skip('needs an entry of another user: run as root');
-    // (access(W_OK) passes on the entry and the folder; only the sticky bit forbids the rename)
-    chmodSync(c.entry, 0o777);
-    for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), 0o666);
-    rmSync(join(c.entry, 'train_betas.npy'));
-    const before = snapshot(c.dir);
-    const sticky = `the cache folder ${c.dir} is sticky (mode 1777) and the entry is uid 0's, not this user's`;
-    const prune = await brainlatent('cache', 'prune', '--cache', c.dir, '--stale');
-    expect(prune.stderr).toBe('');
-    expect(prune.stdout).toBe(`kept ${c.entry}: this user cannot delete its files (${sticky}); its owner can remove it\nfreed 0.0 kB (0 entries) in ${c.dir}\n`);
-    const ex = await brainlatent('nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', join(out, 'ex'));
-    expect(ex.stderr).toBe(
-      `brainlatent: FileAccessError: --cache: ${sticky} (EPERM); the damaged extraction cache entry ${c.entry} (train_betas.npy: file not found) cannot be replaced, so nothing was extracted: its owner can remove it, or give another cache folder\n`,
-    );
-    expect(ex.status).toBe(1);
-    expect(existsSync(join(out, 'ex'))).toBe(false);
-    expect(snapshot(c.dir)).toEqual(before);
-  });
+  for (const sticky of [true, false]) {
+    it(`another user's damaged entry${sticky ? ' in a sticky shared cache folder (1777), though world-writable' : ' (its folder 0755)'}: prune keeps it; nsd extract leaves it, and extracts uncached, saying why in one line`, async ({ skip }) => {
+      const { c, out, brainlatent } = await sharedCache(sticky ? 0o1777 : 0o777, sticky ? 'w3' : 'w7', skip);
+      if (!asRoot) skip('needs an entry of another user: run as root');
+      // (sticky: access(W_OK) passes on the entry and the folder, and only the sticky bit forbids the rename; else its
+      // folder is its writer's, 0755, whose files this user may not delete)
+      chmodSync(c.entry, sticky ? 0o777 : 0o755);
+      for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), sticky ? 0o666 : 0o644);
+      const betas = readFileSync(join(c.entry, 'train_betas.npy'));
+      rmSync(join(c.entry, 'train_betas.npy'));
+      const before = snapshot(c.dir);
+      const why = sticky ? `this user cannot delete its files (the cache folder ${c.dir} is sticky (mode 1777) and the entry is uid 0's, not this user's)` : 'this user cannot delete its files (its folder: EACCES)';
+      const prune = await brainlatent('cache', 'prune', '--cache', c.dir, '--stale');
+      expect(prune.stderr).toBe('');
+      expect(prune.stdout).toBe(`kept ${c.entry}: ${why}; its owner can remove it\nfreed 0.0 kB (0 entries) in ${c.dir}\n`);
+      const ex = await brainlatent('nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', join(out, 'ex'));
+      // (before: "FileAccessError: --cache: … cannot be replaced, so nothing was extracted: its owner can remove it", rc 1)
+      expect(ex.status).toBe(0);
+      expect(ex.stderr.split('\n').filter((l) => l.includes('cache'))).toEqual([`extraction cache: ${notReplaced(c.entry, 'train_betas.npy: file not found', why, 0)}`]);
+      expect(ex.stdout).toMatch(/\nextracted in /);
+      expect(readFileSync(join(out, 'ex', 'train_betas.npy'))).toEqual(betas);
+      expect(snapshot(c.dir)).toEqual(before);
+      expect(readdirSync(c.dir)).toEqual([basename(c.entry)]);
+    });
+  }
 
   for (const sticky of [false, true]) {
     it(`nsd extract keeps a replaced entry whose files this user cannot delete (another user's${sticky ? ', in a sticky folder' : ''}), naming it on stderr`, async ({ skip }) => {

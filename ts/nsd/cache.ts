@@ -15,9 +15,12 @@
  *
  * A damaged entry (its manifest.json broken or missing, or a file it lists missing, truncated or of another shape: a
  * copy cut short, a full disk, a file deleted by hand; inspectEntry) is a miss for extractNsd, which extracts afresh
- * and writes the entry again in its place (whole, as every entry), and `cache prune --stale` removes it. An entry
- * this process cannot read (permission denied: another user's in a shared cache; an I/O error; a manifest of a newer
- * brainlatent) is not damaged: extractNsd refuses it, naming it, and nothing removes or replaces it.
+ * and writes the entry again in its place (whole, as every entry), and `cache prune --stale` removes it. A damaged
+ * entry this user cannot delete (another user's, in a sticky shared folder or a folder of theirs; a read-only file
+ * system: deletionBlocker) is left as it is, and extractNsd returns its extraction uncached, saying why
+ * (NsdExtraction.notCached), as in a read-only cache folder. An entry this process cannot read (permission denied:
+ * another user's in a shared cache; an I/O error; a manifest of a newer brainlatent) is not damaged: extractNsd
+ * refuses it, naming it, and nothing removes or replaces it.
  */
 import { constants as fsConstants } from 'node:fs';
 import { access, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -317,7 +320,7 @@ export async function extractStageCacheUpkeep(ownCache: string | null, used: rea
   return { removed, kept: [...once.values()], notCached: [...new Set(used.flatMap((e) => (e.notCached ? [e.notCached] : [])))] };
 }
 
-/** An extract stage's upkeep, and why extractions were not cached (a read-only cache folder: NsdExtraction.notCached). */
+/** An extract stage's upkeep, and why extractions were not cached (NsdExtraction.notCached: a read-only cache folder, a damaged entry this user cannot delete). */
 export interface StageCacheUpkeep extends CacheUpkeep {
   notCached: string[];
 }
@@ -464,11 +467,22 @@ export async function removeEntryUnlessHeld(
 
 /**
  * Why this process cannot delete the files of `entry` (a folder of it it may not write into or enter: EACCES, EPERM,
- * EROFS), or null when it can (or the entry is gone).
+ * EROFS), or null when it can (or the entry is gone), with its owner as the remedy (prune's and the upkeep's words).
  */
 export async function undeletable(entry: string): Promise<string | null> {
+  const b = await deletionBlocker(entry);
+  return b === null ? null : b.readOnlyFs ? b.why : `${b.why}; its owner can remove it`;
+}
+
+/**
+ * What keeps this process from deleting the files of `entry`, or null when nothing does (or the entry is gone): the
+ * cache folder's sticky bit (stickyDenies: another user's entry), a folder of it it may not write into or enter
+ * (EACCES, EPERM: another user's), or a read-only file system (`readOnlyFs`: nobody can, its owner included). `why`
+ * is a phrase: 'this user cannot delete its files (its folder: EACCES)'.
+ */
+export async function deletionBlocker(entry: string): Promise<{ why: string; readOnlyFs: boolean } | null> {
   const sticky = await stickyDenies(entry);
-  if (sticky !== null) return `this user cannot delete its files (${sticky}); its owner can remove it`;
+  if (sticky !== null) return { why: `this user cannot delete its files (${sticky})`, readOnlyFs: false };
   const folders = [entry];
   for (const e of await readdir(entry, { withFileTypes: true, recursive: true }).catch(() => [])) if (e.isDirectory()) folders.push(join(e.parentPath, e.name));
   for (const folder of folders) {
@@ -477,9 +491,10 @@ export async function undeletable(entry: string): Promise<string | null> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
+      const where = folder === entry ? 'its folder' : folder;
       // (on a read-only file system nobody can: its owner is no remedy)
-      if (code === 'EROFS') return `its files cannot be deleted (${folder === entry ? 'its folder' : folder}: EROFS, a read-only file system)`;
-      return `this user cannot delete its files (${folder === entry ? 'its folder' : folder}: ${code ?? (e as Error).message}); its owner can remove it`;
+      if (code === 'EROFS') return { why: `its files cannot be deleted (${where}: EROFS, a read-only file system)`, readOnlyFs: true };
+      return { why: `this user cannot delete its files (${where}: ${code ?? (e as Error).message})`, readOnlyFs: false };
     }
   }
   return null;

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, readFile, stat, utimes } from 'node:fs/promises';
+import { readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { checkCallback, checkSignalOption } from '../callbackOptions.js';
 import { allocFloat32 } from '../allocate.js';
-import { BrainlatentError, CancelledError, EnvironmentError, FileAccessError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, EnvironmentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -16,7 +15,7 @@ import { allInOrder } from '../allInOrder.js';
 import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
 import { assertHdf5Layout, availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
-import { entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries, stickyDenies } from './cache.js';
+import { deletionBlocker, entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
 import { describeFiles, readNsdExtraction, writeExtractionFolder, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 import { maskGridMismatch } from './grid.js';
@@ -60,7 +59,8 @@ export interface NsdExtractOptions {
    * apart from the inputs (not the root, the subject's betas folder or a mask file, inside none, holding none; links
    * resolved): refused with InvalidArgumentError before anything is read or written. An existing folder this user
    * may read but not write in (a shared cache on a read-only mount) serves its entries; an extraction it lacks is
-   * returned uncached, with `notCached` saying why.
+   * returned uncached, with `notCached` saying why. So is one whose entry there is damaged and cannot be replaced
+   * (another user's, which this user may not delete: in a sticky shared folder, mode 1777, or a folder of theirs).
    */
   cacheDir?: string;
   /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores): 1..64. Default 2. */
@@ -130,15 +130,19 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   // a cache folder this user may read but not write in (a lab's shared cache on a read-only mount): its entries are
   // served, and an extraction it misses is returned without being cached, which the result says
   const readOnly = o.cacheDir ? await readOnlyFolder(o.cacheDir) : null;
-  let notCached: string | undefined;
-  let damaged: RemovedCacheEntry | null = null;
+  // (why this extraction is not to be written to the cache: the result's notCached)
+  let notCached: string | undefined = readOnly !== null ? `${readOnly}, so this extraction was not cached there` : undefined;
+  let damaged: (RemovedCacheEntry & { damage: string }) | null = null;
   if (cacheEntry && o.cacheDir) {
     const cached = await loadCacheEntry(cacheEntry, key);
     if (cached && 'damage' in cached && readOnly !== null) {
       notCached = `${readOnly}: its damaged entry ${cacheEntry} (${cached.damage}) could not be replaced, and this extraction was not cached`;
     } else if (cached && 'damage' in cached) {
-      await assertReplaceable(o.cacheDir, cacheEntry, cached.damage);
-      damaged = { path: cacheEntry, bytes: await folderBytes(cacheEntry), why: `damaged (${cached.damage}); extracted again and written in its place` };
+      // (one this user cannot delete, another user's: known now, before the work, and left as it is, as in a
+      // read-only cache folder; the extraction is still used)
+      const blocker = await deletionBlocker(cacheEntry);
+      if (blocker !== null) notCached = await unreplaceable(cacheEntry, cached.damage, blocker);
+      else damaged = { path: cacheEntry, bytes: await folderBytes(cacheEntry), why: `damaged (${cached.damage}); extracted again and written in its place`, damage: cached.damage };
     } else if (cached) return cached;
   }
 
@@ -240,15 +244,24 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     files: describeFiles(base),
   };
   const result: NsdExtraction = { ...base, manifest, fromCache: false };
-  if (cacheEntry && readOnly !== null) result.notCached = notCached ?? `${readOnly}, so this extraction was not cached there`;
+  if (cacheEntry && notCached !== undefined) result.notCached = notCached;
   // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
   else if (cacheEntry && o.cacheDir) {
-    await writeExtractionFolder(cacheEntry, result);
+    try {
+      await writeExtractionFolder(cacheEntry, result);
+    } catch (e) {
+      // (a damaged entry that the checks said could go, but whose move aside was refused: the extraction's work is
+      // not thrown away for it; the entry, still there and still damaged, is left as it is)
+      const refused = damaged ? await refusedReplacement(cacheEntry, key, e) : null;
+      if (refused === null || damaged === null) throw e;
+      result.notCached = await unreplaceable(cacheEntry, damaged.damage, { why: refused, readOnlyFs: false });
+      return result;
+    }
     // the entries it replaces (of an earlier version of a file it has just read) can never be loaded again: they go,
     // and a damaged one of this key has just been replaced: each is said (the caller prints them), and so is each
     // replaced one that had to stay (held by a load; this user cannot delete it)
     const replaced = await removeReplacedEntries(o.cacheDir, key, sources);
-    result.removedFromCache = [...(damaged ? [damaged] : []), ...replaced.removed];
+    result.removedFromCache = [...(damaged ? [{ path: damaged.path, bytes: damaged.bytes, why: damaged.why }] : []), ...replaced.removed];
     result.keptInCache = replaced.kept;
   }
   return result;
@@ -327,7 +340,8 @@ export function parseSessions(spec: string, label = 'sessions'): number[] {
 /**
  * The extraction in cache entry `entry` (named for `key`), or null when there is none, or, when the entry is damaged
  * (inspectEntry: its manifest broken or missing, a file missing or truncated; or its data not finite), what is wrong
- * with it: a miss, which the caller extracts afresh and writes in its place. An entry this process cannot read (a
+ * with it: a miss, which the caller extracts afresh and writes in its place (or, when this user cannot delete the
+ * entry, returns uncached, leaving it). An entry this process cannot read (a
  * file of another user's, an I/O error, a newer brainlatent's manifest, memory) is no miss: that is thrown
  * (entryUnreadableError), naming the entry, which is left as it is. The entry is held while it is read
  * (`brainlatent cache prune` leaves it alone meanwhile), and its folder's modification time is set to now: the
@@ -367,34 +381,30 @@ async function loadCacheEntry(entry: string, key: string): Promise<NsdExtraction
 }
 
 /**
- * A damaged entry is replaced once the extraction is done (renamed aside and deleted, the new one renamed in): a
- * cache folder or an entry folder this process may not write in is refused now, before the extraction's work, not at
- * the write after it.
+ * The notCached line for the damaged entry `entry` (`damage`), which this user cannot delete (`blocker`): what is
+ * wrong with it, why it stays, and what to do. Replacing it is for its owner or the cache's admin; on a read-only
+ * file system, nobody's.
  */
-async function assertReplaceable(dir: string, entry: string, damage: string): Promise<void> {
-  const sticky = await stickyDenies(entry);
-  if (sticky !== null) {
-    throw new FileAccessError(
-      `extractNsd cacheDir: ${sticky} (EPERM); the damaged extraction cache entry ${entry} (${damage}) cannot be replaced, so nothing was extracted: its owner can remove it, or give another cache folder`,
-      'EPERM',
-      { path: entry },
-    );
-  }
-  for (const folder of [dir, entry]) {
-    const code = await access(folder, constants.W_OK | constants.X_OK).then(
-      () => null,
-      (e: NodeJS.ErrnoException) => e.code ?? String(e),
-    );
-    if (code === null) continue;
-    // (on a read-only file system nobody can replace it: its owner is no remedy)
-    const remedy = code === 'EROFS' ? 'the file system is read-only: give another cache folder' : 'its owner can remove it, or give another cache folder';
-    throw new FileAccessError(
-      `extractNsd cacheDir: ${folder} is not writable (${code}); the damaged extraction cache entry ${entry} (${damage}) cannot be replaced, ` +
-        `so nothing was extracted: ${remedy}`,
-      code,
-      { path: folder },
-    );
-  }
+async function unreplaceable(entry: string, damage: string, blocker: { why: string; readOnlyFs: boolean }): Promise<string> {
+  const owner = blocker.readOnlyFs ? undefined : (await stat(entry).catch(() => null))?.uid;
+  const remedy = blocker.readOnlyFs
+    ? 'give another cache folder to cache it'
+    : `ask its owner${owner === undefined ? '' : ` (uid ${owner})`} or the cache's admin to remove it, or give another cache folder`;
+  return `its damaged entry ${entry} (${damage}) could not be replaced: ${blocker.why}, so this extraction was not cached; ${remedy}`;
+}
+
+/**
+ * Why writing the extraction over the damaged entry `entry` failed, when it was refused permission (EACCES, EPERM:
+ * moving another user's entry aside, where the checks before the work foresaw nothing) and left the entry there,
+ * still damaged; null for any other failure (thrown as it was).
+ */
+async function refusedReplacement(entry: string, key: string, e: unknown): Promise<string | null> {
+  // (the system's error, or the cause of the writer's InvalidArgumentError naming the path)
+  const system = (x: unknown) => (/^E[A-Z]+$/.test(String((x as NodeJS.ErrnoException | null)?.code)) ? (x as NodeJS.ErrnoException) : null);
+  const err = system(e) ?? system((e as Error | null)?.cause);
+  if (err?.code !== 'EACCES' && err?.code !== 'EPERM') return null;
+  if ((await inspectEntry(entry, key).catch(() => null))?.damage == null) return null;
+  return `this user may not replace it (${err.syscall ?? 'write'}: ${err.code})`;
 }
 
 /**

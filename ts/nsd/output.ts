@@ -31,7 +31,9 @@ export interface NsdExtraction {
   keptInCache?: KeptCacheEntry[];
   /**
    * Set by extractNsd when its cache folder could not take this extraction (an existing folder this user may not
-   * write in: a shared cache on a read-only mount, another user's), in words: the extraction was returned, not cached.
+   * write in: a shared cache on a read-only mount, another user's; or a damaged entry of its key there that this user
+   * cannot delete: another user's, in a sticky shared folder or a folder of theirs), in words, naming the entry and
+   * what to do: the extraction was returned, not cached.
    */
   notCached?: string;
 }
