@@ -34,7 +34,7 @@ describe('help routing', () => {
   });
 
   it('an unknown command is an error with exit 1, with --help, -h or through help, with the suggestion commander has and a pointer to the help that lists the commands', async () => {
-    for (const args of [['report'], ['report', '--help'], ['fit', '--help'], ['help', 'report'], ['report', '-h']]) {
+    for (const args of [['report'], ['report', '--help'], ['help', 'report'], ['report', '-h']]) {
       const r = await brainlatent(...args);
       expect(r.status, args.join(' ')).toBe(1);
       expect(r.stdout).toBe('');
@@ -46,6 +46,11 @@ describe('help routing', () => {
     expect(typo.stderr).toBe("brainlatent: error: unknown command 'fitt'\n(Did you mean fit?)\n(see 'brainlatent ridge --help')\n");
     // a command's own errors keep their hint
     expect((await brainlatent('ridge', 'fit', '--bogus')).stderr).toBe("brainlatent: error: unknown option '--bogus'\n(add --help for usage)\n");
+    // a group's subcommand typed alone is named by its full path (test/cli/commandGuesses.test.ts), --help or not
+    for (const args of [['fit', '--help'], ['help', 'fit'], ['fit']]) {
+      const r = await brainlatent(...args);
+      expect([r.status, r.stdout, r.stderr], args.join(' ')).toEqual([1, '', "brainlatent: error: unknown command 'fit'\n(Did you mean brainlatent ridge fit?)\n(see 'brainlatent --help')\n"]);
+    }
     const top = await brainlatent('demoo', '--help');
     expect(top.status).toBe(1);
     expect(top.stderr).toContain("unknown command 'demoo'\n(Did you mean demo?)");

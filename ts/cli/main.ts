@@ -16,6 +16,7 @@ import {
   unknownCommandArgs,
 } from './setup.js';
 import { refuseContradictions, refuseFlagsAsValues } from './optionWords.js';
+import { guessUnknownCommands } from './commandGuesses.js';
 
 // BRAINLATENT_DEBUG prints an error's stack: at lines of ts/, through the source maps (a command runs bundled).
 if (process.env.BRAINLATENT_DEBUG) process.setSourceMapsEnabled(true);
@@ -112,6 +113,7 @@ const names = commandsFor(args);
 for (const name of names) (await loadCommand(name, names.length === 1))(program);
 describeHelpCommand(program);
 pointGroupErrorsToTheirHelp(program);
+guessUnknownCommands(program);
 checkRequiredOptionsLast(program);
 refuseFlagsAsValues(program);
 refuseContradictions(program);
