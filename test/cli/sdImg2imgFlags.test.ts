@@ -108,6 +108,18 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
     expect(info?.message).toBe('--provider-option: for an execution provider such as --provider cuda; --provider cpu takes none');
   });
 
+  it('names every input and output it lacks at once (one a run: three runs to learn them)', async () => {
+    const all = await run('sd', 'img2img', '--model', f('corrupt'));
+    expect(all?.name).toBe('PreflightError');
+    expect(all?.message).toBe(
+      'cannot start sd img2img:\n  - give exactly one of --image or --latents\n  - give exactly one of --prompt or --cond\n  - give --out and/or --latents-out',
+    );
+    // one alone is its own error
+    const one = await run('sd', 'img2img', '--model', f('corrupt'), '--image', f('in64.png'), '--prompt', 'a cat');
+    expect(one).toBeInstanceOf(InvalidArgumentError);
+    expect(one?.message).toBe('give --out and/or --latents-out');
+  });
+
   it('checks the image, the step noise and the model folder first', async () => {
     const img = await run(...base.map((a) => (a === f('in64.png') ? f('in60.png') : a)));
     expect(img).toBeInstanceOf(ShapeError);

@@ -38,6 +38,24 @@ describe('CLI option errors', () => {
     expect(n.err).toBe("brainlatent: error: required option '--roi <spec>' not specified\n(add --help for usage)\n");
   });
 
+  it('every missing required option is named in one error, the same for every command (review: ridge fit with none took four runs)', async () => {
+    const r = await run('ridge', 'fit');
+    expect(r.code).toBe('commander.missingMandatoryOptionValue');
+    expect(r.err).toBe('brainlatent: error: required options not specified:\n  --x <file>\n  --y <file>\n  --out <file>\n(add --help for usage)\n');
+    expect((await run('ridge', 'fit', '--y', 'b.npy')).err).toBe('brainlatent: error: required options not specified:\n  --x <file>\n  --out <file>\n(add --help for usage)\n');
+    expect((await run('ridge', 'predict', '--x', 'a.npy')).err).toBe('brainlatent: error: required options not specified:\n  --model <file>\n  --out <file>\n(add --help for usage)\n');
+    // --root too (the nsd commands' --nsd gives it)
+    const n = await run('nsd', 'extract');
+    expect(n.code).toBe('commander.missingMandatoryOptionValue');
+    expect(n.err).toBe('brainlatent: error: required options not specified:\n  --root <dir>\n  --subject <n>\n  --roi <spec>\n  --out <dir>\n(add --help for usage)\n');
+    expect((await run('nsd', 'extract', '--nsd', '/data/nsd', '--roi', 'nsdgeneral')).err).toBe(
+      'brainlatent: error: required options not specified:\n  --subject <n>\n  --out <dir>\n(add --help for usage)\n',
+    );
+    expect((await run('nsd', 'image', '--id', '3')).err).toBe('brainlatent: error: required options not specified:\n  --root <dir>\n  --out <file>\n(add --help for usage)\n');
+    // an unknown option is still reported first
+    expect((await run('nsd', 'extract', '--rot', '/data/nsd')).code).toBe('commander.unknownOption');
+  });
+
   it('words no command takes are refused, not dropped (review s35-r5: --alphas 1 10 100 fitted alpha 1 alone)', async () => {
     const r = await run('ridge', 'fit', '--x', 'a.npy', '--y', 'b.npy', '--alphas', '1', '10', '100', '--out', 'm', '--dry-run');
     expect(r.code).toBe('commander.excessArguments');

@@ -18,7 +18,8 @@ export function configureProgram(program: Command): void {
 /**
  * After registering commands. Commander checks required options before it reports unknown ones, so a mistyped
  * `--xx` came out as "required option '--x' not specified"; here required options are checked in a preAction hook,
- * which runs after commander has reported unknown options, and the error names the missing option alone. Each is
+ * which runs after commander has reported unknown options, and the error names the missing options alone: all of
+ * them at once (commander named the first, and `ridge fit` with none took four runs to learn its three). Each is
  * marked "(required)" in the help, which commander's help does not say (`encode --config` looked optional).
  */
 export function checkRequiredOptionsLast(program: Command): void {
@@ -34,13 +35,16 @@ export function checkRequiredOptionsLast(program: Command): void {
   };
   walk(program);
   program.hook('preAction', (_root, action) => {
+    const missing: string[] = [];
     for (let c: Command | null = action; c; c = c.parent) {
-      for (const o of required.get(c) ?? []) {
-        if (c.getOptionValue(o.attributeName()) === undefined) {
-          c.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
-        }
-      }
+      for (const o of required.get(c) ?? []) if (c.getOptionValue(o.attributeName()) === undefined) missing.push(o.flags);
     }
+    if (missing.length === 0) return;
+    const message =
+      missing.length === 1
+        ? `error: required option '${missing[0]}' not specified`
+        : `error: required options not specified:\n${missing.map((f) => `  ${f}`).join('\n')}`;
+    action.error(message, { code: 'commander.missingMandatoryOptionValue' });
   });
 }
 

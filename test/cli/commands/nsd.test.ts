@@ -246,6 +246,13 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     const two = await cli('nsd', 'extract', '--root', root, '--nsd', tmp, '--subject', '1', '--roi', 'nsdgeneral', '--out', join(tmp, 'two'));
     expect([two.status, two.stderr.split('\n')[0]]).toEqual([1, `brainlatent: error: --root ${root} and --nsd ${tmp} name two NSD roots; give one (--nsd is another name for --root)`]);
     expect(existsSync(join(tmp, 'two'))).toBe(false);
+    // --nsd alone gives the required --root; the help shows it under each nsd command (it was hidden)
+    const image = await cli('nsd', 'image', '--nsd', root, '--id', '3');
+    expect([image.status, image.stderr]).toEqual([1, "brainlatent: error: required option '--out <file>' not specified\n(add --help for usage)\n"]);
+    for (const sub of ['extract', 'info', 'image']) {
+      const help = (await cli('nsd', sub, '--help')).stdout;
+      expect(help, sub).toMatch(/\n {2}--root <dir> +NSD root folder[^]*\(required\)\n {2}--nsd <dir> +the same as --root \(reconstruct's name for it\)\n/);
+    }
   });
 
   it('nsd image writes a PNG of the stimulus and prints its captions', async () => {

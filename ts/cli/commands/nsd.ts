@@ -121,28 +121,34 @@ async function checkExtractionFolderApart(out: string, inputs: readonly NamedInp
   );
 }
 
-// `reconstruct` and configs name the NSD root `--nsd` / `nsd.root`: the nsd commands take that spelling too
-const NSD_ALIAS = new Option('--nsd <dir>', 'the same as --root').hideHelp();
-
-/** --nsd as --root (one of them required, and not two different folders), checked before the action runs. */
-function rootFromNsd(cmd: Command): void {
-  const { root, nsd } = cmd.opts<{ root?: string; nsd?: string }>();
-  if (nsd !== undefined && root !== undefined && nsd !== root) {
-    cmd.error(`error: --root ${root} and --nsd ${nsd} name two NSD roots; give one (--nsd is another name for --root)`);
-  }
-  if (root === undefined && nsd === undefined) cmd.error("error: required option '--root <dir>' not specified");
-  if (root === undefined) cmd.setOptionValue('root', nsd);
+/**
+ * --root, required, and --nsd, another name for it: `reconstruct` and configs name the NSD root `--nsd` / `nsd.root`,
+ * and `nsd info --nsd DIR` was an unknown option. --nsd fills in --root as commander reads it, so that the required
+ * options, checked together before the action (checkRequiredOptionsLast), see it; two different roots are refused.
+ */
+function rootOptions(cmd: Command, description: string): Command {
+  cmd
+    .requiredOption('--root <dir>', description)
+    .addOption(new Option('--nsd <dir>', "the same as --root (reconstruct's name for it)"))
+    .on('option:nsd', (dir: string) => {
+      if (cmd.getOptionValue('root') === undefined) cmd.setOptionValueWithSource('root', dir, 'cli');
+    })
+    .hook('preAction', () => {
+      const { root, nsd } = cmd.opts<{ root?: string; nsd?: string }>();
+      if (nsd !== undefined && nsd !== root) {
+        cmd.error(`error: --root ${root} and --nsd ${nsd} name two NSD roots; give one (--nsd is another name for --root)`);
+      }
+    });
+  return cmd;
 }
 
 export function registerNsdCommand(program: Command): void {
   const nsd = program.command('nsd').description('Natural Scenes Dataset: extract region betas and the split, inspect a download');
 
-  nsd
-    .command('extract')
-    .description('write trials × voxels betas for a region, the 73k image id of every row, and the shared-image test split')
-    .option('--root <dir>', 'NSD root folder (holding nsddata/, nsddata_betas/, ...); required')
-    .addOption(NSD_ALIAS)
-    .hook('preAction', rootFromNsd)
+  rootOptions(
+    nsd.command('extract').description('write trials × voxels betas for a region, the 73k image id of every row, and the shared-image test split'),
+    'NSD root folder (holding nsddata/, nsddata_betas/, ...)',
+  )
     .requiredOption('--subject <n>', 'subject 1..8')
     .requiredOption('--roi <spec>', "region: nsdgeneral, streams:early, streams:1,5, prf-visualrois:V1, or a mask .nii.gz")
     .option('--sessions <list>', 'sessions such as 1-37 or 1-10,12 (default: those present among 1-37)')
@@ -223,12 +229,7 @@ See docs/data.md.`,
       );
     });
 
-  nsd
-    .command('info')
-    .description('say which subjects, sessions, ROIs, design and stimulus files an NSD folder holds, and what is missing')
-    .option('--root <dir>', 'NSD root folder; required')
-    .addOption(NSD_ALIAS)
-    .hook('preAction', rootFromNsd)
+  rootOptions(nsd.command('info').description('say which subjects, sessions, ROIs, design and stimulus files an NSD folder holds, and what is missing'), 'NSD root folder')
     .option('--json', 'print JSON instead of text')
     .action(async (flags: { root: string; json?: boolean }) => {
       const info = await nsdInfo(flags.root);
@@ -239,12 +240,7 @@ See docs/data.md.`,
       }
     });
 
-  nsd
-    .command('image')
-    .description('write the stimulus with a given 73k id as PNG, and print its captions')
-    .option('--root <dir>', 'NSD root folder; required')
-    .addOption(NSD_ALIAS)
-    .hook('preAction', rootFromNsd)
+  rootOptions(nsd.command('image').description('write the stimulus with a given 73k id as PNG, and print its captions'), 'NSD root folder')
     .requiredOption('--id <n>', 'NSD 73k id (1-based)')
     .option('--size <px>', 'resize to size × size (1 to 4096)')
     .requiredOption('--out <file>', 'PNG to write (8-bit RGB; .png added to a name without an extension), in an existing folder')

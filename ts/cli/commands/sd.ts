@@ -15,6 +15,7 @@ import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/s
 import { checkSchedulerName, guided, PLAN_FLAGS, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
 import { latentSizeMismatch, unetDeclaredSizes, type UnetDeclaredSizes } from '../../sd/onnxSignature.js';
 import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js';
+import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkNotAnInput, checkOutputFile, checkOutputPath } from '../outputPath.js';
@@ -298,9 +299,12 @@ Every flag and input file is checked before the model loads. See docs/sampler.md
 rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
     )
     .action(async (f: LoadFlags & Record<string, string | undefined> & { karras?: boolean; providerOption?: string[] }) => {
-      if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
-      if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
-      if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
+      // the inputs and outputs it needs, all named at once (one at a time took three runs to learn)
+      const needs = new FlagProblems();
+      if (!f.image === !f.latents) needs.add(new InvalidArgumentError('give exactly one of --image or --latents'));
+      if (!f.prompt === !f.cond) needs.add(new InvalidArgumentError('give exactly one of --prompt or --cond'));
+      if (!f.out && !f.latentsOut) needs.add(new InvalidArgumentError('give --out and/or --latents-out'));
+      needs.throwIfAny('sd img2img');
       const load = loadOptions(f);
       // an output is never one of the inputs: `--image a.png --out a.png` would replace the image it starts from
       const inputs = [['--image', f.image], ['--latents', f.latents], ['--cond', f.cond], ['--noise', f.noise], ['--step-noise', f.stepNoise]] as const;
