@@ -85,14 +85,20 @@ export async function missingUnetLayers(modelDir: string, layers: string[]): Pro
  * A U-Net that declares a fixed latent size (its `sample` input [batch, C, h, w] with numbers for h and w,
  * as the demo world's exact denoiser does) runs only at that size: the problem when `imageSize` gives
  * another latent size, else null. `field` names the setting in the message (encode's `imageSize`,
- * reconstruct's `img2img.size`).
+ * reconstruct's `img2img.size`); `setTo` says how to set it to the size that fits, in the caller's words (default
+ * "set <field> to N"; the CLI's flags-only form has no config to set a field in).
  */
-export async function unetSizeMismatch(modelDir: string, imageSize: number, field = 'imageSize'): Promise<string | null> {
+export async function unetSizeMismatch(
+  modelDir: string,
+  imageSize: number,
+  field = 'imageSize',
+  setTo: (size: number) => string = (size) => `set ${field} to ${size}`,
+): Promise<string | null> {
   // (the declared inputs only: the weights are not read)
   const s = await unetDeclaredSizes(modelDir, { textEncoder: false });
   const side = imageSize / 8;
   if (!latentSizeMismatch(s, side, side)) return null;
-  return `${field} ${imageSize} gives ${side}×${side} latents, but ${s.path} takes ${s.sampleName} of ${s.height ?? '?'}×${s.width ?? '?'} only: set ${field} to ${8 * (s.height ?? s.width ?? side)}`;
+  return `${field} ${imageSize} gives ${side}×${side} latents, but ${s.path} takes ${s.sampleName} of ${s.height ?? '?'}×${s.width ?? '?'} only: ${setTo(8 * (s.height ?? s.width ?? side))}`;
 }
 
 /** The prefix of the temp folders earlier builds wrote U-Net copies to (ts/encoding/unetCopies.ts). */

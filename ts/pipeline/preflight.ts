@@ -50,8 +50,19 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 const SD_PARTS = ['vae_encoder', 'vae_decoder', 'text_encoder', 'unet'];
 
-/** `options`: --force, and how a folder of another run is to be resolved in the caller's words (runFolderConflict). */
-export async function preflight(config: ReconstructConfig, options: RunFolderConflictOptions = {}): Promise<PreflightResult> {
+export interface PreflightOptions extends RunFolderConflictOptions {
+  /**
+   * How to set img2img.size to `size`, in the caller's words, where the model's U-Net takes one size only (default
+   * "set img2img.size to N"): the CLI names its --size flag, which its flags-only form has instead of a config.
+   */
+  setImg2imgSize?: (size: number) => string;
+}
+
+/**
+ * `options`: --force, how a folder of another run is to be resolved (runFolderConflict) and how img2img.size is set,
+ * in the caller's words.
+ */
+export async function preflight(config: ReconstructConfig, options: PreflightOptions = {}): Promise<PreflightResult> {
   const problems: string[] = [];
   const warnings: string[] = [];
   const { nsd, model } = config;
@@ -74,7 +85,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
     // (only once every component was found: existsSync here would read a U-Net linked out of a service's root)
     if (layout.length === 0 && found) {
       try {
-        const mismatch = await unetSizeMismatch(model.dir, config.img2img.size, 'img2img.size');
+        const mismatch = await unetSizeMismatch(model.dir, config.img2img.size, 'img2img.size', options.setImg2imgSize);
         if (mismatch) problems.push(mismatch);
       } catch (e) {
         problems.push((e as Error).message);

@@ -42,6 +42,8 @@ export interface ReconstructOptions {
    * records). The warnings are in the result too.
    */
   onWarning?: (message: string) => void;
+  /** How to set img2img.size to `size` in the caller's words, for the preflight's problem (PreflightOptions). */
+  setImg2imgSize?: (size: number) => string;
 }
 
 export interface ReconstructResult {
@@ -138,7 +140,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   const hash = configHash(config);
   // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
   const force = options.force || (await clearingInterrupted(config.out));
-  const pre: PreflightResult = await preflight(config, { force });
+  const pre: PreflightResult = await preflight(config, { force, setImg2imgSize: options.setImg2imgSize });
   // the stages' work needs the model, loaded on first use (a run whose model stages are all skipped never loads it)
   const model = lazyDiffusion(config);
   const stages = await reconstructStageDefs(config, (stage, ctx) => STAGE_RUNNERS[stage]({ config, pre, diffusion: model.get, ...ctx }));

@@ -29,6 +29,7 @@ interface Flags {
   testImages?: string;
   seeds?: string;
   steps?: string;
+  size?: string;
   force?: boolean;
   dryRun?: boolean;
 }
@@ -61,6 +62,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
     testImages: num(f.testImages, '--test-images', ['nsd', 'testImages'], flagProblems),
     seeds: num(f.seeds, '--seeds', ['img2img', 'seeds'], flagProblems),
     steps: num(f.steps, '--steps', ['img2img', 'steps'], flagProblems),
+    size: num(f.size, '--size', ['img2img', 'size'], flagProblems),
   };
   // an empty path would resolve to the working folder
   for (const [flag, v] of [['--nsd', f.nsd], ['--model', f.model], ['--config', f.config]] as const) {
@@ -102,6 +104,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   section('img2img', (s) => {
     if (flagged.seeds !== undefined) s.seeds = flagged.seeds;
     if (flagged.steps !== undefined) s.steps = flagged.steps;
+    if (flagged.size !== undefined) s.size = flagged.size;
   });
   // every problem at once: the file's (with the flags that were valid merged in), then the flags'
   let fileError: ConfigError | null = null;
@@ -116,6 +119,16 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   // (flags alone: the file is not to blame)
   if (flagProblems.length) throw new InvalidArgumentError(flagProblems.join('; '));
   return config!;
+}
+
+/**
+ * How the preflight tells this command line to set img2img.size (a U-Net exported at one latent size takes one image
+ * size only): by --size where the flags give the config (there is no file to set the field in) or --size was given,
+ * else in the config file, or by --size.
+ */
+export function setImg2imgSize(f: Pick<Flags, 'config' | 'size'>): (size: number) => string {
+  if (f.config === undefined || f.size !== undefined) return (size) => `use --size ${size}`;
+  return (size) => `set img2img.size to ${size} in ${f.config}, or use --size ${size}`;
 }
 
 /** Prints one bar per stage on stderr. */
@@ -197,6 +210,7 @@ export function registerReconstructCommand(program: Command): void {
     .option('--out <dir>', 'run folder; required without --config')
     .option('--test-images <n>', 'reconstruct only the first n test images in id order (the n smallest 73k ids)')
     .option('--seeds <n>', 'samples per image')
+    .option('--size <px>', 'side of the img2img images in pixels, a multiple of 8 (img2img.size; default 512). A U-Net exported at a fixed latent size takes 8× that size only')
     .option('--steps <n>', "DDIM steps (default 50). With the default img2img.rule 'compvis' (noise one DDIM step above the first step, as TN) fewer than about 8 steps give poor images (demo PixCorr 0.29 at 4, 0.87 at 8): set img2img.rule to 'diffusers' for few steps")
     .option('--force', 'redo every stage, replacing another run in --out (only the files a run writes go; yours stay)')
     .option('--dry-run', 'print the plan and each stage\'s estimated time from short measured probes; writes nothing')
@@ -233,7 +247,7 @@ ${schemaHelpText(ReconstructConfigSchema, 'recon.json')}`,
       if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config ?? 'config'}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
       // Ctrl-C or SIGTERM stops the run at its next step; finished stages stay, and the same command resumes
       const ac = stopOnSignals();
-      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings }).finally(() => ac.dispose());
+      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings, setImg2imgSize: setImg2imgSize(f) }).finally(() => ac.dispose());
       printResult(r);
     });
 }
