@@ -2,7 +2,8 @@
  * The encoding config's schema (`brainlatent encode`, `encode()`, the service's job body): which subject and
  * voxels, which diffusion-model features, how to fit them, what to write.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { Type } from './typeBuilder.js';
 
 import { MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from '../encoding/mosaicBounds.js';
 import { MAX_FOLDS, MAX_MEMORY_BUDGET, MAX_N_ITER } from '../ridge/options.js';

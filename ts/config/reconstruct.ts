@@ -2,7 +2,8 @@
  * The reconstruction config's schema (`brainlatent reconstruct`, `reconstruct()`, the service's job body):
  * Takagi & Nishimoto's settings as defaults (method.md §1), with the intercept handled properly.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { Type } from './typeBuilder.js';
 
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
 import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_IMAGE_BATCH, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';

@@ -2,7 +2,7 @@
  * The ridge-fit job's config (the service's `POST /v1/jobs` with kind "ridge-fit"): the options of
  * `brainlatent ridge fit`, with the run folder that receives model.safetensors and fit.json.
  */
-import { Type } from '@sinclair/typebox';
+import { Type } from './typeBuilder.js';
 
 import { MAX_FOLDS } from '../ridge/options.js';
 import { AlphaGrid, Default, Nullable, Path, Strict, type Resolved } from './schemaKit.js';

@@ -3,19 +3,19 @@
  * types are derived from it): fields with defaults, nullable fields, paths, alpha grids, unions tagged by
  * `kind`, and `Resolved<S>`, the type of a config once the schema's defaults are filled in.
  */
-import {
-  Type,
-  type ObjectOptions,
-  type Static,
-  type TArray,
-  type TNumber,
-  type TObject,
-  type TOptional,
-  type TProperties,
-  type TSchema,
-  type TString,
-  type TUnion,
+import type {
+  ObjectOptions,
+  Static,
+  TArray,
+  TNumber,
+  TObject,
+  TOptional,
+  TProperties,
+  TSchema,
+  TString,
+  TUnion,
 } from '@sinclair/typebox';
+import { Type } from './typeBuilder.js';
 
 declare const DefaultBrand: unique symbol;
 declare const AlphaGridBrand: unique symbol;

@@ -3,7 +3,7 @@
  * `/v1/sd/:model/img2img`), written like the configs: JSON Schema through TypeBox, unknown keys rejected,
  * defaults filled in by the one validator.
  */
-import { Type } from '@sinclair/typebox';
+import { Type } from './typeBuilder.js';
 
 import { SCHEDULERS } from '../sd/schedulerConfig.js';
 import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';

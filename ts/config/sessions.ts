@@ -5,7 +5,7 @@
  * refuse the rest in the same words. Whether the sessions exist is a question for the data (the preflights check it
  * against the betas in the NSD root).
  */
-import { Type } from '@sinclair/typebox';
+import { Type } from './typeBuilder.js';
 
 import { Default, Nullable } from './schemaKit.js';
 
