@@ -8,9 +8,10 @@
 import { createHash } from 'node:crypto';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 
 import { BrainlatentError, InvalidArgumentError } from '../errors.js';
+import { ajvPackage } from '../lazyPackages.js';
 import { readJsonFile } from '../io/json.js';
 import { EncodeConfigSchema, resolveEncodeConfig, type EncodeConfig } from '../config/encode.js';
 import { resolveConfigPaths } from '../config/paths.js';
@@ -156,7 +157,7 @@ export const MANIFEST_SCHEMA = {
 // known key of an unknown one, as every config's messages do)
 // (compiled on first use: at import it cost every `import 'brainlatent'` ~130 ms; review s45)
 let compiled: ValidateFunction | undefined;
-const manifestValidator = (): ValidateFunction => (compiled ??= new Ajv({ allErrors: true, strict: true, verbose: true }).compile(MANIFEST_SCHEMA));
+const manifestValidator = (): ValidateFunction => (compiled ??= new (ajvPackage().Ajv)({ allErrors: true, strict: true, verbose: true }).compile(MANIFEST_SCHEMA));
 
 function substitute(v: unknown, vars: Record<string, string>): unknown {
   if (typeof v === 'string') return v.replace(/\{(subject|subj|name)\}/g, (_, k: string) => vars[k]);

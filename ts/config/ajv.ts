@@ -3,7 +3,8 @@
  * Fastify app can validate route bodies exactly as the CLI and the library do:
  * `Fastify({ ajv: { customOptions: CONFIG_AJV_OPTIONS } })`.
  */
-import { Ajv, type Options, type ValidateFunction } from 'ajv';
+import type { Ajv, Options, ValidateFunction } from 'ajv';
+import { ajvPackage } from '../lazyPackages.js';
 import type { TSchema } from '@sinclair/typebox';
 
 export const CONFIG_AJV_OPTIONS = {
@@ -26,9 +27,9 @@ export const CONFIG_AJV_OPTIONS = {
 let shared: Ajv | null = null;
 const compiled = new WeakMap<object, ValidateFunction>();
 
-/** The shared ajv instance (created on first use). */
+/** The shared ajv instance (created on first use, when ajv itself is loaded). */
 export function configAjv(): Ajv {
-  shared ??= new Ajv(CONFIG_AJV_OPTIONS);
+  shared ??= new (ajvPackage().Ajv)(CONFIG_AJV_OPTIONS);
   return shared;
 }
 

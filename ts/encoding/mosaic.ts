@@ -4,12 +4,11 @@
  * and a colour bar with ticks, the quantity and the threshold. Text is drawn from bitmap glyphs (text.ts), so
  * no font or native library is needed.
  */
-import { PNG } from 'pngjs';
-
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Grid } from '../io/voxelMask.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkPositive } from '../ridge/options.js';
+import { pngjsPackage } from '../lazyPackages.js';
 import { MAX_MOSAIC_PIXELS, MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from './mosaicBounds.js';
 import { DEFAULT_MOSAIC_SLICES, mosaicLayout, mosaicSize } from './mosaicLayout.js';
 import { applyAffine, axisLayout, type Affine } from './orientation.js';
@@ -281,6 +280,7 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
 /** Renders the figure and returns the PNG bytes (8-bit RGB). */
 export function mosaicPng(spec: MosaicSpec): { bytes: Buffer; result: MosaicResult } {
   const { png: image, result } = renderMosaic(spec);
+  const { PNG } = pngjsPackage();
   const png = new PNG({ width: image.width, height: image.height });
   png.data.set(image.data);
   // 8-bit RGB (colour type 2), as every PNG brainlatent writes: the figure is opaque, its alpha all 255

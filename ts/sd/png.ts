@@ -1,15 +1,14 @@
 /** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API; written PNGs are 8-bit RGB. */
-import pngjs from 'pngjs';
+import type { PNG } from 'pngjs';
 
 import { FormatError, InvalidArgumentError } from '../errors.js';
+import { pngjsPackage } from '../lazyPackages.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { checkPng, type PngLimits } from '../io/pngCheck.js';
 import { byteLimit, readWholeFile } from '../io/readWhole.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkOptionsObject } from '../ridge/options.js';
 import { assertRgb, type RgbImages } from './tensor.js';
-
-const { PNG } = pngjs;
 
 /**
  * One PNG as a 1-image RGB batch (alpha dropped). The file's structure and size are checked before decoding
@@ -22,9 +21,9 @@ export async function readPng(path: string, limits: PngLimits = {}): Promise<Rgb
   if (limits.maxPixels !== undefined) checkInteger(limits.maxPixels, 'maxPixels', 'readPng', 1);
   const bytes = await readWholeFile(path, byteLimit('BRAINLATENT_MAX_PNG_BYTES', 2 ** 30), 'BRAINLATENT_MAX_PNG_BYTES');
   checkPng(bytes, path, limits);
-  let png: InstanceType<typeof PNG>;
+  let png: PNG;
   try {
-    png = PNG.sync.read(bytes);
+    png = pngjsPackage().PNG.sync.read(bytes);
   } catch (e) {
     throw new FormatError(`${path} is not a readable PNG: ${(e as Error).message}`, { path });
   }
@@ -45,7 +44,7 @@ export async function readPng(path: string, limits: PngLimits = {}): Promise<Rgb
 export function rgbPngBytes(rgb: Uint8Array, width: number, height: number): Buffer {
   const data = Buffer.from(rgb.buffer, rgb.byteOffset, width * height * 3);
   // (input and output both RGB: pngjs filters the rows as they are, without an RGBA copy)
-  return PNG.sync.write({ width, height, data } as InstanceType<typeof PNG>, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  return pngjsPackage().PNG.sync.write({ width, height, data } as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
 }
 
 /** Writes image `index` of an RGB batch as an 8-bit RGB PNG (no alpha channel). */
