@@ -16,7 +16,7 @@ import { registerSdCommand } from '../../ts/cli/commands/sd.js';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { resolveFixtureOptions, writeSdFixture } from '../../ts/sd/fixture.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { writePng } from '../../ts/sd/png.js';
 import { distModule } from '../helpers/dist.js';
 

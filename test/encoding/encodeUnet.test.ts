@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../ts/errors.js';
 import { computeFeatures, type FeatureTable, type ImageSource } from '../../ts/encoding/features.js';
 import { exposeUnetLayers, listUnetLayers, unetSizeMismatch } from '../../ts/encoding/unetLayers.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { nativeSync } from '../../ts/native/call.js';

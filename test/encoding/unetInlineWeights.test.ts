@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { exposeUnetLayers, listUnetLayers, withExposedUnet } from '../../ts/encoding/unetLayers.js';
 import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { MIN_REFERENCED_BYTES, readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
 import { writeSd1Fixture, type Sd1Dtype } from '../../ts/sd/sd1Fixture.js';
 

@@ -18,7 +18,7 @@ import { checkUnetLayers, exposeUnetLayers, listUnetLayers, withExposedUnet } fr
 import { CancelledError } from '../../ts/errors.js';
 import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { addSideBranches, HALF_BRANCH, SIDE_BRANCHES } from './unetSideBranches.js';
 import { osTmp as osTmpIn, restoreTmpdir } from '../helpers/osTmp.js';

@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 
 /** The tensors addSideBranches adds that cannot be features. */
 export const SIDE_BRANCHES = ['sample_shape', 'tanh_int', 'tanh_one_row', 'tanh_mean'];

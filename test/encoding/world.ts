@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wordVocabulary } from '../../ts/sd/clipTokenizer.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
 import type { PlantedVoxel } from '../../ts/synth/nsd.js';
 

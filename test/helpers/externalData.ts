@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from './onnx.js';
 
 type IGraph = import('onnx-proto').onnx.IGraphProto;
 type IModel = import('onnx-proto').onnx.IModelProto;

@@ -9,7 +9,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from './onnx.js';
 
 type IGraph = import('onnx-proto').onnx.IGraphProto;
 type INode = import('onnx-proto').onnx.INodeProto;

@@ -18,7 +18,7 @@ import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { planRun, resolvePlanOptions } from '../../ts/sd/samplingOptions.js';
 import { readSchedulerConfig } from '../../ts/sd/schedulerConfig.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-reconstruct-preflight-'));

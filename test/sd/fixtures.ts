@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
 
 export const FIXTURE_ROOT = resolve(process.env.BRAINLATENT_SD_FIXTURES ?? join(import.meta.dirname, '..', '..', 'build', 'sd-fixtures'));

@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { floatToHalfBits, halfBitsToFloat, toHalf } from '../../ts/sd/half.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { ensureFixtures } from './fixtures.js';
 
 let root = '';

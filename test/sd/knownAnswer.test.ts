@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { GraphBuilder, intAttr, intsAttr, model, rng, SD15_SCHEDULER_CONFIG, valueInfo } from '../../ts/sd/fixture.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from '../../ts/sd/schedulerConfig.js';
 import type { Tensor } from '../../ts/sd/tensor.js';
 import { commandOutput } from '../helpers/nodeChild.js';

@@ -19,7 +19,7 @@ import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
 import { modelSource } from '../../ts/sd/modelSource.js';
 import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { readOnnxSignature } from '../../ts/sd/onnxSignature.js';
 import { externalize } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';

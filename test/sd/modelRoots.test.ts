@@ -19,7 +19,7 @@ import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
 import { checkedModelFile, checkModelFile, confineModelsTo, isInside, MODEL_ROOTS_ENV, setModelFileOpenHook, verifyUnchanged, modelsConfined, SERVICE_MODEL_ROOTS_ENV, serviceModelRoots, withModelRoots, withoutServiceRoots } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { externalDataRefusal, readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
 import { externalize } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';

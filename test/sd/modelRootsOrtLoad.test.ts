@@ -20,7 +20,7 @@ import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { buildInfo } from '../../ts/native/buildInfo.js';
 import { confineModelsTo } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { osTmp, restoreTmpdir } from '../helpers/osTmp.js';
 import { deadPid } from '../helpers/deadPid.js';
 

@@ -20,7 +20,7 @@ import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
 import { modelSource } from '../../ts/sd/modelSource.js';
 import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
 import { distModule } from '../helpers/dist.js';
 import { eachTensor, externalize, externalLocations } from '../helpers/externalData.js';

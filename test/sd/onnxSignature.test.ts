@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, MissingFileError } from '../../ts/errors.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { latentSizeMismatch, readOnnxSignature, unetDeclaredSizes } from '../../ts/sd/onnxSignature.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-onnx-signature-'));

@@ -21,7 +21,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { floatToHalfBits, halfBitsToFloat, toHalf } from '../../ts/sd/half.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { SD1_WEIGHTS_RECIPE_FORMAT, type Sd1WeightsRecipe, writeSd1Fixture } from '../../ts/sd/sd1Fixture.js';
 import { commandOutput } from '../helpers/nodeChild.js';
 

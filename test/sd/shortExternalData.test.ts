@@ -16,7 +16,7 @@ import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
 import { confineModelsTo } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
 import { externalize } from '../helpers/externalData.js';
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CancelledError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { GraphBuilder, model, rng, valueInfo, writeSdFixture } from '../../ts/sd/fixture.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-unet-cancel-'));
 let sd: Diffusion;

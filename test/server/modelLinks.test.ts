@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
-import { onnx } from '../../ts/sd/onnxProto.js';
+import { onnx } from '../helpers/onnx.js';
 import { serviceModelRoots } from '../../ts/sd/modelRoots.js';
 import { externalize } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { ALPHA_CUMPROD_T } from '../demo/models.js';
 import { FormatError } from '../errors.js';
-import { onnx } from '../sd/onnxProto.js';
+import { onnxProto } from '../lazyPackages.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { RefScheduler } from '../sd/referenceSchedulers.js';
 
@@ -49,7 +49,7 @@ function floats(t: import('onnx-proto').onnx.ITensorProto): Float64Array {
 /** Reads the mixture back from a demo world's unet/model.onnx (the graph mixtureUnetModel writes). */
 export async function readMixture(modelDir: string): Promise<Mixture> {
   const path = join(modelDir, 'unet', 'model.onnx');
-  const m = onnx.ModelProto.decode(await readFile(path));
+  const m = onnxProto().ModelProto.decode(await readFile(path));
   const g = m.graph;
   const bad = (why: string): never => {
     throw new FormatError(`${path}: not a demo-world mixture U-Net (${why}); build one with \`brainlatent demo\` or pass a demo world's model folder`);

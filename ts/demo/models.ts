@@ -11,9 +11,10 @@
  * - features: a small fixed conv+pool network, the demo's stand-in image network for identification.
  */
 import { GraphBuilder, intAttr, intsAttr, model, rng, strAttr, valueInfo } from '../sd/fixture.js';
-import { onnx } from '../sd/onnxProto.js';
+import { onnxProto } from '../lazyPackages.js';
 
-const T = onnx.TensorProto.DataType;
+// (functions, not constants: onnx-proto loads when a model is built, not when the package is imported)
+const T = () => onnxProto().TensorProto.DataType;
 
 export const SCALING_FACTOR = 0.18215;
 
@@ -52,8 +53,8 @@ export function vaeEncoderModel(): Uint8Array {
   return model(
     g,
     'vae_encoder',
-    [valueInfo('sample', T.FLOAT, ['batch_size', 3, 'height', 'width'])],
-    [valueInfo('latent_parameters', T.FLOAT, ['batch_size', 8, 'height_latent', 'width_latent'])],
+    [valueInfo('sample', T().FLOAT, ['batch_size', 3, 'height', 'width'])],
+    [valueInfo('latent_parameters', T().FLOAT, ['batch_size', 8, 'height_latent', 'width_latent'])],
   );
 }
 
@@ -73,8 +74,8 @@ export function vaeDecoderModel(): Uint8Array {
   return model(
     g,
     'vae_decoder',
-    [valueInfo('latent_sample', T.FLOAT, ['batch_size', 4, 'latent_height', 'latent_width'])],
-    [valueInfo('sample', T.FLOAT, ['batch_size', 3, 'height', 'width'])],
+    [valueInfo('latent_sample', T().FLOAT, ['batch_size', 4, 'latent_height', 'latent_width'])],
+    [valueInfo('sample', T().FLOAT, ['batch_size', 3, 'height', 'width'])],
   );
 }
 
@@ -86,10 +87,10 @@ export function textEncoderModel(table: Float32Array, vocabSize: number, dim: nu
   return model(
     g,
     'text_encoder',
-    [valueInfo('input_ids', T.INT64, ['batch_size', 'sequence_length'])],
+    [valueInfo('input_ids', T().INT64, ['batch_size', 'sequence_length'])],
     [
-      valueInfo('last_hidden_state', T.FLOAT, ['batch_size', 'sequence_length', dim]),
-      valueInfo('pooler_output', T.FLOAT, ['batch_size', dim]),
+      valueInfo('last_hidden_state', T().FLOAT, ['batch_size', 'sequence_length', dim]),
+      valueInfo('pooler_output', T().FLOAT, ['batch_size', dim]),
     ],
   );
 }
@@ -146,7 +147,7 @@ export function mixtureUnetModel(p: MixtureUnetParams): Uint8Array {
   const tc = g.op('Clip', ['timestep', g.floats([0], []), g.floats([nT - 1], [])]);
   const lo = g.op('Min', [g.op('Floor', [tc]), g.floats([nT - 2], [])]);
   const frac = g.op('Sub', [tc, lo]);
-  const index = (v: string) => g.op('Cast', [v], [intAttr('to', T.INT64)]);
+  const index = (v: string) => g.op('Cast', [v], [intAttr('to', T().INT64)]);
   const sLo = g.op('Gather', [sigmaTable, index(lo)], [intAttr('axis', 0)]);
   const sHi = g.op('Gather', [sigmaTable, index(g.op('Add', [lo, g.floats([1], [])]))], [intAttr('axis', 0)]);
   const sigma = g.op('Add', [sLo, g.op('Mul', [frac, g.op('Sub', [sHi, sLo])])]);
@@ -176,11 +177,11 @@ export function mixtureUnetModel(p: MixtureUnetParams): Uint8Array {
     g,
     'unet',
     [
-      valueInfo('sample', T.FLOAT, ['batch_size', C, H, W]),
-      valueInfo('timestep', T.FLOAT, []),
-      valueInfo('encoder_hidden_states', T.FLOAT, ['batch_size', 'sequence_length', p.textDim]),
+      valueInfo('sample', T().FLOAT, ['batch_size', C, H, W]),
+      valueInfo('timestep', T().FLOAT, []),
+      valueInfo('encoder_hidden_states', T().FLOAT, ['batch_size', 'sequence_length', p.textDim]),
     ],
-    [valueInfo('out_sample', T.FLOAT, ['batch_size', C, H, W])],
+    [valueInfo('out_sample', T().FLOAT, ['batch_size', C, H, W])],
   );
 }
 
@@ -197,5 +198,5 @@ export function featureNetworkModel(seed = 7): Uint8Array {
   const h1 = maxpool(g.op('Relu', [conv('images', 3, 8, 5)]), 4);
   const h2 = maxpool(g.op('Relu', [conv(h1, 8, 16, 3)]), 2);
   g.op('Flatten', [h2], [intAttr('axis', 1)], 'features');
-  return model(g, 'features', [valueInfo('images', T.FLOAT, ['batch_size', 3, 'height', 'width'])], [valueInfo('features', T.FLOAT, ['batch_size', 'dim'])]);
+  return model(g, 'features', [valueInfo('images', T().FLOAT, ['batch_size', 3, 'height', 'width'])], [valueInfo('features', T().FLOAT, ['batch_size', 'dim'])]);
 }

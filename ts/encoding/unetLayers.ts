@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { CancelledError, FormatError, InvalidArgumentError } from '../errors.js';
-import { onnx } from '../sd/onnxProto.js';
+import { onnxProto } from '../lazyPackages.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
 import { latentSizeMismatch, unetDeclaredSizes } from '../sd/onnxSignature.js';
 import type { CheckedDataFile } from '../sd/modelRoots.js';
@@ -167,7 +167,7 @@ export async function exposeUnetLayers(modelDir: string, layers: string[]): Prom
   const ops = new Map(layersOf(model).filter((l) => layers.includes(l.name)).map((l) => [l.name, l.opType]));
   // copies earlier builds left in the OS temp folder that no process can be using (a copy of an inline-weights U-Net is GBs)
   await removeLeftUnetCopies();
-  const bytes = onnx.ModelProto.encode(model).finish();
+  const bytes = onnxProto().ModelProto.encode(model).finish();
   return { source: src, weightsFolder: dataFolder, bytes, timestep: timestepOf(graph), ops, files };
 }
 
@@ -180,7 +180,7 @@ export function loadExposedUnet(u: ExposedUnet, options: OnnxModelLoadOptions = 
 
 function timestepOf(graph: import('onnx-proto').onnx.IGraphProto): ExposedUnet['timestep'] {
   const ts = (graph.input ?? []).find((i) => i.name === 'timestep');
-  const T = onnx.TensorProto.DataType;
+  const T = onnxProto().TensorProto.DataType;
   const et = ts?.type?.tensorType?.elemType;
   const dtype = et === T.INT64 ? 'int64' : et === T.INT32 ? 'int32' : et === T.FLOAT16 ? 'float16' : 'float32';
   return { dtype, rank: ts?.type?.tensorType?.shape?.dim?.length ?? 1 };

@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { onnx } from './onnxProto.js';
+import { onnxProto } from '../lazyPackages.js';
 import { wordVocabulary } from './clipTokenizer.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { checkInteger } from '../ridge/options.js';
@@ -49,8 +49,9 @@ export const SD_FIXTURE_VARIANTS: Record<string, SdFixtureOptions> = {
   'optimum-fp16-io': { inputIds: 'int64', timestep: { dtype: 'float32', rank: 0 }, vaeEncoderOutput: 'latent_parameters', io: 'float16' },
 };
 
-const T = onnx.TensorProto.DataType;
-const A = onnx.AttributeProto.AttributeType;
+// (functions, not constants: onnx-proto loads when a model is built, not when the package is imported)
+const T = () => onnxProto().TensorProto.DataType;
+const A = () => onnxProto().AttributeProto.AttributeType;
 const SEQ = 77;
 
 /** Deterministic uniform(-1, 1) weights (mulberry32, synth/rng.ts). */
@@ -71,18 +72,18 @@ export class GraphBuilder {
     const size = dims.reduce((a, b) => a * b, 1);
     const data = new Float32Array(size);
     for (let i = 0; i < size; i++) data[i] = offset + scale * this.rand();
-    this.inits.push({ name, dims, dataType: T.FLOAT, rawData: new Uint8Array(data.buffer) });
+    this.inits.push({ name, dims, dataType: T().FLOAT, rawData: new Uint8Array(data.buffer) });
     return name;
   }
   ints(values: number[]): string {
     const name = `i${this.n++}`;
     const data = new BigInt64Array(values.map((v) => BigInt(v)));
-    this.inits.push({ name, dims: [values.length], dataType: T.INT64, rawData: new Uint8Array(data.buffer) });
+    this.inits.push({ name, dims: [values.length], dataType: T().INT64, rawData: new Uint8Array(data.buffer) });
     return name;
   }
   floats(values: number[], dims = [values.length]): string {
     const name = `f${this.n++}`;
-    this.inits.push({ name, dims, dataType: T.FLOAT, rawData: new Uint8Array(new Float32Array(values).buffer) });
+    this.inits.push({ name, dims, dataType: T().FLOAT, rawData: new Uint8Array(new Float32Array(values).buffer) });
     return name;
   }
   op(opType: string, input: string[], attribute: IAttribute[] = [], output?: string): string {
@@ -93,11 +94,11 @@ export class GraphBuilder {
 }
 
 /** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
-export const intsAttr = (name: string, ints: number[]): IAttribute => ({ name, type: A.INTS, ints });
+export const intsAttr = (name: string, ints: number[]): IAttribute => ({ name, type: A().INTS, ints });
 /** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
-export const intAttr = (name: string, i: number): IAttribute => ({ name, type: A.INT, i });
+export const intAttr = (name: string, i: number): IAttribute => ({ name, type: A().INT, i });
 /** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
-export const strAttr = (name: string, s: string): IAttribute => ({ name, type: A.STRING, s: new TextEncoder().encode(s) });
+export const strAttr = (name: string, s: string): IAttribute => ({ name, type: A().STRING, s: new TextEncoder().encode(s) });
 
 /** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export function valueInfo(name: string, elemType: number, dims: (number | string)[]): IValueInfo {
@@ -114,23 +115,23 @@ export function valueInfo(name: string, elemType: number, dims: (number | string
 
 /** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export function model(g: GraphBuilder, name: string, input: IValueInfo[], output: IValueInfo[]): Uint8Array {
-  const m = onnx.ModelProto.create({
+  const m = onnxProto().ModelProto.create({
     irVersion: 8,
     producerName: 'brainlatent-fixture',
     opsetImport: [{ domain: '', version: 14 }],
     graph: { name, node: g.nodes, initializer: g.inits, input, output },
   });
-  return onnx.ModelProto.encode(m).finish();
+  return onnxProto().ModelProto.encode(m).finish();
 }
 
-const elem = (t: 'int32' | 'int64' | 'float32'): number => (t === 'int32' ? T.INT32 : t === 'int64' ? T.INT64 : T.FLOAT);
+const elem = (t: 'int32' | 'int64' | 'float32'): number => (t === 'int32' ? T().INT32 : t === 'int64' ? T().INT64 : T().FLOAT);
 
 /**
  * @internal The model with float16 at its float32 inputs and outputs: input x (now float16) → Cast → x_f32,
  * which the graph reads instead of x; the graph's output y is renamed y_f32 → Cast → y (float16).
  */
 export function withFloat16Io(bytes: Uint8Array): Uint8Array {
-  const m = onnx.ModelProto.decode(bytes);
+  const m = onnxProto().ModelProto.decode(bytes);
   const g = m.graph as import('onnx-proto').onnx.GraphProto;
   const rename = new Map<string, string>();
   const before: INode[] = [];
@@ -138,25 +139,25 @@ export function withFloat16Io(bytes: Uint8Array): Uint8Array {
   const cast = (from: string, to: string, type: number): INode => ({ opType: 'Cast', input: [from], output: [to], attribute: [intAttr('to', type)], name: `Cast_${to}` });
   const retype = (v: IValueInfo): boolean => {
     const t = v.type?.tensorType;
-    if (!t || t.elemType !== T.FLOAT) return false;
-    t.elemType = T.FLOAT16;
+    if (!t || t.elemType !== T().FLOAT) return false;
+    t.elemType = T().FLOAT16;
     rename.set(v.name as string, `${v.name}_f32`);
     return true;
   };
-  for (const v of g.input) if (retype(v)) before.push(cast(String(v.name), `${v.name}_f32`, T.FLOAT));
-  for (const v of g.output) if (retype(v)) after.push(cast(`${v.name}_f32`, String(v.name), T.FLOAT16));
+  for (const v of g.input) if (retype(v)) before.push(cast(String(v.name), `${v.name}_f32`, T().FLOAT));
+  for (const v of g.output) if (retype(v)) after.push(cast(`${v.name}_f32`, String(v.name), T().FLOAT16));
   for (const n of g.node) {
     n.input = (n.input ?? []).map((x) => rename.get(x) ?? x);
     n.output = (n.output ?? []).map((x) => rename.get(x) ?? x);
   }
   g.node = [...before, ...g.node, ...after] as typeof g.node;
-  return onnx.ModelProto.encode(m).finish();
+  return onnxProto().ModelProto.encode(m).finish();
 }
 
 export function textEncoderModel(o: Required<SdFixtureOptions>): Uint8Array {
   const D = o.textDim;
   const g = new GraphBuilder(rng(o.seed * 7 + 1));
-  const ids = g.op('Cast', ['input_ids'], [intAttr('to', T.FLOAT)]);
+  const ids = g.op('Cast', ['input_ids'], [intAttr('to', T().FLOAT)]);
   const scaled = g.op('Mul', [ids, g.floats([1 / 49408])]);
   const col = g.op('Unsqueeze', [scaled, g.ints([2])]);
   const emb = g.op('MatMul', [col, g.weight([1, D], 3)]);
@@ -169,8 +170,8 @@ export function textEncoderModel(o: Required<SdFixtureOptions>): Uint8Array {
     'text_encoder',
     [valueInfo('input_ids', elem(o.inputIds), ['batch_size', 'sequence_length'])],
     [
-      valueInfo('last_hidden_state', T.FLOAT, ['batch_size', 'sequence_length', D]),
-      valueInfo('pooler_output', T.FLOAT, ['batch_size', D]),
+      valueInfo('last_hidden_state', T().FLOAT, ['batch_size', 'sequence_length', D]),
+      valueInfo('pooler_output', T().FLOAT, ['batch_size', D]),
     ],
   );
 }
@@ -186,7 +187,7 @@ export function unetModel(o: Required<SdFixtureOptions>): Uint8Array {
       [intsAttr('pads', [(k - 1) / 2, (k - 1) / 2, (k - 1) / 2, (k - 1) / 2]), intsAttr('kernel_shape', [k, k])],
     );
   // timestep embedding: t/1000 · w_t, broadcast over [B|1, C, 1, 1]
-  const tf = g.op('Cast', ['timestep'], [intAttr('to', T.FLOAT)]);
+  const tf = g.op('Cast', ['timestep'], [intAttr('to', T().FLOAT)]);
   let tcol = g.op('Mul', [tf, g.floats([1 / 1000])]);
   if (o.timestep.rank === 1) tcol = g.op('Unsqueeze', [tcol, g.ints([1, 2, 3])]);
   const temb = g.op('Mul', [tcol, g.weight([1, C, 1, 1], 1)]);
@@ -203,11 +204,11 @@ export function unetModel(o: Required<SdFixtureOptions>): Uint8Array {
     g,
     'unet',
     [
-      valueInfo('sample', T.FLOAT, ['batch_size', 4, 'height', 'width']),
+      valueInfo('sample', T().FLOAT, ['batch_size', 4, 'height', 'width']),
       valueInfo('timestep', elem(o.timestep.dtype), tdims),
-      valueInfo('encoder_hidden_states', T.FLOAT, ['batch_size', 'sequence_length', D]),
+      valueInfo('encoder_hidden_states', T().FLOAT, ['batch_size', 'sequence_length', D]),
     ],
-    [valueInfo('out_sample', T.FLOAT, ['batch_size', 4, 'height', 'width'])],
+    [valueInfo('out_sample', T().FLOAT, ['batch_size', 4, 'height', 'width'])],
   );
 }
 
@@ -222,8 +223,8 @@ export function vaeEncoderModel(o: Required<SdFixtureOptions>): Uint8Array {
   return model(
     g,
     'vae_encoder',
-    [valueInfo('sample', T.FLOAT, ['batch_size', 3, 'height', 'width'])],
-    [valueInfo(o.vaeEncoderOutput, T.FLOAT, ['batch_size', cout, 'height_latent', 'width_latent'])],
+    [valueInfo('sample', T().FLOAT, ['batch_size', 3, 'height', 'width'])],
+    [valueInfo(o.vaeEncoderOutput, T().FLOAT, ['batch_size', cout, 'height_latent', 'width_latent'])],
   );
 }
 
@@ -239,8 +240,8 @@ export function vaeDecoderModel(o: Required<SdFixtureOptions>): Uint8Array {
   return model(
     g,
     'vae_decoder',
-    [valueInfo('latent_sample', T.FLOAT, ['batch_size', 4, 'latent_height', 'latent_width'])],
-    [valueInfo('sample', T.FLOAT, ['batch_size', 3, 'height', 'width'])],
+    [valueInfo('latent_sample', T().FLOAT, ['batch_size', 4, 'latent_height', 'latent_width'])],
+    [valueInfo('sample', T().FLOAT, ['batch_size', 3, 'height', 'width'])],
   );
 }
 

@@ -1,15 +1,10 @@
 /**
- * The onnx-proto schema (a CommonJS package) reached from ESM with its own typings, and a reader that walks an
- * ONNX file's protobuf field by field with positioned reads, reporting where each field's bytes lie in the file:
- * the weights of a model (gigabytes of raw_data) can be skipped by their length, or referred to by their offset,
- * instead of being read.
+ * A reader that walks an ONNX file's protobuf field by field with positioned reads, reporting where each field's
+ * bytes lie in the file: the weights of a model (gigabytes of raw_data) can be skipped by their length, or referred
+ * to by their offset, instead of being read. (The onnx-proto schema itself, for whole messages, loads on first use:
+ * onnxProto() in ts/lazyPackages.ts.)
  */
-import * as onnxNs from 'onnx-proto';
 import type { FileHandle } from 'node:fs/promises';
-
-type OnnxModule = typeof onnxNs;
-const mod = onnxNs as OnnxModule & { default?: OnnxModule };
-export const onnx: OnnxModule['onnx'] = (mod.default ?? mod).onnx;
 
 const CHUNK = 1 << 20;
 

@@ -9,7 +9,8 @@ import { basename, dirname, join } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
 import { modelPathExists, openModelFile } from './modelRoots.js';
-import { eachField, FileWindow, onnx } from './onnxProto.js';
+import { eachField, FileWindow } from './onnxProto.js';
+import { onnxProto } from '../lazyPackages.js';
 
 /** A declared tensor: its name and dimensions (a number when fixed, the parameter's name or null when not). */
 export interface OnnxTensorDecl {
@@ -23,7 +24,7 @@ export interface OnnxSignature {
 }
 
 function decl(bytes: Buffer): OnnxTensorDecl {
-  const v = onnx.ValueInfoProto.decode(bytes);
+  const v = onnxProto().ValueInfoProto.decode(bytes);
   const dims = (v.type?.tensorType?.shape?.dim ?? []).map((d) => {
     const n = d.dimValue === undefined || d.dimValue === null ? NaN : Number(d.dimValue);
     return n > 0 ? n : d.dimParam ? d.dimParam : null;

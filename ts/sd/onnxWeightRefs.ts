@@ -39,7 +39,8 @@ import { basename, dirname, isAbsolute, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
 import { checkedModelFile, isInside, modelsConfined, openModelFile, type CheckedDataFile, type CheckedFiles, type CheckedModelFile, type TensorBytes } from './modelRoots.js';
-import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
+import { eachField, encodeVarint, FileWindow, type ProtoField } from './onnxProto.js';
+import { onnxProto } from '../lazyPackages.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
 
@@ -168,26 +169,26 @@ async function readTensor(w: FileWindow, t: ProtoField, location: string, minByt
   };
   // (protobuf: the last occurrence of a non-repeated field is its value)
   const raw = fields.filter((f) => f.field === TENSOR_RAW_DATA && f.wire === 2).pop();
-  const external = fields.some((f) => f.field === TENSOR_EXTERNAL_DATA) || (await varint(TENSOR_DATA_LOCATION)) === onnx.TensorProto.DataLocation.EXTERNAL;
+  const external = fields.some((f) => f.field === TENSOR_EXTERNAL_DATA) || (await varint(TENSOR_DATA_LOCATION)) === onnxProto().TensorProto.DataLocation.EXTERNAL;
   const nameField = fields.filter((f) => f.field === TENSOR_NAME && f.wire === 2).pop();
   const name = nameField ? `tensor '${(await w.bytes(nameField.data, nameField.end - nameField.data)).toString('utf8')}'` : 'a tensor';
   const base = { asIs: t, top, where: [name] };
   if (external) {
     // (no raw_data: the message is its name, shape and external_data, a few hundred bytes)
-    const tensor = onnx.TensorProto.decode(await w.bytes(t.data, t.end - t.data));
+    const tensor = onnxProto().TensorProto.decode(await w.bytes(t.data, t.end - t.data));
     const named = (tensor.externalData ?? []).filter((e) => e.key === 'location').map((e) => e.value ?? '');
     // (two 'location' entries: ONNX Runtime 1.30 refuses them, earlier ones read the last, the check the first)
     if (named.length > 1) return { ...base, byRef: null, rawBytes: 0, external, tensor, location: named[0], locations: named };
     return { ...base, byRef: null, rawBytes: 0, external, tensor, location: named[0] ?? null };
   }
-  if (!raw || raw.end - raw.data < minBytes || (await varint(TENSOR_DATA_TYPE)) === onnx.TensorProto.DataType.STRING) {
+  if (!raw || raw.end - raw.data < minBytes || (await varint(TENSOR_DATA_TYPE)) === onnxProto().TensorProto.DataType.STRING) {
     return { ...base, byRef: null, rawBytes: 0, external };
   }
   const inner: Piece[] = [];
   for (const f of fields) if (f.field !== TENSOR_RAW_DATA) keep(inner, f);
   const length = raw.end - raw.data;
-  const ref = onnx.TensorProto.encode({
-    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+  const ref = onnxProto().TensorProto.encode({
+    dataLocation: onnxProto().TensorProto.DataLocation.EXTERNAL,
     externalData: [
       { key: 'location', value: location },
       { key: 'offset', value: String(raw.data) },
@@ -507,7 +508,7 @@ async function checkDataLengths(path: string, external: readonly Tensor[], sizeO
 function relocatedTensor(x: Tensor, location: string): Piece[] {
   const tensor = x.tensor!;
   tensor.externalData = tensor.externalData!.map((e) => (e.key === 'location' ? { key: 'location', value: location } : e));
-  const bytes = onnx.TensorProto.encode(tensor).finish();
+  const bytes = onnxProto().TensorProto.encode(tensor).finish();
   return message(x.asIs.field, [Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)]);
 }
 
@@ -655,7 +656,7 @@ async function readWithWeightRefs(path: string, options: { what?: string; minByt
     const bytes = await assemble(fh, pieces);
     const files = opened.checked === null ? null : checkedDataFiles(path, walk.self, byRef ? { real, checked: opened.checked } : null, dataChecked, plan?.relocated, furthest);
     return {
-      model: onnx.ModelProto.decode(bytes),
+      model: onnxProto().ModelProto.decode(bytes),
       bytes,
       dataFolder,
       byPath: plan?.byPath ?? true,

@@ -37,14 +37,15 @@ import { withAtomicDir } from '../io/atomicWrite.js';
 import { mulberry32 } from '../synth/rng.js';
 import { writeSdFixture } from './fixture.js';
 import { floatToHalfBits } from './half.js';
-import { onnx } from './onnxProto.js';
+import { onnxProto } from '../lazyPackages.js';
 
 type INode = import('onnx-proto').onnx.INodeProto;
 type ITensor = import('onnx-proto').onnx.ITensorProto;
 type IAttribute = import('onnx-proto').onnx.IAttributeProto;
 
-const T = onnx.TensorProto.DataType;
-const A = onnx.AttributeProto.AttributeType;
+// (functions, not constants: onnx-proto loads when a model is built, not when the package is imported)
+const T = () => onnxProto().TensorProto.DataType;
+const A = () => onnxProto().AttributeProto.AttributeType;
 const ALIGN = 65536;
 /** Element type of the sd1 fixture's U-Net (weights, constants, inputs, output). */
 export type Sd1Dtype = 'float32' | 'float16';
@@ -120,7 +121,7 @@ class ExternalGraph {
     readonly dtype: Sd1Dtype,
   ) {
     this.uniform = mulberry32(seed);
-    this.float = dtype === 'float16' ? T.FLOAT16 : T.FLOAT;
+    this.float = dtype === 'float16' ? T().FLOAT16 : T().FLOAT;
     this.bytes = dtype === 'float16' ? 2 : 4;
     this.recipe = { format: SD1_WEIGHTS_RECIPE_FORMAT, seed: seed >>> 0, dtype, size: 0, alignment: ALIGN, columns: ['name', 'offset', 'count', 'scale', 'add', 'counter'], tensors: [] };
   }
@@ -154,7 +155,7 @@ class ExternalGraph {
       name,
       dims,
       dataType: this.float,
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      dataLocation: onnxProto().TensorProto.DataLocation.EXTERNAL,
       externalData: [
         { key: 'location', value: this.location },
         { key: 'offset', value: String(start) },
@@ -167,12 +168,12 @@ class ExternalGraph {
   consts(values: number[], dims = [values.length], type: 'float' | 'float32' | 'int64' = 'float'): string {
     const name = `c${this.n++}`;
     if (type === 'int64') {
-      this.inits.push({ name, dims, dataType: T.INT64, rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer) });
+      this.inits.push({ name, dims, dataType: T().INT64, rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer) });
     } else if (type === 'float' && this.dtype === 'float16') {
       const halves = Uint16Array.from(values, (v) => floatToHalfBits(v));
-      this.inits.push({ name, dims, dataType: T.FLOAT16, rawData: new Uint8Array(halves.buffer) });
+      this.inits.push({ name, dims, dataType: T().FLOAT16, rawData: new Uint8Array(halves.buffer) });
     } else {
-      this.inits.push({ name, dims, dataType: T.FLOAT, rawData: new Uint8Array(new Float32Array(values).buffer) });
+      this.inits.push({ name, dims, dataType: T().FLOAT, rawData: new Uint8Array(new Float32Array(values).buffer) });
     }
     return name;
   }
@@ -192,14 +193,14 @@ class ExternalGraph {
   replaceSince(at: { nodes: number; inits: number }, keep: string[], node: INode): void {
     const kept = this.nodes.splice(at.nodes).filter((nd) => keep.includes(nd.output?.[0] ?? ''));
     this.nodes.push(...kept, node);
-    const weights = this.inits.splice(at.inits).filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+    const weights = this.inits.splice(at.inits).filter((t) => t.dataLocation === onnxProto().TensorProto.DataLocation.EXTERNAL);
     this.inits.push(...weights);
   }
 }
 
-const ints = (name: string, v: number[]): IAttribute => ({ name, type: A.INTS, ints: v });
-const int = (name: string, v: number): IAttribute => ({ name, type: A.INT, i: v });
-const flt = (name: string, v: number): IAttribute => ({ name, type: A.FLOAT, f: v });
+const ints = (name: string, v: number[]): IAttribute => ({ name, type: A().INTS, ints: v });
+const int = (name: string, v: number): IAttribute => ({ name, type: A().INT, i: v });
+const flt = (name: string, v: number): IAttribute => ({ name, type: A().FLOAT, f: v });
 
 function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig, fused: boolean): void {
   const conv = (x: string, cin: number, cout: number, k: number, stride = 1): string =>
@@ -307,7 +308,7 @@ function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig, fused: boolean): void {
       if (revAttn[level]) h = transformer(h, c);
     }
     if (level < rev.length - 1) {
-      const up = g.op('Resize', [h, '', g.consts([1, 1, 2, 2], [4], 'float32')], [{ name: 'mode', type: A.STRING, s: new TextEncoder().encode('nearest') }]);
+      const up = g.op('Resize', [h, '', g.consts([1, 1, 2, 2], [4], 'float32')], [{ name: 'mode', type: A().STRING, s: new TextEncoder().encode('nearest') }]);
       h = conv(up, c, c, 3);
     }
   });
@@ -359,7 +360,7 @@ async function buildSd1Fixture(
     name,
     type: { tensorType: { elemType: elem, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   });
-  const m = onnx.ModelProto.create({
+  const m = onnxProto().ModelProto.create({
     irVersion: 8,
     producerName: 'brainlatent-sd1-fixture',
     opsetImport: [{ domain: '', version: 17 }, ...(fused ? [{ domain: MS_DOMAIN, version: MS_OPSET }] : [])],
@@ -371,7 +372,7 @@ async function buildSd1Fixture(
       output: [vi('out_sample', g.float, ['batch', 4, 'height', 'width'])],
     },
   });
-  await writeFile(join(unetDir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
+  await writeFile(join(unetDir, 'model.onnx'), onnxProto().ModelProto.encode(m).finish());
   // one row per line: small, readable, and parsed by sd1_weights.cpp without a JSON library
   const { tensors, ...head } = g.recipe;
   const rows = tensors.map((t) => JSON.stringify(t)).join(',\n');
