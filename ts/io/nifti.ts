@@ -59,7 +59,7 @@ async function readHeaderFrom(s: ByteStream): Promise<NiftiHeader> {
   const bytes = new Uint8Array(size);
   bytes.set(first);
   await s.read(size - 4, bytes.subarray(4));
-  const header = parseNiftiHeader(bytes, s.path, { holds: s.compressed ? s.maxSize : s.fileSize, compressed: s.compressed });
+  const header = await parseNiftiHeader(bytes, s.path, { holds: s.compressed ? s.maxSize : s.fileSize, compressed: s.compressed });
   checkDataSize(s, header);
   return header;
 }

@@ -1,5 +1,6 @@
-import { readHeader, type NIFTI1, type NIFTI2 } from 'nifti-reader-js';
+import type { NIFTI1, NIFTI2 } from 'nifti-reader-js';
 import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
+import { niftiReaderPackage } from '../lazyPackages.js';
 import { byteLimit } from './readWhole.js';
 
 export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64' | 'int64' | 'uint64';
@@ -95,7 +96,7 @@ const MAX_DIM = 2 ** 31 - 1;
  * reader relies on is checked for consistency: magic, dim[0] and each dimension, datatype, vox_offset;
  * a failure is a FormatError naming the file and the field.
  */
-export function parseNiftiHeader(bytes: Uint8Array, path: string, file?: { holds: number; compressed: boolean }): NiftiHeader {
+export async function parseNiftiHeader(bytes: Uint8Array, path: string, file?: { holds: number; compressed: boolean }): Promise<NiftiHeader> {
   const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
   // nifti-reader-js needs an exactly sized ArrayBuffer of its own, not a view into a pooled Buffer.
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
@@ -108,6 +109,8 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string, file?: { holds
   if ((version === 1 && magic !== 'n+1\0') || (version === 2 && magic !== 'n+2\0\r\n\x1a\n')) {
     throw bad('magic', `bad NIfTI-${version} magic ${JSON.stringify(magic)}, expected ${version === 1 ? "'n+1'" : "'n+2'"}`);
   }
+  // (nifti-reader-js is ESM only: imported here, async, so importing the package does not load it)
+  const { readHeader } = await niftiReaderPackage();
   let h: NIFTI1 | NIFTI2;
   try {
     h = readHeader(ab);
