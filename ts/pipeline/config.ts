@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 
 import { resolveAlphaGrid } from '../config/alphaGrid.js';
+import { fillDefaults } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
 import { MAX_SEED } from '../sd/optionBounds.js';
 import { ddimOnlyProblems } from '../sd/samplingOptions.js';
@@ -83,12 +84,17 @@ function networkNameProblems(networks: unknown, source: string): string[] {
   return problems;
 }
 
-/** The defaults of every optional setting (from the schema). */
+/**
+ * The defaults of every optional setting (from the schema). Read from the schema directly, not through
+ * resolveConfig: that compiles the schema with ajv, which importing the package would then load
+ * (test/config/defaults.test.ts holds this against resolveConfig's defaults).
+ */
 export const DEFAULTS: Omit<ReconstructConfig, 'out' | 'nsd' | 'model'> & {
   nsd: Omit<ReconstructConfig['nsd'], 'root' | 'subject'>;
   model: Omit<ReconstructConfig['model'], 'dir'>;
 } = (() => {
-  const { out: _o, nsd: { root: _r, subject: _s, ...nsd }, model: { dir: _d, ...model }, ...rest } = resolveConfig({ out: '-', nsd: { root: '-', subject: 1 }, model: { dir: '-' } });
+  const minimal = { out: '-', nsd: { root: '-', subject: 1 }, model: { dir: '-' } };
+  const { out: _o, nsd: { root: _r, subject: _s, ...nsd }, model: { dir: _d, ...model }, ...rest } = fillDefaults(ReconstructConfigSchema, minimal) as ReconstructConfig;
   return { ...rest, nsd, model };
 })();
 
