@@ -51,6 +51,25 @@ export interface SseEvent {
   data: any;
 }
 
+/** The events of event-stream text, and what follows its last whole block (comments and blocks without `event` skipped). */
+export function parseEvents(text: string): { events: SseEvent[]; rest: string } {
+  const events: SseEvent[] = [];
+  let rest = text;
+  let cut: number;
+  while ((cut = rest.indexOf('\n\n')) >= 0) {
+    const block = rest.slice(0, cut);
+    rest = rest.slice(cut + 2);
+    const fields: Record<string, string> = {};
+    for (const line of block.split('\n')) {
+      if (!line || line.startsWith(':')) continue;
+      const i = line.indexOf(':');
+      fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
+    }
+    if (fields.event) events.push({ id: Number(fields.id), event: fields.event, data: JSON.parse(fields.data) });
+  }
+  return { events, rest };
+}
+
 /** Reads a job's event stream until its final event (result or error) or the stream's end. */
 export async function readEvents(url: string, headers: Record<string, string> = {}, onEvent?: (e: SseEvent) => void): Promise<SseEvent[]> {
   const r = await fetch(url, { headers: { accept: 'text/event-stream', ...headers } });
@@ -59,19 +78,9 @@ export async function readEvents(url: string, headers: Record<string, string> = 
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let cut: number;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const fields: Record<string, string> = {};
-      for (const line of block.split('\n')) {
-        if (!line || line.startsWith(':')) continue;
-        const i = line.indexOf(':');
-        fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
-      }
-      if (!fields.event) continue;
-      const e = { id: Number(fields.id), event: fields.event, data: JSON.parse(fields.data) };
+    const parsed = parseEvents(buffer + decoder.decode(chunk, { stream: true }));
+    buffer = parsed.rest;
+    for (const e of parsed.events) {
       events.push(e);
       onEvent?.(e);
     }
