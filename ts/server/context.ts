@@ -41,6 +41,8 @@ export interface ServiceContext {
   /** Request-body bytes in flight, all routes together (ServerPluginOptions.inFlightBodyLimit). */
   bodyBudget: BodyBudget;
   shutdownDeadlineMs: number;
+  /** How long a client may move no bytes: a request body that sends nothing, an event stream that reads nothing (ServerPluginOptions.bodyTimeoutMs). */
+  bodyTimeoutMs: number;
   /** Jobs run through Redis, possibly on other machines (serve --redis). */
   jobsElsewhere: boolean;
   /** Ends the confinement of model files to the root (confineModelsTo), at close. */
@@ -85,6 +87,7 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
   runner.board.onStageTime = (kind, stage, seconds) => metrics!.stageSeconds.observe({ kind, stage }, seconds);
   // a job's error names its files as the API's error answers do (relative to the root; no other server path)
   runner.board.showText = (text) => hiddenButRoutes(text, (t) => root.hidden(t));
+  const bodyTimeoutMs = o.bodyTimeoutMs ?? 30_000;
   return {
     root,
     auth: authenticator(o.token ?? null, new SessionStore(o.sessionMaxAgeSeconds), sessionCookieNamer(o.sessionCookieName, prefix)),
@@ -94,13 +97,14 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
     predictQueue,
     img2imgQueue,
     metrics,
-    streams: new EventStreams(),
+    streams: new EventStreams(bodyTimeoutMs),
     bodyLimit: o.bodyLimit ?? 1 << 20,
     dataBodyLimit: o.dataBodyLimit ?? 64 << 20,
     predictionLimit: o.predictionLimit ?? 2 ** 30,
     latentPixelLimit: o.latentPixelLimit ?? 65_536,
     bodyBudget: new BodyBudget(o.inFlightBodyLimit ?? 4 * (o.dataBodyLimit ?? 64 << 20)),
     shutdownDeadlineMs: o.shutdownDeadlineMs ?? 30_000,
+    bodyTimeoutMs,
     jobsElsewhere: o.redis !== undefined,
     unconfineModels,
   };

@@ -113,7 +113,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   });
   // (after the token: a client without one holds no share of the bytes in flight)
   useBodyBudget(app, ctx.bodyBudget, () => ctx.metrics.rejected.inc({ pool: 'bodies' }));
-  useBodyTimeout(app, options.bodyTimeoutMs ?? 30_000);
+  useBodyTimeout(app, ctx.bodyTimeoutMs);
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.http.observe({ method: req.method, route: routeOf(req), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });

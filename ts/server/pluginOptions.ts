@@ -63,8 +63,10 @@ export interface BrainlatentPluginOptions {
    */
   inFlightBodyLimit?: number;
   /**
-   * How long a request body may send nothing before it is answered 408 RequestTimeout and its connection closed, in
-   * ms (default 30,000): a stalled upload held its share of inFlightBodyLimit for as long as its client kept the socket.
+   * How long a client may move no bytes, in ms (default 30,000): a request body that sends nothing for it is answered
+   * 408 RequestTimeout and its connection closed (a stalled upload held its share of inFlightBodyLimit for as long as
+   * its client kept the socket), and an event stream whose client reads nothing for it, with events waiting, is
+   * closed (its events waited in the service's memory; an EventSource reconnects with Last-Event-ID).
    */
   bodyTimeoutMs?: number;
   /**
