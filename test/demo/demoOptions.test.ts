@@ -83,7 +83,7 @@ describe('demo options are checked before anything is written', () => {
     expect(err.message.split('\n  - ')).toHaveLength(5);
     expect(err.message).toMatch(/noiseSd: expected a finite number >= 0, got -1/);
     expect(err.message).toMatch(/subjects: expected a non-empty list of subjects from 1 to 8, got \[9\]/);
-    await refused({ config: { img2img: { strength: 2 } } }, /demo config\.img2img\.strength: expected a number > 0 <= 1, got number 2/);
+    await refused({ config: { img2img: { strength: 2 } } }, /demo config\.img2img\.strength: expected a number in \(0, 1\], got number 2/);
     await refused({ sessions: 40, trialsPerSession: 750 }, /--image-size \(imageSize\): \d+ stimuli of 128×128 make a [\d.]+ GiB stimulus file, over the 1 GiB limit/);
     expect(demoOptionProblems({ out: 'x', ...small })).toEqual([]);
   });

@@ -118,7 +118,7 @@ describe('encode config', () => {
       'enc.json: nsd.zscroe: unknown key (did you mean "zscore"?); known: root, subject, roi, sessions, format, zscore, zscoreDdof, averageTrain, divisor, cacheDir, captions',
       'enc.json: nsd.roi: expected a region spec or a mask path, got number 5',
       'enc.json: featureSets[2].extra: unknown key; known: name, kind',
-      'enc.json: featureSets[3].strength: required, expected a number > 0 <= 1',
+      'enc.json: featureSets[3].strength: required, expected a number in (0, 1]',
       'enc.json: featureSets[4].kind: expected one of "file", "z", "c", "zc", "unet", got the string "unt" (did you mean "unet"?)',
       'enc.json: featureSets[5].name: required, expected a string of letters, digits, _ . or -, not starting with .',
       'enc.json: featureSets[5].layers: expected an array of at least 1 item, each a non-empty string, got the string "x"',

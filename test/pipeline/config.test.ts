@@ -36,7 +36,7 @@ describe('config validation', () => {
     expect(p).toMatch(/config\.out: expected a path, got number 3/);
     expect(p).toMatch(/config\.nsd\.subject: expected an integer from 1 to 8, got number 9/);
     expect(p).toMatch(/config\.nsd\.colour: unknown key/);
-    expect(p).toMatch(/config\.img2img\.strength: expected a number > 0 <= 1/);
+    expect(p).toMatch(/config\.img2img\.strength: expected a number in \(0, 1\]/);
     expect(p).toMatch(/config\.img2img\.steps: expected an integer/);
     expect(p).toMatch(/config\.extra: unknown key/);
     expect(p).toMatch(/config\.model: required/);

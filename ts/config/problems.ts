@@ -59,15 +59,22 @@ export function expectedOf(s: Schema): string {
     }
     case 'number':
     case 'integer': {
-      const parts = [s.type === 'integer' ? 'an integer' : 'a number'];
-      // both inclusive bounds read as a range ("an integer from 1 to 8"), not ">= 1 <= 8"
-      if (s.minimum !== undefined && s.maximum !== undefined) parts.push(`from ${s.minimum} to ${s.maximum}`);
-      else if (s.minimum !== undefined) parts.push(`>= ${s.minimum}`);
-      if (s.exclusiveMinimum !== undefined) parts.push(`> ${s.exclusiveMinimum}`);
-      if (s.maximum !== undefined && s.minimum === undefined) parts.push(`<= ${s.maximum}`);
-      if (s.exclusiveMaximum !== undefined) parts.push(`< ${s.exclusiveMaximum}`);
-      const text = parts.join(' ');
-      return s.multipleOf !== undefined ? `${text}, a multiple of ${s.multipleOf}` : text;
+      const kind = s.type === 'integer' ? 'an integer' : 'a number';
+      const [lower, upper] = [s.minimum ?? s.exclusiveMinimum, s.maximum ?? s.exclusiveMaximum];
+      const [lowerIn, upperIn] = [s.minimum !== undefined, s.maximum !== undefined];
+      // two inclusive bounds read as a range ("an integer from 1 to 8"), not ">= 1 <= 8"; with an exclusive one as an
+      // interval ("a number in (0, 1]", as sd img2img's --strength says it), not "> 0 <= 1"
+      const range =
+        lower !== undefined && upper !== undefined
+          ? lowerIn && upperIn
+            ? ` from ${lower} to ${upper}`
+            : ` in ${lowerIn ? '[' : '('}${lower}, ${upper}${upperIn ? ']' : ')'}`
+          : lower !== undefined
+            ? ` ${lowerIn ? '>=' : '>'} ${lower}`
+            : upper !== undefined
+              ? ` ${upperIn ? '<=' : '<'} ${upper}`
+              : '';
+      return `${kind}${range}${s.multipleOf !== undefined ? `, a multiple of ${s.multipleOf}` : ''}`;
     }
     default:
       return 'a valid value';
