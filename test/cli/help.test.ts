@@ -74,9 +74,13 @@ describe('help routing', () => {
 describe('the help of --steps and --rule warns about few steps with the compvis rule', () => {
   // (CompVis' rule noises one DDIM step above the first step: at 4 steps the demo's final PixCorr was 0.29, at 8 0.87)
   const squash = (s: string) => s.replace(/\s+/g, ' ');
-  it('reconstruct --help: --steps and img2img.rule say to use the diffusers rule for few steps', async () => {
+  it('reconstruct --help: --steps, --rule and img2img.rule say to use the diffusers rule for few steps, by the flag reconstruct has', async () => {
     const help = squash((await brainlatent('reconstruct', '--help')).stdout);
-    expect(help).toMatch(/--steps <n> DDIM steps \(default 50\)\. With the default img2img\.rule 'compvis' .* fewer than about 8 steps give poor images .*: set img2img\.rule to 'diffusers' for few steps/);
+    // (it said "set img2img.rule to 'diffusers'", a field the flags-only form cannot set; --rule is sd img2img's flag)
+    expect(help).toMatch(/--steps <n> DDIM steps \(img2img\.steps; default 50\)\. With the default --rule compvis .* fewer than about 8 steps give poor images .*: use --rule diffusers for few steps/);
+    expect(help).toMatch(/--rule <rule> img2img noise rule \(img2img\.rule\): 'compvis' \(the default: .* with fewer than about 8 steps the images keep noise and come out poor\) or 'diffusers' \(.*; use it for few steps\)/);
+    for (const flag of ['--strength <s>', '--scheduler <name>', '--eta <eta>']) expect(help).toContain(flag);
+    expect(help).not.toMatch(/set img2img\.rule/);
     expect(help).toMatch(/img2img\.rule 'compvis' .* with fewer than about 8 steps 'compvis' leaves noise in the images .*: use 'diffusers' there/);
   });
   it('sd img2img --help: --rule says so too', async () => {

@@ -9,6 +9,7 @@ export type { FeatureSetSpec, BandedSpec } from './encode.js';
 export { CONFIG_AJV_OPTIONS, configAjv, validatorFor } from './ajv.js';
 export { checkConfig, type Checked } from './validate.js';
 export { problemsFrom, expectedOf, describeValue, fieldLabel } from './problems.js';
+export { fieldNames, type FieldFlags, type FieldNames, type FieldValue } from './fieldNames.js';
 export { ConfigError } from './errors.js';
 export { configHelp, schemaHelpText } from './help.js';
 export { configPaths, resolveConfigPaths, mapConfigPaths, type ConfigPath, type Schema } from './paths.js';

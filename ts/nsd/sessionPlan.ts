@@ -41,19 +41,27 @@ export function sessionGaps(present: readonly number[]): number[] {
  * different sessions (30 to 40), so fewer sessions at the end is normal; a hole in the middle is more likely a file
  * deleted or not yet copied, which would otherwise change what the run reads without a word. `present` is
  * availableSessions' answer. `field` names how the sessions are chosen: a config's field (nsd.sessions, null by
- * default) or a command's flag (--sessions, absent by default); the words are the same either way.
+ * default) or a command's flag (--sessions, absent by default); the words are the same either way. `setSessions`
+ * says how to choose `what` sessions where the caller's user cannot do it by `field` (reconstruct's flags-only form:
+ * "use --config with nsd.sessions set to …").
  */
-export function sessionGapWarning(nsd: { root: string; subject: number; format: BetasFormatChoice }, present: readonly number[], field = 'nsd.sessions'): string | null {
+export function sessionGapWarning(
+  nsd: { root: string; subject: number; format: BetasFormatChoice },
+  present: readonly number[],
+  field = 'nsd.sessions',
+  setSessions?: (what: string) => string,
+): string | null {
   const gaps = sessionGaps(present);
   if (gaps.length === 0) return null;
   const { root, subject, format } = nsd;
   const looked = format === 'auto' ? `${betasPath(root, subject, gaps[0], 'hdf5')} or .nii.gz` : betasPath(root, subject, gaps[0], format);
   const s = gaps.length > 1 ? 's' : '';
   const flag = field.startsWith('--');
+  const what = 'the sessions you mean to read';
   return (
     `subject ${subject}: session${s} ${formatSessionList(gaps)} ha${gaps.length > 1 ? 've' : 's'} no betas (looked for ${looked}), ` +
     `though sessions before and after do: ${flag ? `without ${field}` : `with ${field} null`} the run reads only the sessions that have betas (${formatSessionList([...present])}); ` +
-    `restore the file${s}, or ${flag ? `give ${field}` : `set ${field} to`} the sessions you mean to read`
+    `restore the file${s}, or ${setSessions ? setSessions(what) : flag ? `give ${field} ${what}` : `set ${field} to ${what}`}`
   );
 }
 
@@ -70,12 +78,14 @@ export async function extractionGapWarning(o: { root: string; subject: number; s
 /**
  * Resolves `sessions` (null: every session with betas among 1–37, as the extract stage does) against the NSD
  * root and the design. Problems name `field` (e.g. "nsd.sessions"); the plan is null when there are any.
- * Warnings: with sessions null, a session missing between sessions that have betas (sessionGapWarning).
+ * Warnings: with sessions null, a session missing between sessions that have betas (sessionGapWarning, which
+ * `setSessions` is passed to).
  */
 export async function planNsdSessions(
   nsd: { root: string; subject: number; sessions: string | number[] | null; format: BetasFormatChoice },
   design: NsdDesign,
   field = 'nsd.sessions',
+  setSessions?: (what: string) => string,
 ): Promise<{ plan: NsdSessionPlan | null; problems: string[]; warnings: string[] }> {
   const { root, subject, format } = nsd;
   const fmt = format === 'auto' ? '.hdf5 or .nii.gz' : format === 'hdf5' ? '.hdf5' : '.nii.gz';
@@ -95,7 +105,7 @@ export async function planNsdSessions(
         ],
       };
     }
-    const gap = sessionGapWarning(nsd, sessions, field);
+    const gap = sessionGapWarning(nsd, sessions, field, setSessions);
     if (gap) warnings.push(gap);
   } else {
     try {

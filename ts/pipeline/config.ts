@@ -11,6 +11,7 @@ import { MAX_SEED } from '../sd/optionBounds.js';
 import { ddimOnlyProblems } from '../sd/samplingOptions.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
 import { RECONSTRUCT_ALPHAS, ReconstructConfigSchema, type ReconstructConfig } from '../config/reconstruct.js';
+import { fieldNames, type FieldFlags } from '../config/fieldNames.js';
 import { fieldLabel } from '../config/problems.js';
 import { sessionSpecProblems } from '../config/sessions.js';
 import { checkConfig } from '../config/validate.js';
@@ -25,10 +26,18 @@ export const CONFIG_SCHEMA = ReconstructConfigSchema;
 
 /**
  * Validates a config object (from JSON or code) without changing it and returns a copy with the defaults filled
- * in; throws a ConfigError listing every problem. `source` names the config in the messages (a file name).
+ * in; throws a ConfigError listing every problem. `source` names the config in the messages (a file name);
+ * `fieldFlags`, the command line that gave some of its fields by flags (the CLI's): a problem of a field a flag gave
+ * (or of any field with a flag, where there is no config file) names the flag (fieldNames).
  */
-export function resolveConfig(input: unknown, source = 'config'): ReconstructConfig {
+export function resolveConfig(input: unknown, source = 'config', fieldFlags?: FieldFlags): ReconstructConfig {
   const { value: c, problems } = checkConfig(ReconstructConfigSchema, input, source);
+  const names = fieldNames(fieldFlags);
+  // a field's problem is labelled with the file and the field, or with the flag that gave it
+  const label = (path: string[]) => {
+    const name = names.name(path.join('.'));
+    return name === path.join('.') ? fieldLabel(source, path) : name;
+  };
   for (const t of ['z', 'c'] as const) {
     const d = c?.decoders?.[t];
     if (d && (typeof d.alphas === 'string' || Array.isArray(d.alphas))) {
@@ -41,19 +50,19 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
   problems.push(...sessionSpecProblems(c?.nsd?.sessions, fieldLabel(source, ['nsd', 'sessions'])));
   const g = c?.img2img;
   if (g?.karras && typeof g.scheduler === 'string' && !KARRAS_SCHEDULERS.includes(g.scheduler)) {
-    problems.push(`${fieldLabel(source, ['img2img', 'karras'])}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${g.scheduler}`);
+    problems.push(`${label(['img2img', 'karras'])}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${g.scheduler}`);
   }
   // what only DDIM defines (eta, the compvis rule): here, not when the img2img stage starts after the others ran
   if (g && SCHEDULERS.includes(g.scheduler) && typeof g.eta === 'number' && typeof g.steps === 'number' && typeof g.strength === 'number') {
     const key = (k: string) => (k === 'img2imgRule' ? 'rule' : k);
-    // the problem is labelled with the file and the field; the fields it cites are named within the config (img2img.steps)
-    problems.push(...ddimOnlyProblems(g.scheduler, g.eta, g.rule, g.steps, g.strength, (k) => fieldLabel(source, ['img2img', key(k)]), (k) => `img2img.${key(k)}`));
+    // the fields a problem cites are named within the config (img2img.steps), or by their flags
+    problems.push(...ddimOnlyProblems(g.scheduler, g.eta, g.rule, g.steps, g.strength, (k) => label(['img2img', key(k)]), (k) => names.name(`img2img.${key(k)}`)));
   }
   // sample k's noise is seeded seed + k: the last sample's seed must be a seed too, or the img2img stage refuses it
   // only after extraction, features and decoders ran
   if (g && Number.isInteger(g.seed) && g.seed >= 0 && g.seed <= MAX_SEED && Number.isInteger(g.seeds) && g.seeds >= 1 && g.seed + (g.seeds - 1) > MAX_SEED) {
     problems.push(
-      `${fieldLabel(source, ['img2img', 'seed'])}: sample k is seeded img2img.seed + k, so the last of img2img.seeds ${g.seeds} has seed ${g.seed} + ${g.seeds - 1}, ` +
+      `${label(['img2img', 'seed'])}: sample k is seeded img2img.seed + k, so the last of ${names.valued('img2img.seeds', g.seeds)} has seed ${g.seed} + ${g.seeds - 1}, ` +
         `above the largest seed ${MAX_SEED}; expected img2img.seed at most ${MAX_SEED - (g.seeds - 1)} with ${g.seeds} seeds`,
     );
   }

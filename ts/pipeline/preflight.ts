@@ -12,8 +12,9 @@ import { maskGridMismatch, planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { onnxruntimeNodeInstallLine } from '../optionalDependencies.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
+import { fieldNames, type FieldFlags, type FieldNames } from '../config/fieldNames.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
-import { planLabels, planRun, resolvePlanOptions } from '../sd/samplingOptions.js';
+import { PLAN_OPTION_KEYS, planLabels, planRun, resolvePlanOptions } from '../sd/samplingOptions.js';
 import { sdLayoutProblems } from '../sd/layoutSignature.js';
 import { modelFileProblem } from '../sd/modelRoots.js';
 import { externalDataProblems, externalDataRootsProblem } from '../sd/onnxWeightRefs.js';
@@ -52,17 +53,19 @@ const SD_PARTS = ['vae_encoder', 'vae_decoder', 'text_encoder', 'unet'];
 
 export interface PreflightOptions extends RunFolderConflictOptions {
   /**
-   * How to set img2img.size to `size`, in the caller's words, where the model's U-Net takes one size only (default
-   * "set img2img.size to N"): the CLI names its --size flag, which its flags-only form has instead of a config.
+   * The command line the config came from, if any: its problems and warnings then name a field by its flag where a
+   * flag gave it (or there is no config file), and say how to set one in that form (fieldNames: "use --rule
+   * diffusers", "use --config with nsd.sessions set to …"). Without it, each field by its name in a config.
    */
-  setImg2imgSize?: (size: number) => string;
+  fieldFlags?: FieldFlags;
 }
 
 /**
- * `options`: --force, how a folder of another run is to be resolved (runFolderConflict) and how img2img.size is set,
- * in the caller's words.
+ * `options`: --force, how a folder of another run is to be resolved (runFolderConflict) and the command line that
+ * gave the config (fieldFlags), for messages in its words.
  */
 export async function preflight(config: ReconstructConfig, options: PreflightOptions = {}): Promise<PreflightResult> {
+  const names = fieldNames(options.fieldFlags);
   const problems: string[] = [];
   const warnings: string[] = [];
   const { nsd, model } = config;
@@ -85,7 +88,7 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
     // (only once every component was found: existsSync here would read a U-Net linked out of a service's root)
     if (layout.length === 0 && found) {
       try {
-        const mismatch = await unetSizeMismatch(model.dir, config.img2img.size, 'img2img.size', options.setImg2imgSize);
+        const mismatch = await unetSizeMismatch(model.dir, config.img2img.size, names.name('img2img.size'), (size) => names.setTo('img2img.size', size));
         if (mismatch) problems.push(mismatch);
       } catch (e) {
         problems.push((e as Error).message);
@@ -95,10 +98,10 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
   // the img2img stage's plan (DDIM's eta against the schedule's maxEta, …), from the folder's scheduler config as the
   // run loads it, without the U-Net: here, not when the stage starts after extraction, features and decoders ran
   if (isDir(model.dir)) {
-    const planned = await img2imgPlan(config);
+    const planned = await img2imgPlan(config, names);
     if ('problem' in planned) problems.push(planned.problem);
     else {
-      const few = fewStepsWarning(config.img2img, planned.plan);
+      const few = fewStepsWarning(config.img2img, planned.plan, names);
       if (few) warnings.push(few);
     }
   }
@@ -142,7 +145,7 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
         for (let c = 0; c < d.subjectimCols; c++) seen.add(d.subjectim[c * d.subjectimRows + (nsd.subject - 1)]);
         testIds = Array.from(d.sharedix).filter((id) => seen.has(id)).sort((a, b) => a - b);
         // the sessions the extract stage will read: each must have betas, within the design
-        const sessions = await planNsdSessions(nsd, d);
+        const sessions = await planNsdSessions(nsd, d, names.name('nsd.sessions'), (sessions) => names.setTo('nsd.sessions', { words: sessions }));
         problems.push(...sessions.problems);
         warnings.push(...sessions.warnings);
         // the test images are those the sessions read show (the extraction's test rows), not every shared image of the
@@ -194,24 +197,26 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
   return { testIds, voxels, captions, fits, warnings };
 }
 
-/** The plan options' names in a reconstruction config. */
+/** The plan options' fields in a reconstruction config. */
 const IMG2IMG_FIELDS = planLabels('img2img.');
 
 /**
- * The img2img stage's plan, or what it refuses, named by the config's fields: an eta above the largest the schedule
- * allows ('img2img.eta 1.5 is too large for this schedule: … up to eta 1.00… here'), a schedule the engine cannot
- * plan, a scheduler_config.json it cannot read. The schedule is the model folder's (img2img.scheduler runs whatever
- * class the file names, as lazyDiffusion loads it), read as the CLI's `sd img2img` reads it before loading.
+ * The img2img stage's plan, or what it refuses, naming the config's fields as `names` does (default: as a config
+ * does): an eta above the largest the schedule allows ('img2img.eta 1.5 is too large for this schedule: … up to eta
+ * 1.00… here'; the flags-only command line's '--eta 1.5'), a schedule the engine cannot plan, a scheduler_config.json
+ * it cannot read. The schedule is the model folder's (img2img.scheduler runs whatever class the file names, as
+ * lazyDiffusion loads it), read as the CLI's `sd img2img` reads it before loading.
  */
-export async function img2imgPlan(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<{ plan: SamplerPlanInfo } | { problem: string }> {
+export async function img2imgPlan(config: Pick<ReconstructConfig, 'model' | 'img2img'>, names: FieldNames = fieldNames()): Promise<{ plan: SamplerPlanInfo } | { problem: string }> {
   const g = config.img2img;
+  const labels = Object.fromEntries(PLAN_OPTION_KEYS.map((k) => [k, names.name(IMG2IMG_FIELDS[k])]));
   let plan;
   try {
     const file = await readSchedulerConfig(config.model.dir, { scheduler: g.scheduler });
     plan = resolvePlanOptions(
       { schedule: file.schedule, scheduler: file.scheduler },
       { scheduler: g.scheduler, karras: g.karras, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule },
-      IMG2IMG_FIELDS,
+      labels,
     );
   } catch (e) {
     return { problem: (e as Error).message };
@@ -232,12 +237,17 @@ export const COMPVIS_MIN_STEPS = 8;
  * steps. That rule noises z one DDIM step above the first step that runs; the step is 1000/steps timesteps, so with
  * a handful of steps the sampler starts from a latent noisier than it believes and the noise stays in the images
  * (the demo's final PixCorr 0.29 at 4 steps, below z-only's 0.82). The 'diffusers' rule noises to the first step.
+ * `names` names the fields and says how to set the rule (default: as a config does; the CLI's "use --rule diffusers").
  */
-export function fewStepsWarning(g: Pick<ReconstructConfig['img2img'], 'rule' | 'steps'>, plan: Pick<SamplerPlanInfo, 'noiseTimestep' | 'runs'>): string | null {
+export function fewStepsWarning(
+  g: Pick<ReconstructConfig['img2img'], 'rule' | 'steps'>,
+  plan: Pick<SamplerPlanInfo, 'noiseTimestep' | 'runs'>,
+  names: FieldNames = fieldNames(),
+): string | null {
   if (g.rule !== 'compvis' || g.steps >= COMPVIS_MIN_STEPS || plan.runs.length === 0) return null;
   return (
-    `img2img.steps ${g.steps} with img2img.rule 'compvis' (the default, TN's noise level): the latent is noised to t = ${plan.noiseTimestep} ` +
+    `${names.valued('img2img.steps', g.steps)} with ${names.valued('img2img.rule', 'compvis')} (the default, TN's noise level): the latent is noised to t = ${plan.noiseTimestep} ` +
     `but the first step denoises it as t = ${plan.runs[0].timestep}, and with fewer than ${COMPVIS_MIN_STEPS} steps that noise stays in the ` +
-    `images (worse than z-only); set img2img.rule to 'diffusers' (noise at the first step that runs), or use ${COMPVIS_MIN_STEPS} steps or more`
+    `images (worse than z-only); ${names.setTo('img2img.rule', 'diffusers')} (noise at the first step that runs), or use ${COMPVIS_MIN_STEPS} steps or more`
   );
 }

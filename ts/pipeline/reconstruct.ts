@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 
 import { checkControl } from '../callbackOptions.js';
+import type { FieldFlags } from '../config/fieldNames.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { checkInteger } from '../ridge/options.js';
@@ -42,8 +43,11 @@ export interface ReconstructOptions {
    * records). The warnings are in the result too.
    */
   onWarning?: (message: string) => void;
-  /** How to set img2img.size to `size` in the caller's words, for the preflight's problem (PreflightOptions). */
-  setImg2imgSize?: (size: number) => string;
+  /**
+   * The command line the config came from, if any, for the preflight's problems and warnings in its words: a field
+   * by its flag, how to set one in that form (PreflightOptions.fieldFlags). Without it, each field by its config name.
+   */
+  fieldFlags?: FieldFlags;
 }
 
 export interface ReconstructResult {
@@ -140,7 +144,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   const hash = configHash(config);
   // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
   const force = options.force || (await clearingInterrupted(config.out));
-  const pre: PreflightResult = await preflight(config, { force, setImg2imgSize: options.setImg2imgSize });
+  const pre: PreflightResult = await preflight(config, { force, fieldFlags: options.fieldFlags });
   // the stages' work needs the model, loaded on first use (a run whose model stages are all skipped never loads it)
   const model = lazyDiffusion(config);
   const stages = await reconstructStageDefs(config, (stage, ctx) => STAGE_RUNNERS[stage]({ config, pre, diffusion: model.get, ...ctx }));

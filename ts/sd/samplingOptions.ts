@@ -15,6 +15,7 @@ import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from './schedulerCo
 export type TimestepSpacing = 'leading' | 'trailing' | 'linspace';
 export const TIMESTEP_SPACINGS: readonly TimestepSpacing[] = ['leading', 'trailing', 'linspace'];
 export const IMG2IMG_RULES = ['diffusers', 'compvis'] as const;
+export type Img2imgRule = (typeof IMG2IMG_RULES)[number];
 
 export interface PlanOptions {
   scheduler?: SchedulerName;
@@ -111,6 +112,14 @@ export function checkSchedulerName(v: unknown, label: string): SchedulerName {
   return v as SchedulerName;
 }
 
+/** An img2img noise rule, checked: `label` names the option or flag it came from. */
+export function checkImg2imgRule(v: unknown, label: string): Img2imgRule {
+  if (!IMG2IMG_RULES.includes(v as Img2imgRule)) {
+    throw new InvalidArgumentError(`${label}: expected one of ${IMG2IMG_RULES.join(', ')}, got ${describeChoice(v)}`);
+  }
+  return v as Img2imgRule;
+}
+
 /** The schedulers that index ᾱ by the timestep itself (the engine refuses a timestep past the schedule for them). */
 const ALPHA_INDEXED: readonly SchedulerName[] = ['ddim', 'pndm', 'ddpm'];
 
@@ -196,10 +205,7 @@ export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, label
   if (o.timestepSpacing !== undefined && !TIMESTEP_SPACINGS.includes(o.timestepSpacing)) {
     throw new InvalidArgumentError(`${name('timestepSpacing')}: expected one of ${TIMESTEP_SPACINGS.join(', ')}, got ${describeChoice(o.timestepSpacing)}`);
   }
-  const rule = o.img2imgRule === undefined ? 'diffusers' : o.img2imgRule;
-  if (!IMG2IMG_RULES.includes(rule)) {
-    throw new InvalidArgumentError(`${name('img2imgRule')}: expected one of ${IMG2IMG_RULES.join(', ')}, got ${describeChoice(rule)}`);
-  }
+  const rule = checkImg2imgRule(o.img2imgRule === undefined ? 'diffusers' : o.img2imgRule, name('img2imgRule'));
   // (the engine's schedule takes a boolean; a truthy 'yes' would reach it as its own field's TypeError)
   if (o.karras !== undefined && typeof o.karras !== 'boolean') {
     throw new InvalidArgumentError(`${name('karras')}: expected true or false, got ${describeChoice(o.karras)}`);

@@ -1,7 +1,8 @@
 /**
  * `reconstruct --size` (img2img.size) and the preflight's hint for a U-Net exported at one latent size, in the words
  * of the form used: the flags-only form (no --config) was told "set img2img.size to 128", a config field it has no
- * file to set; it is told "use --size 128", and a config file's form where to set the field.
+ * file to set; it is told "use --size 128", and a config file's form where to set the field. The size is named as it
+ * was given: by --size where the flag gave it or there is no file, else as img2img.size.
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -64,10 +65,11 @@ describe('reconstruct: img2img.size for a U-Net of one latent size', () => {
   it('the flags-only form is told to use --size, and --size 128 then gets through the preflight', async () => {
     const e = await refusal(...flagsForm('r1'));
     expect(e.name).toBe('PreflightError');
-    expect(e.message).toContain(`img2img.size 512 gives 64×64 latents, but ${unet} takes sample of 16×16 only: use --size 128`);
-    expect(e.message).not.toContain('set img2img.size');
+    // (the size by its flag too: the form has no file for the field; 512 is --size's default)
+    expect(e.message).toContain(`--size 512 gives 64×64 latents, but ${unet} takes sample of 16×16 only: use --size 128`);
+    expect(e.message).not.toContain('img2img.size');
     const e2 = await refusal(...flagsForm('r2'), '--size', '256');
-    expect(e2.message).toContain('img2img.size 256 gives 32×32 latents, but');
+    expect(e2.message).toContain('--size 256 gives 32×32 latents, but');
     expect(e2.message).toContain('only: use --size 128');
     // the size the hint names: the dry run plans the run (its plan on stdout), with no problem left
     const plan = await printed(...flagsForm('r3'), '--size', '128');
@@ -80,15 +82,15 @@ describe('reconstruct: img2img.size for a U-Net of one latent size', () => {
     writeFileSync(cfg, JSON.stringify({ out: 'run-c', nsd: { root: nsdRoot, subject: 1 }, model: { dir: model } }));
     const e = await refusal('--config', cfg, '--dry-run');
     expect(e.name).toBe('PreflightError');
-    expect(e.message).toContain(`takes sample of 16×16 only: set img2img.size to 128 in ${cfg}, or use --size 128`);
+    expect(e.message).toContain(`img2img.size 512 gives 64×64 latents, but ${unet} takes sample of 16×16 only: set img2img.size to 128 in ${cfg}, or use --size 128`);
     const e2 = await refusal('--config', cfg, '--size', '64', '--dry-run');
-    expect(e2.message).toContain('img2img.size 64 gives 8×8 latents');
+    expect(e2.message).toContain('--size 64 gives 8×8 latents');
     expect(e2.message).toContain('only: use --size 128');
     expect(e2.message).not.toContain(`in ${cfg}`);
     // the file's size is taken, and --size overrides it
     writeFileSync(cfg, JSON.stringify({ out: 'run-c', nsd: { root: nsdRoot, subject: 1 }, model: { dir: model }, img2img: { size: 128 } }));
     expect(await printed('--config', cfg, '--dry-run')).not.toMatch(/img2img\.size|latents, but/);
-    expect((await refusal('--config', cfg, '--size', '256', '--dry-run')).message).toContain('img2img.size 256 gives 32×32 latents');
+    expect((await refusal('--config', cfg, '--size', '256', '--dry-run')).message).toContain('--size 256 gives 32×32 latents');
   }, 120_000);
 
   it('a bad --size names the flag and what img2img.size takes', async () => {

@@ -13,6 +13,9 @@ import { cacheUpkeepLines } from '../../nsd/cache.js';
 import type { KeptCacheEntry, RemovedCacheEntry } from '../../nsd/output.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
+import type { FieldFlags } from '../../config/fieldNames.js';
+import { checkImg2imgRule, checkSchedulerName } from '../../sd/samplingOptions.js';
+import { SCHEDULERS } from '../../sd/schedulerConfig.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
 import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
 import { checkCacheFolderApart, checkOutputPath, checkRunFolderApart } from '../outputPath.js';
@@ -30,24 +33,60 @@ interface Flags {
   seeds?: string;
   steps?: string;
   size?: string;
+  strength?: string;
+  eta?: string;
+  scheduler?: string;
+  rule?: string;
   force?: boolean;
   dryRun?: boolean;
 }
 
 /**
- * A numeric flag, checked against the config field it sets: a problem names the flag, not the config file, and is
- * collected (in `problems`) to be listed with the file's.
+ * The config field each flag sets, by its key in Flags: the flag's name and the field's. The messages of a run name a
+ * field by its flag where the flag gave it, or where there is no config file (fieldFlags).
  */
-function num(v: string | undefined, flag: string, field: string[], problems: string[]): number | undefined {
+const FIELD_FLAGS = [
+  ['out', '--out', 'out'],
+  ['nsd', '--nsd', 'nsd.root'],
+  ['subject', '--subject', 'nsd.subject'],
+  ['testImages', '--test-images', 'nsd.testImages'],
+  ['model', '--model', 'model.dir'],
+  ['seeds', '--seeds', 'img2img.seeds'],
+  ['steps', '--steps', 'img2img.steps'],
+  ['size', '--size', 'img2img.size'],
+  ['strength', '--strength', 'img2img.strength'],
+  ['eta', '--eta', 'img2img.eta'],
+  ['scheduler', '--scheduler', 'img2img.scheduler'],
+  ['rule', '--rule', 'img2img.rule'],
+] as const satisfies readonly (readonly [keyof Flags, string, string])[];
+
+/** This command line as the library's messages take it: each flag's field, those the flags gave, the config file. */
+export function fieldFlags(f: Flags): FieldFlags {
+  return {
+    flags: Object.fromEntries(FIELD_FLAGS.map(([, flag, field]) => [field, flag])),
+    given: FIELD_FLAGS.filter(([key]) => f[key] !== undefined).map(([, , field]) => field),
+    config: f.config,
+  };
+}
+
+/**
+ * A flag's value, checked by `check` (against the config field it sets): a problem names the flag, not the config
+ * file, and is collected (in `problems`) to be listed with the file's.
+ */
+function checked<T>(v: string | undefined, check: (v: string) => T, problems: string[]): T | undefined {
   if (v === undefined) return undefined;
   try {
-    return numberFlag(v, flag, fieldSchema(ReconstructConfigSchema, field));
+    return check(v);
   } catch (e) {
     if (!(e instanceof InvalidArgumentError)) throw e;
     problems.push(e.message);
     return undefined;
   }
 }
+
+/** A numeric flag, checked against the schema of the config field it sets. */
+const num = (v: string | undefined, flag: string, field: string[], problems: string[]) =>
+  checked(v, (t) => numberFlag(t, flag, fieldSchema(ReconstructConfigSchema, field)), problems);
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -63,6 +102,11 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
     seeds: num(f.seeds, '--seeds', ['img2img', 'seeds'], flagProblems),
     steps: num(f.steps, '--steps', ['img2img', 'steps'], flagProblems),
     size: num(f.size, '--size', ['img2img', 'size'], flagProblems),
+    strength: num(f.strength, '--strength', ['img2img', 'strength'], flagProblems),
+    // (the choices and their checks are sd img2img's)
+    scheduler: checked(f.scheduler, (t) => checkSchedulerName(t, '--scheduler'), flagProblems),
+    eta: num(f.eta, '--eta', ['img2img', 'eta'], flagProblems),
+    rule: checked(f.rule, (t) => checkImg2imgRule(t, '--rule'), flagProblems),
   };
   // an empty path would resolve to the working folder
   for (const [flag, v] of [['--nsd', f.nsd], ['--model', f.model], ['--config', f.config]] as const) {
@@ -105,12 +149,16 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
     if (flagged.seeds !== undefined) s.seeds = flagged.seeds;
     if (flagged.steps !== undefined) s.steps = flagged.steps;
     if (flagged.size !== undefined) s.size = flagged.size;
+    if (flagged.strength !== undefined) s.strength = flagged.strength;
+    if (flagged.eta !== undefined) s.eta = flagged.eta;
+    if (flagged.scheduler !== undefined) s.scheduler = flagged.scheduler;
+    if (flagged.rule !== undefined) s.rule = flagged.rule;
   });
   // every problem at once: the file's (with the flags that were valid merged in), then the flags'
   let fileError: ConfigError | null = null;
   let config: ReconstructConfig | null = null;
   try {
-    config = resolveConfig(merged, source);
+    config = resolveConfig(merged, source, fieldFlags(f));
   } catch (e) {
     if (!(e instanceof ConfigError) || flagProblems.length === 0) throw e;
     fileError = e;
@@ -119,16 +167,6 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   // (flags alone: the file is not to blame)
   if (flagProblems.length) throw new InvalidArgumentError(flagProblems.join('; '));
   return config!;
-}
-
-/**
- * How the preflight tells this command line to set img2img.size (a U-Net exported at one latent size takes one image
- * size only): by --size where the flags give the config (there is no file to set the field in) or --size was given,
- * else in the config file, or by --size.
- */
-export function setImg2imgSize(f: Pick<Flags, 'config' | 'size'>): (size: number) => string {
-  if (f.config === undefined || f.size !== undefined) return (size) => `use --size ${size}`;
-  return (size) => `set img2img.size to ${size} in ${f.config}, or use --size ${size}`;
 }
 
 /** Prints one bar per stage on stderr. */
@@ -208,10 +246,17 @@ export function registerReconstructCommand(program: Command): void {
     .option('--subject <n>', 'NSD subject (1..8); required without --config')
     .option('--model <dir>', 'SD 1.x ONNX model folder; required without --config')
     .option('--out <dir>', 'run folder; required without --config')
-    .option('--test-images <n>', 'reconstruct only the first n test images in id order (the n smallest 73k ids)')
-    .option('--seeds <n>', 'samples per image')
+    .option('--test-images <n>', 'reconstruct only the first n test images in id order (the n smallest 73k ids; nsd.testImages)')
+    .option('--seeds <n>', 'samples per image (img2img.seeds; default 5)')
     .option('--size <px>', 'side of the img2img images in pixels, a multiple of 8 (img2img.size; default 512). A U-Net exported at a fixed latent size takes 8× that size only')
-    .option('--steps <n>', "DDIM steps (default 50). With the default img2img.rule 'compvis' (noise one DDIM step above the first step, as TN) fewer than about 8 steps give poor images (demo PixCorr 0.29 at 4, 0.87 at 8): set img2img.rule to 'diffusers' for few steps")
+    .option('--steps <n>', "DDIM steps (img2img.steps; default 50). With the default --rule compvis (noise one DDIM step above the first step, as TN) fewer than about 8 steps give poor images (demo PixCorr 0.29 at 4, 0.87 at 8): use --rule diffusers for few steps")
+    .option('--strength <s>', 'img2img strength in (0, 1]: the fraction of the schedule run (img2img.strength; default 0.8)')
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (img2img.scheduler; default ddim, as TN: the model folder's scheduler_config.json gives the schedule, not the class). The default --rule compvis and an --eta above 0 are ddim's only: use --rule diffusers with another`)
+    .option('--eta <eta>', "DDIM eta, >= 0: 0 deterministic, 1 as DDPM; at most the schedule's maxEta (img2img.eta; default 0)")
+    .option(
+      '--rule <rule>',
+      "img2img noise rule (img2img.rule): 'compvis' (the default: one DDIM step above the first step that runs, as CompVis and TN; ddim only: that step is 1000/steps timesteps, so with fewer than about 8 steps the images keep noise and come out poor) or 'diffusers' (noise at the first step that runs; use it for few steps)",
+    )
     .option('--force', 'redo every stage, replacing another run in --out (only the files a run writes go; yours stay)')
     .option('--dry-run', 'print the plan and each stage\'s estimated time from short measured probes; writes nothing')
     .addHelpText(
@@ -240,14 +285,14 @@ ${schemaHelpText(ReconstructConfigSchema, 'recon.json')}`,
       const outLabel = f.out !== undefined ? '--out' : `${f.config}: out`;
       if (f.out === undefined) await checkOutputPath(outLabel, config.out, 'folder', 'the run');
       // nor one that overlaps what the run reads (the NSD root, the model folder, …): dry runs too; a flag's input is named by its flag
-      const flags = { ...(f.nsd ? { 'nsd.root': '--nsd' } : {}), ...(f.model ? { 'model.dir': '--model' } : {}) };
-      const inputs = runFolderInputs(ReconstructConfigSchema, config, flags);
+      const given = fieldFlags(f);
+      const inputs = runFolderInputs(ReconstructConfigSchema, config, Object.fromEntries(given.given.map((field) => [field, given.flags[field]])));
       await checkRunFolderApart(outLabel, f.out ?? config.out, inputs);
       // and an extraction cache the config names (it writes entries there and removes stale ones)
       if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config ?? 'config'}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
       // Ctrl-C or SIGTERM stops the run at its next step; finished stages stay, and the same command resumes
       const ac = stopOnSignals();
-      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings, setImg2imgSize: setImg2imgSize(f) }).finally(() => ac.dispose());
+      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings, fieldFlags: fieldFlags(f) }).finally(() => ac.dispose());
       printResult(r);
     });
 }

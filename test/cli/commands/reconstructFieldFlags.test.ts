@@ -1,0 +1,198 @@
+/**
+ * reconstruct's messages name a config field in the words of the form used. The flags-only form (no --config) was
+ * told "set img2img.rule to 'diffusers'" (the few-steps warning, --steps' help), a field it had no flag for: it now
+ * has sd img2img's --rule, --scheduler, --eta and --strength, and each message names a field by its flag where the
+ * flag gave it or there is no file ("use --rule diffusers"), a field without a flag as "use --config with <field>"; the
+ * config form names the file's fields and where to set them ("set img2img.rule to 'diffusers' in recon.json, or use
+ * --rule diffusers"). The library's callers (no command line) keep the fields' names: test/pipeline/preflight.test.ts.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { registerReconstructCommand } from '../../../ts/cli/commands/reconstruct.js';
+import { fieldNames } from '../../../ts/config/fieldNames.js';
+import { InvalidArgumentError } from '../../../ts/errors.js';
+import { writeSdFixture } from '../../../ts/sd/fixture.js';
+import { onnx } from '../../../ts/sd/onnxProto.js';
+import { synthNsd } from '../../../ts/synth/nsd.js';
+import { runCommands, stderrOf } from '../../helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-recflags-'));
+const nsdRoot = join(tmp, 'nsd');
+/** An NSD root whose subject 1 lacks session 2's betas, between sessions 1 and 3 that have them. */
+const gapRoot = join(tmp, 'nsd-gap');
+/** An SD fixture whose U-Net takes 16×16 latents only (img2img at 128 px, --size 128): its probes are quick. */
+const model = join(tmp, 'sd');
+
+beforeAll(async () => {
+  const world = { grid: [8, 8, 8] as [number, number, number], designSessions: 4, sessions: 3, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti' as const], seed: 9 };
+  await synthNsd({ out: nsdRoot, ...world });
+  await synthNsd({ out: gapRoot, ...world });
+  await rm(join(gapRoot, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session02.nii.gz'));
+  await writeSdFixture(model);
+  const path = join(model, 'unet', 'model.onnx');
+  const m = onnx.ModelProto.decode(await readFile(path));
+  const dims = m.graph!.input!.find((i) => i.name === 'sample')!.type!.tensorType!.shape!.dim!;
+  dims[2] = { dimValue: 16 };
+  dims[3] = { dimValue: 16 };
+  await mkdir(join(model, 'unet'), { recursive: true });
+  await writeFile(path, onnx.ModelProto.encode(m).finish());
+}, 120_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const run = (...args: string[]) => runCommands([registerReconstructCommand], ['reconstruct', ...args]);
+
+/** The error the command line is refused with (its warnings on stderr kept out of the test's output). */
+async function refusal(...args: string[]): Promise<Error> {
+  let err: Error | undefined;
+  await stderrOf(async () => {
+    err = await run(...args).then(() => undefined, (e: Error) => e);
+  });
+  if (!err) throw new Error(`not refused: reconstruct ${args.join(' ')}`);
+  return err;
+}
+
+/** The warnings a dry run that passes printed (its plan's 'warning: ' lines). */
+async function warnings(...args: string[]): Promise<string[]> {
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
+  try {
+    await stderrOf(() => run(...args));
+  } finally {
+    process.stdout.write = write;
+  }
+  return out.split('\n').filter((l) => l.startsWith('warning: ')).map((l) => l.slice('warning: '.length));
+}
+
+let runs = 0;
+const flagsForm = (root = nsdRoot) => ['--nsd', root, '--subject', '1', '--model', model, '--out', join(tmp, `run-${++runs}`), '--size', '128', '--dry-run'];
+/** A config file of these img2img fields (and the fixture's size), and its command line. */
+function configForm(img2img: Record<string, unknown> = {}, root = nsdRoot): { cfg: string; args: string[] } {
+  const cfg = join(tmp, `recon-${++runs}.json`);
+  writeFileSync(cfg, JSON.stringify({ out: `run-${runs}`, nsd: { root, subject: 1 }, model: { dir: model }, img2img: { size: 128, ...img2img } }));
+  return { cfg, args: ['--config', cfg, '--dry-run'] };
+}
+
+// strength 0.8, 4 DDIM steps (steps_offset 1): noised to t = 751, denoised from t = 501 (test/pipeline/preflight.test.ts)
+const FEW_STEPS =
+  ": the latent is noised to t = 751 but the first step denoises it as t = 501, and with fewer than 8 steps that noise stays in the images (worse than z-only); ";
+
+describe("reconstruct's few-steps warning in the form used", () => {
+  it('the flags-only form is told to use --rule diffusers, and --rule diffusers takes the warning away', async () => {
+    expect(await warnings(...flagsForm(), '--steps', '4')).toEqual([
+      `--steps 4 with --rule compvis (the default, TN's noise level)${FEW_STEPS}use --rule diffusers (noise at the first step that runs), or use 8 steps or more`,
+    ]);
+    expect(await warnings(...flagsForm(), '--steps', '4', '--rule', 'diffusers')).toEqual([]);
+  }, 120_000);
+
+  it('the config form is told to set img2img.rule in the file, or to use --rule; a flag that gave a field is named', async () => {
+    const { cfg, args } = configForm({ steps: 4 });
+    expect(await warnings(...args)).toEqual([
+      `img2img.steps 4 with img2img.rule 'compvis' (the default, TN's noise level)${FEW_STEPS}set img2img.rule to 'diffusers' in ${cfg}, or use --rule diffusers (noise at the first step that runs), or use 8 steps or more`,
+    ]);
+    expect(await warnings(...args, '--rule', 'diffusers')).toEqual([]);
+    // the file's rule is the file's; --steps gave the steps
+    const other = configForm({ rule: 'compvis' });
+    expect(await warnings(...other.args, '--steps', '4')).toEqual([
+      `--steps 4 with img2img.rule 'compvis' (the default, TN's noise level)${FEW_STEPS}set img2img.rule to 'diffusers' in ${other.cfg}, or use --rule diffusers (noise at the first step that runs), or use 8 steps or more`,
+    ]);
+    // --rule compvis on the command line: the rule by its flag, as its hint
+    expect((await warnings(...configForm({ steps: 4 }).args, '--rule', 'compvis'))[0]).toMatch(/^img2img\.steps 4 with --rule compvis .*; use --rule diffusers \(noise at the first step that runs\), or use 8 steps or more$/);
+  }, 120_000);
+});
+
+describe("reconstruct's img2img plan problems name the field as it was given", () => {
+  it('eta above the schedule\'s maxEta: --eta where the flag gave it, img2img.eta from the file', async () => {
+    const tooLarge = (label: string) => new RegExp(`cannot start the reconstruction:\\n  - ${label} 1\\.5 is too large for this schedule: .* up to eta 1\\.0\\d* here \\(50 steps, strength 0\\.8\\)`);
+    expect((await refusal(...flagsForm(), '--eta', '1.5')).message).toMatch(tooLarge('--eta'));
+    const { args } = configForm({ eta: 1.5 });
+    expect((await refusal(...args)).message).toMatch(tooLarge('img2img\\.eta'));
+    expect((await refusal(...configForm().args, '--eta', '1.5')).message).toMatch(tooLarge('--eta'));
+    // (eta 1 is within SD's bound: the plan passes)
+    expect(await warnings(...flagsForm(), '--eta', '1')).toEqual([]);
+  }, 120_000);
+
+  it('steps past the schedule and a strength that runs no step: their bounds by the flags in the flags-only form', async () => {
+    const tooMany = await refusal(...flagsForm(), '--steps', '1000', '--rule', 'diffusers');
+    expect(tooMany.message).toMatch(/--steps 1000 is too many for this model's schedule \(.*scheduler_config\.json\): .*; --steps is at most 999 here/);
+    expect(tooMany.message).not.toContain('img2img.');
+    expect((await refusal(...configForm({ steps: 1000, rule: 'diffusers' }).args)).message).toMatch(/img2img\.steps 1000 is too many .*; img2img\.steps is at most 999 here/);
+    const none = await refusal(...flagsForm(), '--steps', '3', '--strength', '0.3', '--rule', 'diffusers');
+    expect(none.message).toMatch(/--strength 0\.3 with --steps 3 runs no denoising step: .*\(e\.g\. --strength 0\.333334 with --steps 3\)/);
+    // (the file's strength, the flag's steps)
+    expect((await refusal(...configForm({ strength: 0.3, rule: 'diffusers' }).args, '--steps', '3')).message).toMatch(
+      /img2img\.strength 0\.3 with --steps 3 runs no denoising step: .*\(e\.g\. img2img\.strength 0\.333334 with --steps 3\)/,
+    );
+  }, 120_000);
+
+  it("what only ddim defines: the flags' names in the flags-only form, the file's where the file gave them", async () => {
+    const euler = await refusal(...flagsForm(), '--scheduler', 'euler');
+    expect(euler.name).toBe('ConfigError');
+    expect(euler.message).toContain('--rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (--scheduler)');
+    expect(euler.message).not.toContain('img2img.');
+    expect((await refusal(...flagsForm(), '--scheduler', 'euler', '--rule', 'diffusers', '--eta', '0.5')).message).toContain(
+      '--eta: eta > 0 is defined for the ddim scheduler only, not euler (--scheduler)',
+    );
+    const { cfg, args } = configForm({ scheduler: 'euler' });
+    expect((await refusal(...args)).message).toContain(`${cfg}: img2img.rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (img2img.scheduler)`);
+    expect((await refusal(...configForm().args, '--scheduler', 'euler')).message).toContain(': img2img.rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (--scheduler)');
+    // --scheduler euler with --rule diffusers runs: the dry run plans it
+    expect(await warnings(...flagsForm(), '--scheduler', 'euler', '--rule', 'diffusers')).toEqual([]);
+  }, 120_000);
+});
+
+describe('a field without a flag: the flags-only form is told to use --config', () => {
+  it("the session-gap warning's nsd.sessions", async () => {
+    const gap = 'subject 1: session 2 has no betas (looked for ';
+    const [flagsOnly] = await warnings(...flagsForm(gapRoot));
+    expect(flagsOnly).toContain(gap);
+    expect(flagsOnly).toMatch(/with nsd\.sessions null the run reads only the sessions that have betas \(1, 3\); restore the file, or use --config with nsd\.sessions set to the sessions you mean to read$/);
+    const { cfg, args } = configForm({}, gapRoot);
+    expect((await warnings(...args))[0]).toMatch(new RegExp(`; restore the file, or set nsd\\.sessions to the sessions you mean to read in ${cfg.replace(/[.]/g, '\\.')}$`));
+  }, 120_000);
+});
+
+describe("reconstruct's img2img flags are sd img2img's, checked as it checks them", () => {
+  it('a bad --rule, --scheduler, --eta or --strength names its flag; nothing is written', async () => {
+    await expect(run(...flagsForm(), '--rule', 'ddim')).rejects.toThrow(new InvalidArgumentError("--rule: expected one of diffusers, compvis, got 'ddim'"));
+    await expect(run(...flagsForm(), '--scheduler', 'dim')).rejects.toThrow(/^--scheduler: unknown scheduler 'dim', expected one of ddim, pndm, /);
+    await expect(run(...flagsForm(), '--eta', '-1')).rejects.toThrow(new InvalidArgumentError('--eta: expected a number >= 0, got -1'));
+    await expect(run(...flagsForm(), '--strength', '0')).rejects.toThrow(new InvalidArgumentError('--strength: expected a number in (0, 1], got 0'));
+    // every bad flag at once
+    await expect(run(...flagsForm(), '--rule', 'x', '--eta', 'big')).rejects.toThrow("--eta: expected a number >= 0, got 'big'; --rule: expected one of diffusers, compvis, got 'x'");
+    expect(readdirSync(tmp).filter((n) => n.startsWith('run-'))).toEqual([]);
+  });
+
+});
+
+describe('fieldNames: one way to name a field for the form used', () => {
+  const flags = { 'img2img.rule': '--rule', 'img2img.size': '--size' };
+  it("a config's (the library's): every field by its name", () => {
+    const n = fieldNames();
+    expect([n.name('img2img.rule'), n.valued('img2img.rule', 'compvis'), n.setTo('img2img.rule', 'diffusers'), n.setTo('img2img.size', 128)]).toEqual([
+      'img2img.rule',
+      "img2img.rule 'compvis'",
+      "set img2img.rule to 'diffusers'",
+      'set img2img.size to 128',
+    ]);
+  });
+  it('a command line with a config file: a flag where it gave the field; the file, or the flag, to set it', () => {
+    const n = fieldNames({ flags, given: ['img2img.size'], config: 'recon.json' });
+    expect([n.name('img2img.rule'), n.name('img2img.size'), n.valued('img2img.size', 64)]).toEqual(['img2img.rule', '--size', '--size 64']);
+    expect(n.setTo('img2img.rule', 'diffusers')).toBe("set img2img.rule to 'diffusers' in recon.json, or use --rule diffusers");
+    expect(n.setTo('img2img.size', 128)).toBe('use --size 128');
+    expect(n.setTo('nsd.sessions', { words: 'the sessions you mean to read' })).toBe('set nsd.sessions to the sessions you mean to read in recon.json');
+  });
+  it('the flags-only form: a field with a flag by its flag, one without by --config', () => {
+    const n = fieldNames({ flags, given: [] });
+    expect([n.name('img2img.rule'), n.valued('img2img.rule', 'compvis'), n.setTo('img2img.rule', 'diffusers')]).toEqual(['--rule', '--rule compvis', 'use --rule diffusers']);
+    expect([n.name('img2img.eta'), n.setTo('img2img.eta', 0.5)]).toEqual(['img2img.eta', 'use --config with img2img.eta set to 0.5']);
+    // (a field named like an Object.prototype key has no flag)
+    expect(n.name('constructor')).toBe('constructor');
+  });
+});
