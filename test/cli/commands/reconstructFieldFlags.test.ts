@@ -17,7 +17,7 @@ import { registerReconstructCommand } from '../../../ts/cli/commands/reconstruct
 import { fieldNames } from '../../../ts/config/fieldNames.js';
 import { InvalidArgumentError } from '../../../ts/errors.js';
 import { writeSdFixture } from '../../../ts/sd/fixture.js';
-import { onnx } from '../../../ts/sd/onnxProto.js';
+import { onnx } from '../../helpers/onnx.js';
 import { synthNsd } from '../../../ts/synth/nsd.js';
 import { runCommands, stderrOf } from '../../helpers/cli.js';
 
