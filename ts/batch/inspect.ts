@@ -14,7 +14,7 @@ import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.
 import { connectionClosed, keys, openShortLivedRedis, PREFIX, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
-import { batchStatus, isCancelledReason, isJobCount, jobCount, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
+import { batchStatus, CANCELLED_REASON, isCancelledReason, isJobCount, jobCount, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
@@ -227,6 +227,12 @@ function nameRootCauses(jobs: JobInfo[]): void {
       j.reason = `${id} failed`;
       continue;
     }
+    // a join failed by a job that a cancel stopped (one taken while the cancel was removing the batch's jobs), recorded
+    // as blocked by an older worker: nothing failed, so it is cancelled too
+    if (id && byId.get(id)?.state === 'cancelled') {
+      Object.assign(j, { state: 'cancelled', reason: CANCELLED_REASON });
+      continue;
+    }
     const failed = jobs.filter((f) => f.state === 'failed' && f.subject === j.subject);
     const mine = failed.filter((f) => f.analysis !== null && f.analysis === j.analysis);
     const causes = (mine.length ? mine : failed).map((f) => f.id);
@@ -243,7 +249,8 @@ async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusRep
   const roots = new Map<string, boolean>();
   for (const s of rec.subjects) {
     const root = await (await bullmq()).Job.fromId(queues.control, s.root);
-    roots.set(s.name, root ? (await root.getState()) === 'failed' : false);
+    // (a root cancelled with a job under it did not fail: the jobs it never added are cancelled, not blocked)
+    roots.set(s.name, root ? (await root.getState()) === 'failed' && !isCancelledReason(root.failedReason) : false);
   }
   const jobs: JobInfo[] = [];
   for (const r of rec.jobs) jobs.push(await jobState(queues, r, cancelled, roots.get(r.subject) ?? false));

@@ -117,6 +117,8 @@ interface Running {
   queue: QueueClass;
   stop?: string;
   run?: PoolRun;
+  /** A join failed by a job under it that the batch's cancel stopped. */
+  cancelledBelow?: boolean;
 }
 
 /** A lost or refused connection (BullMQ's isNotConnectionError counts only ECONNREFUSED and a closed connection). */
@@ -335,7 +337,15 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         // a job under this join failed: blocked by the job whose own failure it was (followed down the chain)
         const child = failedChildKey(job.deferredFailure);
         if (!child) throw new UnrecoverableError(job.deferredFailure);
-        throw new UnrecoverableError(blockedByReason(await rootOfFailedChild(child, async (key) => (await redis()).hget(key, 'failedReason'))));
+        const reasonOf = async (key: string) => (await redis()).hget(key, 'failedReason');
+        // ... unless it was stopped by a cancel: a job taken while `batch cancel` was still removing the batch's jobs
+        // fails 'batch cancelled', and BullMQ fails its joins with it; they are cancelled too, not blocked by a failure
+        // that never was (a join cancelled so passes it on up the chain)
+        if (isCancelledReason(await reasonOf(child).catch(() => null))) {
+          r.cancelledBelow = true;
+          throw new UnrecoverableError(CANCELLED);
+        }
+        throw new UnrecoverableError(blockedByReason(await rootOfFailedChild(child, reasonOf)));
       }
       if (await isCancelled(job.data.node.batch)) throw new UnrecoverableError(CANCELLED);
       const result = await (q === 'control' ? runJoin(r) : runWork(r));
@@ -392,7 +402,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       if (isCancelledReason(failure.message)) {
         // stopped by `batch cancel` while it ran, or taken after it: BullMQ can only record it as failed (with this
         // reason; docs/batch.md), but nothing broke, and `batch status` says cancelled: so do the log and the events
-        log(`${job.id} cancelled ${r.stop === CANCELLED ? 'while it ran' : 'before it started'} (${CANCELLED})`);
+        const when = r.stop === CANCELLED ? 'while it ran' : r.cancelledBelow ? 'with a job under it' : 'before it started';
+        log(`${job.id} cancelled ${when} (${CANCELLED})`);
         emit(r, 'cancelled', { reason: CANCELLED, startedAt: job.processedOn, finishedAt: Date.now(), seconds });
         return;
       }
