@@ -18,6 +18,7 @@ import { batchStatus, CANCELLED_REASON, isCancelledReason, isJobCount, jobCount,
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
+import { liveState } from './liveLock.js';
 
 /** Where the batch queues are: a Redis URL (`redis://host:6379`). */
 export interface RedisOptions {
@@ -151,7 +152,12 @@ const STATE: Record<string, BatchJobState> = {
   delayed: 'waiting',
   prioritized: 'waiting',
   unknown: 'waiting',
+  // (liveState: active, but its worker is gone; it waits for a live worker's stalled-job check)
+  stalled: 'waiting',
 };
+
+/** What `batch status` says of an active job whose lock expired (liveLock.ts). */
+export const STALLED_MESSAGE = "its worker stopped (its lock expired): it runs again once a worker's stalled-job check puts it back in the queue";
 
 async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancelled: boolean, subjectFailed: boolean): Promise<JobInfo> {
   const info: JobInfo = { id: r.id, subject: r.subject, analysis: r.analysis, stage: r.stage, shard: r.shard, queue: r.queue, state: 'waiting', fraction: 0, attempts: 0 };
@@ -163,7 +169,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     else if (cancelled) Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
     return info;
   }
-  const raw = await job.getState();
+  const raw = await liveState(job, queues[r.queue]);
   let state = STATE[raw] ?? 'waiting';
   const result = job.returnvalue;
   if (state === 'done' && result?.status === 'skipped') state = 'skipped';
@@ -180,7 +186,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     finishedAt: job.finishedOn,
     seconds: result?.seconds,
     fraction: state === 'done' || state === 'skipped' ? 1 : typeof progress === 'number' ? progress / 100 : (progress?.fraction ?? 0),
-    message: typeof progress === 'object' ? progress?.message : undefined,
+    message: raw === 'stalled' ? STALLED_MESSAGE : typeof progress === 'object' ? progress?.message : undefined,
     ...(typeof progress === 'object' && isJobCount(progress?.count) ? { count: jobCount(progress.count) } : {}),
     worker: job.processedBy,
     stalls: job.stalledCounter,
@@ -203,7 +209,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
       else info.reason = reason;
     }
   }
-  if (cancelled && state === 'waiting') Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
+  if (cancelled && state === 'waiting') Object.assign(info, { state: 'cancelled', reason: 'batch cancelled', ...(raw === 'stalled' ? { message: undefined } : {}) });
   return info;
 }
 
@@ -451,7 +457,8 @@ export async function cancelBatch(batch: string, options: CancelOptions): Promis
       for (const r of order) {
         const job = await (await bullmq()).Job.fromId(queues[r.queue], r.id);
         if (!job) continue;
-        const state = await job.getState();
+        // (an active job whose worker is gone is not running: it is removed as a waiting one is)
+        const state = await liveState(job, queues[r.queue]);
         if (state === 'active') {
           running.push(r.id);
           continue;

@@ -13,6 +13,7 @@ import { planBatch, planNodes, QUEUES, submissionId, type BatchNode, type BatchP
 import { recordBatch, undoRecord, type NameHolder } from './nameClaim.js';
 import { openShortLivedRedis, PREFIX, requireRedis, shownRedisUrl, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
+import { liveState } from './liveLock.js';
 
 /**
  * @internal What a job carries: its node, the submission that added it (submissionId; absent in jobs queued by a
@@ -87,14 +88,14 @@ export type ExistingState = 'done' | 'failed' | 'running' | 'queued';
 
 /** Where a subject already in the queue is, from its join's state and, while that waits, its jobs'. */
 async function existingState(root: Job, queues: Record<QueueClass, Queue>, jobs: readonly BatchNode[]): Promise<ExistingState> {
-  const state = await root.getState();
+  const state = await liveState(root, queues.control);
   if (state === 'completed') return 'done';
   if (state === 'failed') return 'failed';
   if (state === 'active') return 'running';
   const { Job } = (await loadRedisQueue()).bullmq;
   for (const n of jobs) {
     const job = await Job.fromId(queues[n.queue], n.id);
-    if (job && (await job.getState()) === 'active') return 'running';
+    if (job && (await liveState(job, queues[n.queue])) === 'active') return 'running';
   }
   return 'queued';
 }
@@ -124,7 +125,8 @@ export async function clearSubject(queues: (q: QueueClass) => Queue, jobs: { id:
   for (const r of [...jobs].reverse()) {
     const job = await Job.fromId(queues(r.queue), r.id);
     if (!job) continue;
-    if ((await job.getState()) === 'active') return false;
+    // (one whose worker is gone, its lock expired, runs nowhere: it goes with the others)
+    if ((await liveState(job, queues(r.queue))) === 'active') return false;
     left.push(job);
   }
   try {
