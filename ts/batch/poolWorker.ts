@@ -51,7 +51,10 @@ process.on('message', (m: PoolRequest) => {
       current = null;
     });
 });
-process.on('SIGTERM', () => {
-  current?.abort('terminated');
-  process.exit(0);
-});
+// A stop signal sent to the whole process group or cgroup (Ctrl-C in a terminal; Slurm's scancel and time limit and
+// systemd's stop, which signal every process of the job step or unit) is the parent's to act on: a worker lets the
+// running job finish within its --grace, then asks it to stop (abort, over IPC) and kills it if it does not; a local
+// run cancels it at its next step. Ending here at once failed the job as "the job's process died" (an attempt used:
+// three Slurm preemptions failed it for good) instead of finishing it or returning it to the queue. The parent's death
+// still ends this process (above), and so does SIGKILL.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => {});
