@@ -209,6 +209,9 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
       else info.reason = reason;
     }
   }
+  // waiting for its next attempt (a transient failure): why, as the local runner says it; the worker's log line is on
+  // whichever machine ran it
+  if (state === 'waiting' && job.attemptsMade > 0 && job.failedReason) info.reason = `attempt ${job.attemptsMade} failed (${oneLine(job.failedReason)}); retrying`;
   if (cancelled && state === 'waiting') Object.assign(info, { state: 'cancelled', reason: 'batch cancelled', ...(raw === 'stalled' ? { message: undefined } : {}) });
   return info;
 }

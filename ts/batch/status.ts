@@ -18,7 +18,7 @@ export interface JobInfo {
   /** 0..1 within the job. */
   fraction: number;
   message?: string;
-  /** Why it failed (the first line of the error), or which job it waited for. */
+  /** Why it failed (the first line of the error), which job it waited for, or (waiting) why its last attempt failed. */
   reason?: string;
   /**
    * Attempts used so far, as `retry.attempts` counts them: runs that ended (done or failed) and the one running. A
@@ -290,7 +290,8 @@ export function summarize(jobs: JobInfo[]): SummaryCell[] {
     let state = PRECEDENCE.find((s) => states.has(s))!;
     if (state === 'waiting' && js.some((j) => isFinished(j.state))) state = 'active';
     if (state === 'done' && js.every((j) => j.state === 'skipped' || j.state === 'done') && js.some((j) => j.state === 'skipped') && !js.some((j) => j.state === 'done')) state = 'skipped';
-    const failed = js.find((j) => j.state === 'failed') ?? js.find((j) => j.state === 'blocked');
+    // (else a job waiting to be retried: why its last attempt failed)
+    const failed = js.find((j) => j.state === 'failed') ?? js.find((j) => j.state === 'blocked') ?? js.find((j) => j.state === 'waiting' && j.reason);
     const warnings = [...new Set(js.flatMap((j) => j.warnings ?? []))];
     return {
       subject: js[0].subject,
