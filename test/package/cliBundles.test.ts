@@ -164,7 +164,7 @@ describe('the CLI from its bundles (dist/)', () => {
   it('main.js runs a command from its module where a module the bundle holds changed size, or, in a checkout, is newer than the bundle (a tsc run since); from the bundle otherwise', async () => {
     // dist/cli/main.js and what it imports, beside a stand-in ridge command as a module and as a bundle
     const dist = fakeDist({});
-    for (const f of ['cli/main.js', 'cli/setup.js', 'cli/optionWords.js', 'errors.js']) {
+    for (const f of ['cli/main.js', 'cli/setup.js', 'cli/optionWords.js', 'cli/commandGuesses.js', 'errors.js']) {
       mkdirSync(path.dirname(path.join(dist, f)), { recursive: true });
       copyFileSync(path.join(packageRoot, 'dist', f), path.join(dist, f));
     }
