@@ -11,10 +11,12 @@ import { EncodeConfigSchema, resolveEncodeConfig, type EncodeConfig, type Encode
 import { InvalidArgumentError } from '../errors.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
+import { recordingOrtUse } from '../native/ortUse.js';
 import { configHash } from '../pipeline/config.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
 import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
-import { runVersions } from '../pipeline/runVersions.js';
+import { ortVersions, runVersions } from '../pipeline/runVersions.js';
+import { stageVersionsSummary } from '../pipeline/stageVersions.js';
 import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
 import { planStages, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
@@ -196,11 +198,16 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   // --force empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(c.out);
   await writeManifest(c, runVersions());
-  const reports = await runStages(c, stages, planned, {
-    signal: options.signal,
-    what: 'encode',
-    onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, detail: p.message ?? '' })),
-  });
+  const { value: reports, uses } = await recordingOrtUse(() =>
+    runStages(c, stages, planned, {
+      signal: options.signal,
+      what: 'encode',
+      onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, detail: p.message ?? '' })),
+    }),
+  );
+  // the ONNX Runtime this run's stages ran z, c and the U-Net on ('not used' when none ran one), and what computed
+  // each stage (a stage kept from an earlier run: that run's process)
+  await writeManifest(c, { ...runVersions(), ...ortVersions(uses) }, await stageVersionsSummary(c, stages.map((s) => s.id)));
   // what the stages recorded (the report's missing viewer; the maps' voxels with constant test betas), also when
   // skipped: the outputs still are as they said
   const stageWarnings = reports.flatMap((r) => [...missingDependenciesWarnings(r.summary), ...summaryWarnings(r.summary)]);

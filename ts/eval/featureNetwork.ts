@@ -12,6 +12,7 @@ import type * as ort from 'onnxruntime-common';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { makeProcessTemp, removeDeadProcessTemps } from '../io/processTemp.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
+import { noteOrtUse } from '../native/ortUse.js';
 import type { Matrix } from '../matrix.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger } from '../ridge/options.js';
@@ -135,6 +136,8 @@ export class FeatureNetwork {
     if (!session.outputNames.includes(outputName)) {
       throw new ShapeError(`feature network '${spec.name}' (${spec.path}) has no output '${outputName}'; it has ${session.outputNames.join(', ')}`);
     }
+    // (for the record of what ran the stage that opened it: runVersions.ts)
+    noteOrtUse({ via: 'onnxruntime-node', version: ort.env.versions.node ?? ort.env.versions.common });
     return new FeatureNetwork(spec, ort, session, inputName, outputName);
   }
 

@@ -1,12 +1,14 @@
 /** The reconstruction's diffusion model, loaded when a stage first asks for it. */
+import { noteEngineOrt } from '../native/ortUse.js';
 import { Diffusion, type DiffusionLoadOptions } from '../sd/Diffusion.js';
 import type { ReconstructConfig } from './config.js';
 
 export interface LazyDiffusion {
-  /** The model, loaded at the first call with the config's provider, library, threads, memory and scheduler. */
+  /**
+   * The model, loaded at the first call with the config's provider, library, threads, memory and scheduler; each call
+   * records its ONNX Runtime as used by the work that asked (ts/native/ortUse.ts).
+   */
   get(): Promise<Diffusion>;
-  /** The model if a stage loaded it (a run whose sampling stages are all done never does). */
-  loaded(): Diffusion | undefined;
   dispose(): void;
 }
 
@@ -28,8 +30,12 @@ export function diffusionLoadOptions(c: Pick<ReconstructConfig, 'model' | 'img2i
 export function lazyDiffusion(c: Pick<ReconstructConfig, 'model' | 'img2img'>): LazyDiffusion {
   let sd: Diffusion | undefined;
   return {
-    get: async () => (sd ??= await Diffusion.load(c.model.dir, diffusionLoadOptions(c))),
-    loaded: () => sd,
+    get: async () => {
+      sd ??= await Diffusion.load(c.model.dir, diffusionLoadOptions(c));
+      // (each stage that asks for the model ran it, not only the one that loaded it: the record of what ran it)
+      noteEngineOrt(sd.runtime);
+      return sd;
+    },
     dispose: () => sd?.dispose(),
   };
 }

@@ -9,8 +9,8 @@ import { checkControl } from '../callbackOptions.js';
 import type { FieldFlags } from '../config/fieldNames.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { recordingOrtUse } from '../native/ortUse.js';
 import { checkInteger } from '../ridge/options.js';
-import type { Diffusion } from '../sd/Diffusion.js';
 import { unetEvaluationsPerImage } from '../sd/samplingOptions.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
 import { estimateStages } from './estimate.js';
@@ -19,7 +19,8 @@ import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { img2imgPlan, preflight, type PreflightResult } from './preflight.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, paths, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
-import { runVersions } from './runVersions.js';
+import { ortVersions, runVersions } from './runVersions.js';
+import { stageVersionsSummary } from './stageVersions.js';
 import { reconstructStageInputs } from './stageInputs.js';
 import { planStages, runStages, type StageDef, type StageProgress, type StageReport, type StageResult, type StageRunContext } from './stageRunner.js';
 import { reconstructStageDeps, STAGE_RUNNERS } from './stages.js';
@@ -80,15 +81,6 @@ export interface ReconstructResult {
 function stageWarnings(summary: Record<string, unknown> | undefined): string[] {
   if (!summary) return [];
   return Object.values(summary).flatMap((v) => (v && typeof v === 'object' && Array.isArray((v as { warnings?: unknown }).warnings) ? ((v as { warnings: string[] }).warnings) : []));
-}
-
-function versions(sd?: Diffusion): Record<string, string> {
-  const v = runVersions();
-  if (sd) {
-    v.onnxruntime = sd.runtime.version;
-    v.onnxruntimeLibrary = sd.runtime.libraryPath;
-  }
-  return v;
 }
 
 /**
@@ -189,17 +181,21 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   if (force) await clearRunFolder(config.out);
   let reports: StageReport<StageName>[];
   try {
-    await writeManifest(config, versions());
+    await writeManifest(config, runVersions());
     // (the stage runner's loop, as encode's: a Ctrl-C names the stage it stopped, and that the stages before it are kept)
-    reports = (await runStages(config, stages, planned, {
-      signal: options.signal,
-      what: 'reconstruct',
-      onProgress: options.onProgress && ((p) => options.onProgress!(p as ReconstructProgress)),
-      // the decoders' warnings (alphas on an edge of the grid), from their records when skipped
-      onStage: (r) => stageWarnings(r.summary).forEach(warn),
-    })) as StageReport<StageName>[];
-    const sd = model.loaded();
-    if (sd) await writeManifest(config, versions(sd));
+    const run = await recordingOrtUse(() =>
+      runStages(config, stages, planned, {
+        signal: options.signal,
+        what: 'reconstruct',
+        onProgress: options.onProgress && ((p) => options.onProgress!(p as ReconstructProgress)),
+        // the decoders' warnings (alphas on an edge of the grid), from their records when skipped
+        onStage: (r) => stageWarnings(r.summary).forEach(warn),
+      }),
+    );
+    reports = run.value as StageReport<StageName>[];
+    // the ONNX Runtime this run's stages ran the model on ('not used' when every stage that runs it was kept), and
+    // what computed each stage (one kept from an earlier run: that run's process)
+    await writeManifest(config, { ...runVersions(), ...ortVersions(run.uses) }, await stageVersionsSummary(config, STAGES));
   } finally {
     model.dispose();
   }

@@ -30,7 +30,21 @@ export interface RunManifest<C = ReconstructConfig> {
   configHash: string;
   createdAt: string;
   config: C;
+  /** The process that last ran the run's command here (runVersions.ts): brainlatent, Node, BLAS, engine threads, ONNX Runtime. */
   versions: Record<string, string>;
+  /** What computed each stage, from the stages' markers (StageMarker.ranWith; ts/pipeline/stageVersions.ts). */
+  stageVersions?: StageVersionsSummary;
+}
+
+/**
+ * Run.json's account of what computed each finished stage: the values every stage's record shares (`same`) and, per
+ * stage, those that differ (a stage run in parts, an img2img merged from shards: per part, `img2img[<part>]`). A stage
+ * whose marker has no record (written before records were kept) is listed in `notRecorded`.
+ */
+export interface StageVersionsSummary {
+  same: Record<string, string>;
+  stages: Record<string, Record<string, string>>;
+  notRecorded?: string[];
 }
 
 /** What run.json holds while --force empties the folder: the old run is gone, the new one not yet started. */
@@ -99,6 +113,18 @@ export interface StageMarker {
    * that record none (their marker itself stands for what they made) and in markers from before.
    */
   outputKey?: string;
+  /**
+   * What computed it (runVersions.ts' stageVersions): brainlatent, Node, platform, host, BLAS, engine threads and the
+   * ONNX Runtime its models ran on ('not used' when none ran). A stage skipped keeps its record: the process that
+   * computed it. Absent in markers from before, and where the stage ran in parts (`ranWithParts`).
+   */
+  ranWith?: Record<string, string>;
+  /**
+   * A stage whose parts were computed by other jobs (a batch's img2img, merged from its shards; a features stage
+   * linked from the shared z and c entries): each part's record, by the part's name; null for a part whose record is
+   * not there (a shard marker or shared entry from before).
+   */
+  ranWithParts?: Record<string, Record<string, string> | null>;
 }
 
 /**
@@ -267,8 +293,11 @@ export async function runFolderTakenOver(config: { out: string }, remedy: string
   );
 }
 
-export async function writeManifest(config: { out: string }, versions: Record<string, string>): Promise<void> {
-  const m: RunManifest<unknown> = { format: 'brainlatent-run', version: RUN_VERSION, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions };
+export async function writeManifest(config: { out: string }, versions: Record<string, string>, stageVersions?: StageVersionsSummary): Promise<void> {
+  const m: RunManifest<unknown> = {
+    format: 'brainlatent-run', version: RUN_VERSION, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions,
+    ...(stageVersions ? { stageVersions } : {}),
+  };
   await writeJsonAtomic(paths(config.out).run, m);
 }
 

@@ -8,7 +8,9 @@
  */
 import { CancelledError } from '../errors.js';
 import { inputIdentities } from '../io/fileIdentity.js';
+import { recordingOrtUse } from '../native/ortUse.js';
 import { markStage, readStageMarker, stageState, upstreamKey } from './runFolder.js';
+import { stageVersions } from './runVersions.js';
 
 /** Items done in a stage, when it counts them (images, sessions): the progress bar's rate is in that unit. */
 export interface StageCount {
@@ -198,7 +200,8 @@ export async function stillHolds(config: RunConfig, stage: StageDef, ran: Readon
 
 /**
  * Runs one stage and records it: its marker, with its inputs as they were when it started, what it read of the
- * stages before it (stageDepKey) and its outputs' content key when it has one, once its outputs are all in place.
+ * stages before it (stageDepKey), its outputs' content key when it has one and what computed it (this process's
+ * versions and the ONNX Runtime the stage ran its models on: runVersions.ts), once its outputs are all in place.
  */
 export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRunContext): Promise<StageReport> {
   const t0 = performance.now();
@@ -208,12 +211,13 @@ export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRun
   // (its last run's records of its outputs: those it keeps as they were, an img2img rerun's intact samples, are not read
   // again when it is recorded; a file rewritten has another time and is)
   const previous = (await readStageMarker(config, stage.id))?.outputFiles;
-  const r = await stage.run(ctx);
+  // (the ONNX Runtime its models ran on, for the record of what computed it)
+  const { value: r, uses } = await recordingOrtUse(() => stage.run(ctx));
   const seconds = (performance.now() - t0) / 1000;
   await markStage(
     config,
     {
-      stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs,
+      stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs, ranWith: stageVersions(uses),
       ...(depKey === undefined ? {} : { depKey }),
       ...(r.outputKey === undefined ? {} : { outputKey: r.outputKey }),
     },

@@ -13,6 +13,7 @@ import { readJsonObject } from '../io/json.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkIntegerAt, checkOptionsObject } from '../ridge/options.js';
 import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
+import { noteEngineOrt } from '../native/ortUse.js';
 import type {
   NativeStepProgress,
   Img2ImgStats,
@@ -275,6 +276,8 @@ export class Diffusion {
     const sd = new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor, classProblem);
     // (under model roots: the files ONNX Runtime opened by path are still those checked)
     await verifyLoaded(sources, () => sd.dispose());
+    // (for the record of what ran the stage that loaded it: runVersions.ts)
+    noteEngineOrt(runtime);
     return sd;
   }
 

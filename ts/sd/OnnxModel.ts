@@ -39,6 +39,7 @@ import { resolve } from 'node:path';
 
 import { InvalidArgumentError, MissingFileError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
+import { noteEngineOrt } from '../native/ortUse.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
 import { checkOptionsObject } from '../ridge/options.js';
 import { modelPathExists, type CheckedDataFile } from './modelRoots.js';
@@ -53,6 +54,14 @@ export type OnnxModelLoadOptions = OrtSessionOptions;
 export interface OnnxInputTensor {
   data: Float32Array | Float64Array | Int32Array | BigInt64Array;
   shape: number[];
+}
+
+/**
+ * Records the engine's ONNX Runtime as what ran a model just loaded (ts/native/ortUse.ts). The load has loaded that
+ * library (`ortLibrary`, resolved): asked again with its path, the engine answers what it loaded and loads nothing.
+ */
+function noteLoadedOrt(ortLibrary: string): void {
+  noteEngineOrt(nativeSync((b) => b.ortLoad(ortLibrary)));
 }
 
 export class OnnxModel {
@@ -91,6 +100,7 @@ export class OnnxModel {
     const model = new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
     // (under model roots: the files ONNX Runtime opened by path are still those checked)
     await verifyLoaded([src], () => model.dispose());
+    noteLoadedOrt(session.ortLibrary);
     return model;
   }
 
@@ -116,6 +126,7 @@ export class OnnxModel {
     }
     const session = nativeSessionOptions(o, 'OnnxModel.fromBytes');
     const r = await nativeJob(where, (b) => b.onnxLoad({ ...session, bytes, name: o.name, externalDataFolder: resolve(folder) }));
+    noteLoadedOrt(session.ortLibrary);
     return new OnnxModel(r.handle, o.name, r.inputs, r.outputs, r.provider);
   }
 
@@ -129,6 +140,7 @@ export class OnnxModel {
     const where = `OnnxModel.fromBytes(${name})`;
     const session = nativeSessionOptions(options, 'OnnxModel.fromBytes');
     const r = await nativeJob(where, (b) => b.onnxLoad({ ...session, bytes, name, externalDataFolder: '', files }));
+    noteLoadedOrt(session.ortLibrary);
     return new OnnxModel(r.handle, name, r.inputs, r.outputs, r.provider);
   }
 
