@@ -6,12 +6,14 @@
  */
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { createOnce } from '../io/createOnce.js';
 import { inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
+import type { OrtUse } from '../native/ortUse.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { withModelRoots } from '../sd/modelRoots.js';
@@ -31,6 +33,8 @@ const stageInputs = () => import('../pipeline/stageInputs.js');
 const img2imgProgress = () => import('../pipeline/img2imgProgress.js');
 const stageRunner = () => import('../pipeline/stageRunner.js');
 const outputRecords = () => import('../pipeline/outputRecords.js');
+const runVersions = () => import('../pipeline/runVersions.js');
+const ortUse = () => import('../native/ortUse.js');
 
 export interface NodeControl {
   /**
@@ -97,6 +101,8 @@ interface ShardMarker {
    */
   outputFiles?: Record<string, OutputRecord>;
   summary?: Record<string, unknown>;
+  /** What computed it (runVersions.ts' stageVersions: the job's process and host); absent in markers from before. */
+  ranWith?: Record<string, string>;
 }
 
 export const shardMarkerPath = (config: ReconstructConfig, shard: Img2ImgShard) => join(config.out, 'stages', 'img2img.shards', `${shardLabel(shard)}.json`);
@@ -158,8 +164,39 @@ export function ranInThisSubmission(marker: { submission?: string }, shardJobId:
   return ctl.submission !== undefined && marker.submission === ctl.submission;
 }
 
-function versions(): Record<string, string> {
-  return { node: process.version, platform: `${process.platform} ${process.arch}`, runner: 'brainlatent batch' };
+/**
+ * run.json's `versions` in a batch: the process of the job that claimed the folder (its extract stage). The other
+ * stages may run in other workers' processes, on other machines: what computed each is in its marker (`ranWith`,
+ * with the ONNX Runtime its models ran on) and in run.json's `stageVersions` (recordRunStages).
+ */
+async function versions(): Promise<Record<string, string>> {
+  return { ...(await runVersions()).runVersions(), hostname: hostname(), runner: 'brainlatent batch' };
+}
+
+/** What computed a stage this job ran: this process, and the ONNX Runtime the stage's models ran on (`uses`). */
+async function ranWith(uses: readonly OrtUse[]): Promise<Record<string, string>> {
+  return (await runVersions()).stageVersions(uses);
+}
+
+/**
+ * Rewrites run.json's `stageVersions` from the stage markers of the job's analysis (its stage ids: a reconstruction's
+ * STAGES, an encoding's encodeStages), after each of its jobs but a shard's, run or skipped: jobs of one folder may
+ * end side by side, but the analysis's last job (its report) ends after all the others and writes the whole account.
+ */
+async function recordRunStages(node: BatchNode): Promise<void> {
+  const w = node.work;
+  const analysis =
+    w.kind === 'stage' || w.kind === 'merge'
+      ? { kind: 'reconstruct' as const, config: w.config }
+      : w.kind === 'encodeStage'
+        ? { kind: 'encode' as const, config: w.config }
+        : w.kind === 'featuresLink'
+          ? w.consumer
+          : null;
+  if (analysis === null) return;
+  const { STAGES } = await runFolder();
+  const stages = analysis.kind === 'reconstruct' ? STAGES : (await import('../encoding/stages.js')).encodeStages(analysis.config).map((s) => s.id);
+  await (await import('../pipeline/stageVersions.js')).recordStageVersions(analysis.config, stages);
 }
 
 /** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
@@ -239,7 +276,9 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
   for (const [src, dest] of files) await sf.linkInto(src, dest);
   const outputs = [...files.map(([, d]) => d), ...(consumer.kind === 'encode' ? [(await import('../encoding/runPaths.js')).encodePaths(config.out).embedShapes] : [])].map((f) => relative(config.out, f));
   const computedHere = [z, c].filter((e) => e.computed).map((e) => e.key);
-  await markStage(config, { stage, seconds: seconds(), outputs, summary: { ...summary, sharedFeatures: keys, computedHere }, inputs });
+  // (what computed it: the process that computed each entry, as the entry records it, whichever job that was)
+  const ranWithParts = { z: z.ranWith ?? null, c: c.ranWith ?? null };
+  await markStage(config, { stage, seconds: seconds(), outputs, summary: { ...summary, sharedFeatures: keys, computedHere }, inputs, ranWithParts });
   return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere } };
 }
 
@@ -271,7 +310,13 @@ async function readOnlyCaches(extractions: readonly { cacheDir?: string }[]): Pr
  * the folder's lock, and only while the folder holds its config's run (withJobFolder).
  */
 export function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
-  return withModelRoots(node.modelRoots ?? [], () => withJobFolder(node, ctl.runnerLocks, () => runNodeWork(node, ctl)));
+  return withModelRoots(node.modelRoots ?? [], () =>
+    withJobFolder(node, ctl.runnerLocks, async () => {
+      const r = await runNodeWork(node, ctl);
+      await recordRunStages(node);
+      return r;
+    }),
+  );
 }
 
 async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
@@ -314,13 +359,13 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       }
       if (stage === 'extract') {
         await claimRunFolder(config, w.force === true, 'the reconstruction', node.batch);
-        await writeManifest(config, versions());
+        await writeManifest(config, await versions());
       }
       const inputs = await inputIdentities(inputPaths);
       const key = await stageDepKey(config, def);
-      const r = await withStageContext(node, config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
+      const { value: r, uses } = await (await ortUse()).recordingOrtUse(() => withStageContext(node, config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx)));
       await markStage(config, {
-        stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs,
+        stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs, ranWith: await ranWith(uses),
         ...(key === undefined ? {} : { depKey: key }),
         ...(r.outputKey === undefined ? {} : { outputKey: r.outputKey }),
       });
@@ -332,12 +377,13 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       // what it is made from, before it reads it
       const upstream = await (await img2imgProgress()).img2imgUpstreamKey(config);
       const { img2imgShardStage } = await pipelineStages();
-      const r = await withStageContext(node, config, ctl, (ctx) => img2imgShardStage(ctx, shard));
+      const { value: r, uses } = await (await ortUse()).recordingOrtUse(() => withStageContext(node, config, ctl, (ctx) => img2imgShardStage(ctx, shard)));
       const { stageRecipe } = await runFolder();
       const marker: ShardMarker = {
         shard, configHash: configHash(config), recipe: stageRecipe('img2img'), upstream,
         ...(ctl.submission === undefined ? {} : { submission: ctl.submission }),
         seconds: seconds(), outputs: r.outputs, outputFiles: await (await outputRecords()).outputRecords(config.out, r.outputs), summary: r.summary,
+        ranWith: await ranWith(uses),
       };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
       await r.afterMarker?.();
@@ -377,7 +423,9 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       };
       // (its records are the shards' (shardDone has just checked them): a PNG is read only where one moved since)
       const known = Object.assign({}, ...markers.map((m) => (m.outputFiles && typeof m.outputFiles === 'object' ? m.outputFiles : {}))) as Record<string, unknown>;
-      await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary, ...(await mergedStageKeys(config, markers, inputPaths)) }, known);
+      // (what computed it: each shard's job, as its marker records it)
+      const ranWithParts = Object.fromEntries(markers.map((m, i) => [shardLabel(w.shards[i]), m.ranWith && typeof m.ranWith === 'object' ? m.ranWith : null]));
+      await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary, ranWithParts, ...(await mergedStageKeys(config, markers, inputPaths)) }, known);
       return { status: 'done', seconds: seconds(), summary };
     }
     case 'probe': {
@@ -431,7 +479,7 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
         await claimRunFolder(config, w.force === true, 'encode', node.batch);
         const { preflightEncode } = await import('../encoding/preflight.js');
         await preflightEncode(config, { remedy: batchFolderRemedy('job', node.batch) });
-        await writeManifest(config, versions());
+        await writeManifest(config, await versions());
       }
       const r = await runStage(config, def, { progress: ctl.progress, signal: ctl.signal });
       return { status: 'done', seconds: seconds(), summary: r.summary };

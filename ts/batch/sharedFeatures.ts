@@ -145,6 +145,8 @@ export interface FeatureEntry {
   shape: number[];
   /** True when this call computed it. */
   computed: boolean;
+  /** What computed it (EntryRecord.ranWith); null for an entry from before it was recorded. */
+  ranWith: Record<string, string> | null;
 }
 
 interface EntryRecord {
@@ -156,16 +158,27 @@ interface EntryRecord {
   shape: number[];
   seconds: number;
   createdAt: string;
+  /**
+   * What computed it (runVersions.ts' stageVersions: the process and host, the ONNX Runtime of the VAE or text
+   * encoder), so that the analyses' features stages linked to it record that, not their own jobs; absent in entries from before.
+   */
+  ranWith?: Record<string, string>;
 }
 
-const entryOf = (dir: string, key: string, shape: number[], computed: boolean): FeatureEntry => ({
+const entryOf = (dir: string, key: string, shape: number[], computed: boolean, ranWith: unknown): FeatureEntry => ({
   key,
   dir: join(dir, key),
   data: join(dir, key, 'data.npy'),
   ids: join(dir, key, 'ids.npy'),
   shape,
   computed,
+  ranWith: versionsRecord(ranWith),
 });
+
+/** A record of versions as entry.json holds it (strings by name), or null for none or anything else. */
+function versionsRecord(v: unknown): Record<string, string> | null {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string') ? (v as Record<string, string>) : null;
+}
 
 const ENTRY_FORMAT = 'brainlatent-shared-features';
 const ENTRY_VERSION = 1;
@@ -255,7 +268,7 @@ async function readEntry(dir: string, key: string, images: number): Promise<Feat
   const wrong = recordProblem(rec, key, images);
   if (wrong) return { damage: `entry.json: ${wrong}` };
   const shape = (rec as EntryRecord).shape;
-  const e = entryOf(dir, key, shape, false);
+  const e = entryOf(dir, key, shape, false, (rec as EntryRecord).ranWith);
   const files = [
     { name: 'data.npy', path: e.data, dtype: 'float32', want: [images, size(shape)] },
     { name: 'ids.npy', path: e.ids, dtype: 'int32', want: [images] },
@@ -425,7 +438,9 @@ export async function ensureEntry(dir: string, recipe: FeatureRecipe, ids: Int32
 
 async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress, signal?: AbortSignal): Promise<FeatureEntry> {
   const t0 = performance.now();
-  const r = recipe.part === 'z' ? await computeZ(recipe, ids, progress, signal) : await computeC(recipe, ids, progress, signal);
+  const { recordingOrtUse } = await import('../native/ortUse.js');
+  const { value: r, uses } = await recordingOrtUse(() => (recipe.part === 'z' ? computeZ(recipe, ids, progress, signal) : computeC(recipe, ids, progress, signal)));
+  const ranWith = (await import('../pipeline/runVersions.js')).stageVersions(uses);
   const rec: EntryRecord = {
     format: ENTRY_FORMAT,
     version: ENTRY_VERSION,
@@ -435,6 +450,7 @@ async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids
     shape: r.shape,
     seconds: (performance.now() - t0) / 1000,
     createdAt: new Date().toISOString(),
+    ranWith,
   };
   await withAtomicDir(join(dir, key), async (tmp) => {
     await writeNpy(join(tmp, 'data.npy'), r.data, [ids.length, size(r.shape)]);
@@ -442,7 +458,7 @@ async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids
     await writeJsonAtomic(join(tmp, 'entry.json'), rec);
   });
   await appendFile(join(dir, 'computed.log'), `${key} ${process.pid} ${ids.length}\n`);
-  return entryOf(dir, key, r.shape, true);
+  return entryOf(dir, key, r.shape, true, ranWith);
 }
 
 /** The 73k ids whose features an analysis's features stage computes, from its extract stage's ids file. */
