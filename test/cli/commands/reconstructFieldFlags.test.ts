@@ -5,6 +5,10 @@
  * flag gave it or there is no file ("use --rule diffusers"), a field without a flag as "use --config with <field>"; the
  * config form names the file's fields and where to set them ("set img2img.rule to 'diffusers' in recon.json, or use
  * --rule diffusers"). The library's callers (no command line) keep the fields' names: test/pipeline/preflight.test.ts.
+ *
+ * `reconstruct --size` (img2img.size) and the preflight's hint for a U-Net exported at one latent size: the flags-only
+ * form was told "set img2img.size to 128", a config field it has no file to set; it is told "use --size 128", and a
+ * config file's form where to set the field (below, 'img2img.size for a U-Net of one latent size').
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -194,5 +198,63 @@ describe('fieldNames: one way to name a field for the form used', () => {
     expect([n.name('img2img.eta'), n.setTo('img2img.eta', 0.5)]).toEqual(['img2img.eta', 'use --config with img2img.eta set to 0.5']);
     // (a field named like an Object.prototype key has no flag)
     expect(n.name('constructor')).toBe('constructor');
+  });
+});
+
+/** What a run that passes printed on stdout and stderr (a dry run's plan, its warnings). */
+async function printed(...args: string[]): Promise<string> {
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
+  try {
+    return (await stderrOf(() => run(...args))) + out;
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+/** The flags-only form without --size (img2img.size's default 512, which the fixture's U-Net does not take). */
+const sizeFlagsForm = (out: string) => ['--nsd', nsdRoot, '--subject', '1', '--model', model, '--out', join(tmp, out), '--dry-run'];
+const unet = join(model, 'unet', 'model.onnx');
+
+describe('reconstruct: img2img.size for a U-Net of one latent size', () => {
+  it('the flags-only form is told to use --size, and --size 128 then gets through the preflight', async () => {
+    const e = await refusal(...sizeFlagsForm('r1'));
+    expect(e.name).toBe('PreflightError');
+    // (the size by its flag too: the form has no file for the field; 512 is --size's default)
+    expect(e.message).toContain(`--size 512 gives 64×64 latents, but ${unet} takes sample of 16×16 only: use --size 128`);
+    expect(e.message).not.toContain('img2img.size');
+    const e2 = await refusal(...sizeFlagsForm('r2'), '--size', '256');
+    expect(e2.message).toContain('--size 256 gives 32×32 latents, but');
+    expect(e2.message).toContain('only: use --size 128');
+    // the size the hint names: the dry run plans the run (its plan on stdout), with no problem left
+    const plan = await printed(...sizeFlagsForm('r3'), '--size', '128');
+    expect(plan).toMatch(/img2img/);
+    expect(plan).not.toMatch(/img2img\.size|latents, but/);
+  }, 120_000);
+
+  it('the config form is told where to set img2img.size, or to use --size; with --size given, --size', async () => {
+    const cfg = join(tmp, 'recon.json');
+    writeFileSync(cfg, JSON.stringify({ out: 'run-c', nsd: { root: nsdRoot, subject: 1 }, model: { dir: model } }));
+    const e = await refusal('--config', cfg, '--dry-run');
+    expect(e.name).toBe('PreflightError');
+    expect(e.message).toContain(`img2img.size 512 gives 64×64 latents, but ${unet} takes sample of 16×16 only: set img2img.size to 128 in ${cfg}, or use --size 128`);
+    const e2 = await refusal('--config', cfg, '--size', '64', '--dry-run');
+    expect(e2.message).toContain('--size 64 gives 8×8 latents');
+    expect(e2.message).toContain('only: use --size 128');
+    expect(e2.message).not.toContain(`in ${cfg}`);
+    // the file's size is taken, and --size overrides it
+    writeFileSync(cfg, JSON.stringify({ out: 'run-c', nsd: { root: nsdRoot, subject: 1 }, model: { dir: model }, img2img: { size: 128 } }));
+    expect(await printed('--config', cfg, '--dry-run')).not.toMatch(/img2img\.size|latents, but/);
+    expect((await refusal('--config', cfg, '--size', '256', '--dry-run')).message).toContain('--size 256 gives 32×32 latents');
+  }, 120_000);
+
+  it('a bad --size names the flag and what img2img.size takes', async () => {
+    for (const v of ['100', '0', 'big']) {
+      await expect(run(...sizeFlagsForm('r4'), '--size', v)).rejects.toThrow(
+        new InvalidArgumentError(`--size: expected an integer from 8 to 4096, a multiple of 8, got ${v === 'big' ? "'big'" : v}`),
+      );
+    }
+    expect(readdirSync(tmp)).not.toContain('r4');
   });
 });
