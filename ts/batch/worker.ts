@@ -119,6 +119,8 @@ interface Running {
   run?: PoolRun;
   /** A join failed by a job under it that the batch's cancel stopped. */
   cancelledBelow?: boolean;
+  /** Its lock was lost: the line that says why, logged once written (the run's end is logged after it). */
+  lostSaid?: Promise<void>;
 }
 
 /** A lost or refused connection (BullMQ's isNotConnectionError counts only ECONNREFUSED and a closed connection). */
@@ -219,6 +221,15 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     log(`Redis at ${shownRedisUrl(options.redis)} answers again: going on`);
   });
   const isCancelled = async (batch: string) => (await (await redis()).get(keys.cancelled(batch))) !== null;
+  /**
+   * Why Redis no longer has a job that ran here, and what to do: `batch cancel` removed it (its batch has the cancel
+   * mark: a job whose worker hung, or that the cancel found with its lock expired), or Redis lost its data. (The
+   * worker said "restarted without its data?" and "submit the batch again" of a cancelled batch's jobs too.)
+   */
+  const goneWords = async (batch: string, stopping: boolean) =>
+    (await isCancelled(batch).catch(() => false))
+      ? `the batch's cancel (batch cancel) removed the job${stopping ? ': stopping it here' : ''}`
+      : `Redis no longer has the job (restarted without its data?): ${stopping ? 'stopping it here; ' : ''}submit the batch again`;
 
   // one BullMQ Worker per queue, without a processor: jobs are fetched by hand below
   const workers = new Map<QueueClass, Worker<JobData, NodeResult>>();
@@ -263,11 +274,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       if (!r) return;
       // (a Redis restarted without its data while the job ran: "another worker has it" was untrue, and nothing said
       // to submit again; review s44)
-      log(
-        gone
-          ? `${id}: Redis no longer has the job (restarted without its data?): stopping it here; submit the batch again`
-          : `${id}: lock lost (expired, or another worker has the job now): stopping it here`,
-      );
+      const said = gone ? goneWords(r.job.data.node.batch, true) : Promise.resolve('lock lost (expired, or another worker has the job now): stopping it here');
+      r.lostSaid = said.then((words) => log(`${id}: ${words}`));
       r.stop = LOST;
       r.run?.abort(LOST);
     },
@@ -357,7 +365,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         // someone else's, or back in the queue as stalled; its outputs are complete, so that run skips it
         const msg = (err as Error).message;
         // 'Missing key': the job is gone from Redis (a restart without persistence, a purge): nothing runs it again
-        const next = /^Missing key/.test(msg) ? 'Redis no longer has the job (restarted without its data?): submit the batch again' : 'the job runs again';
+        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node.batch, false) : 'the job runs again';
         log(`${job.id} ${result.status} here in ${result.seconds.toFixed(1)} s, but that could not be recorded (${msg}): ${next}`);
         return;
       }
@@ -371,6 +379,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       }
       if (r.stop === LOST) {
         // (the job is another worker's now, or back in the queue: this run's end is this worker's business only)
+        await r.lostSaid;
         log(`${job.id}: its run here stopped (its lock was lost)`);
         return;
       }
@@ -394,7 +403,10 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       try {
         await settle(() => job.moveToFailed(failure, token, false), closed, isNotConnectionError);
       } catch (err2) {
-        log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${(err2 as Error).message}): the job runs again`);
+        const msg = (err2 as Error).message;
+        // (gone from Redis, as a done job's record above: it does not run again)
+        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node.batch, false) : 'the job runs again';
+        log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${msg}): ${next}`);
         return;
       }
       // (the time this attempt ran, as a done job's result says it)
