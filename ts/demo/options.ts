@@ -3,6 +3,7 @@
  * the CLI flag where there is one (--test-images, --image-size, …) and the option, and the range allowed.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { checkImg2imgRule } from '../sd/samplingOptions.js';
 
 /** The options checked here (DemoOptions and DemoWorldOptions share them). */
 export interface DemoOptionValues {
@@ -21,6 +22,7 @@ export interface DemoOptionValues {
   subjects?: unknown;
   seeds?: unknown;
   steps?: unknown;
+  rule?: unknown;
 }
 
 /** What the demo writes in its folder, as the refusal of an out that cannot be one says it (`demo --out`, a demo job's `out`). */
@@ -50,6 +52,7 @@ const FLAGS: Record<string, string> = {
   seeds: '--seeds',
   steps: '--steps',
   prior: '--prior',
+  rule: '--rule',
 };
 
 const label = (name: string) => (FLAGS[name] ? `${FLAGS[name]} (${name})` : name);
@@ -114,6 +117,15 @@ export function demoOptionProblems(o: DemoOptionValues, strength = DEMO_STRENGTH
   let fewest = 1;
   while (fewest < 1000 && Math.trunc(fewest * strength) < 1) fewest++;
   int('steps', fewest, 1000, fewest > 1 ? ` (img2img denoises the last ⌊steps·strength⌋ of them, at strength ${strength} none below ${fewest})` : '');
+  // (reconstruct's --rule: the same choices and check)
+  if (o.rule !== undefined) {
+    try {
+      checkImg2imgRule(o.rule, label('rule'));
+    } catch (e) {
+      if (!(e instanceof InvalidArgumentError)) throw e;
+      problems.push(e.message);
+    }
+  }
   return problems;
 }
 

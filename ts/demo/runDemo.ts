@@ -7,6 +7,7 @@ import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { resolveConfig, type ReconstructConfigInput } from '../pipeline/config.js';
 import { reconstruct, type ReconstructOptions, type ReconstructResult } from '../pipeline/reconstruct.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
+import type { Img2imgRule } from '../sd/samplingOptions.js';
 import { checkDemoOptions } from './options.js';
 import { buildDemoWorld, plannedDemoWorld, type DemoWorld, type DemoWorldOptions, type DemoWorldProgress } from './world.js';
 import { readWorldManifest } from './worldManifest.js';
@@ -18,6 +19,8 @@ export interface DemoOptions extends Omit<DemoWorldOptions, 'out'> {
   seeds?: number;
   /** DDIM steps (default 50). */
   steps?: number;
+  /** img2img noise rule (img2img.rule; default the pipeline's, 'compvis'): 'diffusers' for few steps. */
+  rule?: Img2imgRule;
   /** Overrides of the pipeline config. */
   config?: Partial<Omit<ReconstructConfigInput, 'out' | 'nsd' | 'model'>>;
 }
@@ -44,7 +47,7 @@ export function demoRunConfig(options: DemoOptions, world: DemoWorld): Reconstru
     out: join(resolve(options.out), 'run'),
     nsd: base.nsd as ReconstructConfigInput['nsd'],
     model: base.model as ReconstructConfigInput['model'],
-    img2img: { ...base.img2img, seeds: options.seeds ?? base.img2img?.seeds, steps: options.steps ?? base.img2img?.steps, ...options.config?.img2img },
+    img2img: { ...base.img2img, seeds: options.seeds ?? base.img2img?.seeds, steps: options.steps ?? base.img2img?.steps, ...(options.rule ? { rule: options.rule } : {}), ...options.config?.img2img },
   };
 }
 

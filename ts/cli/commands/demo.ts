@@ -3,6 +3,8 @@ import { join } from 'node:path';
 
 import type { Command } from 'commander';
 
+import type { FieldFlags } from '../../config/fieldNames.js';
+
 import { runDemo, type DemoOptions } from '../../demo/runDemo.js';
 import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
 import { onnxruntimeNodeInstallLine } from '../../optionalDependencies.js';
@@ -27,9 +29,25 @@ interface Flags {
   testImages?: string;
   seeds?: string;
   steps?: string;
+  rule?: string;
   prior: string;
   force?: boolean;
   dryRun?: boolean;
+}
+
+/** The config fields the demo's flags set, for the run's messages (fieldNames.ts); the demo has no config file. */
+const FIELD_FLAGS = [
+  ['testImages', '--test-images', 'nsd.testImages'],
+  ['seeds', '--seeds', 'img2img.seeds'],
+  ['steps', '--steps', 'img2img.steps'],
+  ['rule', '--rule', 'img2img.rule'],
+] as const satisfies readonly (readonly [keyof Flags, string, string])[];
+
+function demoFieldFlags(f: Flags): FieldFlags {
+  return {
+    flags: Object.fromEntries(FIELD_FLAGS.map(([, flag, field]) => [field, flag])),
+    given: FIELD_FLAGS.filter(([key]) => f[key] !== undefined).map(([, , field]) => field),
+  };
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -41,7 +59,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--image-size <n>', `stimulus side in pixels: a multiple of 8 from ${DEMO_MIN_IMAGE_SIZE} to ${DEMO_MAX_IMAGE_SIZE} (default ${DEMO_DEFAULTS.imageSize})`)
     .option('--test-images <n>', `test images: at least 2, and ${DEMO_MIN_TRAIN_IMAGES} fewer than the subject's images at most (the rest train the decoders; default ${DEMO_DEFAULTS.testImages})`)
     .option('--seeds <n>', `samples per image (default ${DEMO_DEFAULTS.seeds})`)
-    .option('--steps <n>', `DDIM steps (default ${DEMO_DEFAULTS.steps})`)
+    .option('--steps <n>', `DDIM steps (default ${DEMO_DEFAULTS.steps}). With the default --rule compvis fewer than about 8 steps give poor images: use --rule diffusers for few steps`)
+    .option('--rule <rule>', "img2img noise rule, as reconstruct's: 'compvis' (the default: one DDIM step above the first step that runs, as CompVis and TN) or 'diffusers' (noise at the first step that runs; use it for few steps)")
     .option('--prior <kind>', "the diffusion model's data: 'world' (the scene catalogue: stimuli + unseen scenes) or 'training' (non-test stimuli only, the ablation)", 'world')
     .option('--force', 'rebuild the world and redo every stage, even when nothing changed')
     .option('--dry-run', 'build the world if none is current (reuse it otherwise, even with --force), then print the plan and an estimate of each stage from a short measured probe')
@@ -72,6 +91,7 @@ See docs/pipeline.md (the demo world, the stages, the report).`,
         testImages: value(f.testImages),
         seeds: value(f.seeds),
         steps: value(f.steps),
+        rule: f.rule,
         prior: f.prior,
       };
       checkDemoOptions(values); // every bad flag at once, before anything is built or written
@@ -94,6 +114,8 @@ See docs/pipeline.md (the demo world, the stages, the report).`,
           },
           onProgress: f.dryRun ? undefined : stageProgress(),
           onWarning: printWarnings,
+          // (the run's messages name these fields by the demo's flags: "use --rule diffusers", not img2img.rule)
+          fieldFlags: demoFieldFlags(f),
         },
       ).finally(() => ac.dispose());
       (worldBar as ProgressBar | null)?.done();
