@@ -113,14 +113,26 @@ export function hiddenPaths(text: string, roots: readonly string[]): string {
   return rootRelative(text, roots).replace(OUTSIDE_PATH, SERVER_PATH);
 }
 
-// a JSON string literal (outside them a JSON text has no quote, so a scan from its start finds each one whole)
-const JSON_STRING = /"(?:[^"\\\n]|\\.)*"/g;
+// a JSON string literal (outside them a JSON text has no quote, so a scan from its start finds each one whole), and
+// when it is a key with a string value, that value too
+const JSON_MEMBER = /("(?:[^"\\\n]|\\.)*")(?:(\s*:\s*)("(?:[^"\\\n]|\\.)*"))?/g;
+
+/** What a served .json file shows in place of a host's name (the machine that computed a stage). */
+export const SERVER_HOST = '<server host>';
+
+/**
+ * The keys whose string value is a machine's name: runVersions.ts' records (run.json's `versions`, its
+ * `stageVersions`, a stage marker's `ranWith` and `ranWithParts`, a shared feature entry's entry.json). A host's
+ * name has no form to find it by, as a path has, so it is found by the key that holds it.
+ */
+const HOST_KEYS = new Set(['hostname']);
 
 /**
  * A JSON text (a served .json file) with its string values and keys rewritten by `hide` (paths hidden: hiddenPaths,
  * RootFolder.hidden), each literal decoded first: a path after an escape ('a\n/opt/x', '\/opt\/x', '\u002fopt/x')
  * is found as the value holds it, and a rewritten literal is encoded again, the rest of the text (its layout, its
- * numbers) left as it is. A text that is not JSON is given to `hide` whole.
+ * numbers) left as it is. The string value of a `hostname` key, wherever it is nested, is replaced by SERVER_HOST
+ * (a service does not tell its clients its machines' names). A text that is not JSON is given to `hide` whole.
  */
 export function hiddenInJson(text: string, hide: (text: string) => string): string {
   try {
@@ -128,10 +140,15 @@ export function hiddenInJson(text: string, hide: (text: string) => string): stri
   } catch {
     return hide(text);
   }
-  return text.replace(JSON_STRING, (literal) => {
+  const rewritten = (literal: string) => {
     const value = JSON.parse(literal) as string;
     const v = hide(value);
     return v === value ? literal : JSON.stringify(v);
+  };
+  return text.replace(JSON_MEMBER, (_all, first: string, colon?: string, value?: string) => {
+    if (colon === undefined || value === undefined) return rewritten(first);
+    const host = HOST_KEYS.has(JSON.parse(first) as string);
+    return `${rewritten(first)}${colon}${host ? JSON.stringify(SERVER_HOST) : rewritten(value)}`;
   });
 }
 

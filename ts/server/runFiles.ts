@@ -68,7 +68,8 @@ export async function listRunFolder(dir: string, limit = 10_000): Promise<RunFil
 /**
  * Text files whose served copy is rewritten (`hidden`: paths under the root made root-relative, others replaced):
  * run.json, stages/*.json and cache manifests record the absolute paths the job ran with (the NSD root, the model
- * folder, the ONNX Runtime library). HTML reports are rewritten the same way by context (htmlPaths.ts: text,
+ * folder, the ONNX Runtime library), and .json records name the host that computed each stage (served as
+ * '<server host>': rootPaths.ts' hiddenInJson). HTML reports are rewritten the same way by context (htmlPaths.ts: text,
  * attributes and JSON data blocks in full, inline scripts and styles root-relative only). The file on disk is
  * unchanged; scripts, styles and binary files are served as they are.
  */
