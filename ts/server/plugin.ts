@@ -21,7 +21,7 @@ import { modelRoutes } from './routes/models.js';
 import { REF_RESOLVER, useDocumentTransform } from './openapiDocument.js';
 import { ErrorSchema, NoQuery } from './schemas.js';
 import { routeOf, useTrailingSlashTwins } from './trailingSlash.js';
-import { RequestValidationError, useConfigValidation } from './validation.js';
+import { everyInvalidPart, RequestValidationError, useConfigValidation } from './validation.js';
 import { ClosedError } from './workQueue.js';
 
 export type { BrainlatentPluginOptions } from './context.js';
@@ -79,7 +79,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     throw new RequestValidationError('body', [`body: ${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]} takes no body; send none (or an empty one)`]);
   });
   // an error answer names no server path outside the root (an ONNX external data location, a system error's file)
-  app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => hiddenButRoutes(text, (t) => ctx.root.hidden(t))));
+  // (a request that fails validation is told every part's problems: Fastify stops at the first part that fails)
+  app.setErrorHandler((e, req, reply) => sendError(everyInvalidPart(e, req), req, reply, (text) => hiddenButRoutes(text, (t) => ctx.root.hidden(t))));
   app.setNotFoundHandler((req, reply) => {
     // a path the service has, with a method it does not take there: 405 naming the ones it takes (Allow)
     const path = req.url.split('?')[0];

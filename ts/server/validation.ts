@@ -2,10 +2,11 @@
  * Request validation in the plugin's scope, through the configs' own ajv (the validator the CLI and the library
  * use): unknown keys are rejected with a 400, never stripped; defaults are filled in; and every problem is listed
  * at once, each naming the field ("body.config.nsd.subject: expected an integer from 1 to 8, got number 9").
- * Query strings and path parameters are text, so they are checked by a second instance that coerces types.
+ * Query strings and path parameters are text, so they are checked by a second instance that coerces types. Fastify
+ * answers the first part that fails (params, then body, then query string): everyInvalidPart adds the others'.
  */
 import { Ajv } from 'ajv';
-import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
 
 import { CONFIG_AJV_OPTIONS, problemsFrom, validatorFor } from '../config/index.js';
 import { BrainlatentError } from '../errors.js';
@@ -15,7 +16,7 @@ export class RequestValidationError extends BrainlatentError {
   readonly problems: string[];
   readonly statusCode = 400;
   constructor(part: string, problems: string[]) {
-    super(`the request ${part} is not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, 'InvalidRequest');
+    super(`the request ${part} ${part.includes(' and ') ? 'are' : 'is'} not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, 'InvalidRequest');
     this.problems = problems;
   }
 }
@@ -39,6 +40,43 @@ const compiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
 export function useConfigValidation(app: FastifyInstance): void {
   app.setValidatorCompiler(compiler);
   app.setSchemaErrorFormatter((errors, dataVar) => new RequestValidationError(dataVar, problemsFrom(errors as never, dataVar)));
+}
+
+// the parts Fastify validates, in its order (it stops at the first that fails), and the request's field for each
+const PARTS = [
+  ['params', 'params'],
+  ['body', 'body'],
+  ['querystring', 'query'],
+] as const;
+
+type PartValidate = ((data: unknown, cxt?: object) => unknown) & { errors?: FastifySchemaValidationError[] | null; schemaEnv?: unknown };
+
+/**
+ * `error`, the refusal of the first part of `req` that failed its schema (Fastify's validation error, or the one a
+ * route with attachValidation built from it: the part is then its req.validationError's), with the problems of the parts Fastify did not go on to check: a
+ * request with a bad body and an unknown query key is told both at once, not one after the other. Any other error
+ * (one a content parser or a handler threw) is returned as it is.
+ */
+export function everyInvalidPart(error: unknown, req: FastifyRequest): unknown {
+  type Validated = { validationContext?: string };
+  const first = (error as Validated).validationContext ?? (req.validationError as Validated | undefined)?.validationContext;
+  const at = PARTS.findIndex(([part]) => part === first);
+  if (!(error instanceof RequestValidationError) || at < 0) return error;
+  const parts = [PARTS[at][0] as string];
+  const problems = [...error.problems];
+  for (const [part, field] of PARTS.slice(at + 1)) {
+    // (a route with one body schema per content type has one validator for each: the request's, as Fastify picks it)
+    const compiled = req.getValidationFunction(part) as PartValidate | Record<string, PartValidate> | undefined;
+    const validate = typeof compiled === 'function' ? compiled : compiled && req.mediaType ? compiled[req.mediaType] : undefined;
+    if (typeof validate !== 'function') continue;
+    const data = req[field] ?? null;
+    // (called as Fastify calls it: ajv may coerce or fill in the value in place)
+    const ok = validate.schemaEnv ? validate(data, { parentData: req, parentDataProperty: field }) : validate(data);
+    if (ok || !validate.errors?.length) continue;
+    parts.push(part);
+    problems.push(...problemsFrom(validate.errors as never, part));
+  }
+  return parts.length === 1 ? error : new RequestValidationError(`${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`, problems);
 }
 
 /**

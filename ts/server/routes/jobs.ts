@@ -36,7 +36,8 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
 
   app.post(
     '/v1/jobs',
-    // (a body the schema refuses reaches the handler, which adds its config's own problems to the schema's)
+    // (a body the schema refuses reaches the handler, which adds its config's own problems to the schema's; the error
+    // handler adds the query string's: validation.ts' everyInvalidPart)
     {
       bodyLimit: ctx.bodyLimit,
       attachValidation: true,
