@@ -15,7 +15,7 @@ export type { OrtSessionOptions, ProviderSettings } from './native.js';
 export { referenceImg2Img } from './referenceLoop.js';
 export type { ReferenceOptions, UNetFn } from './referenceLoop.js';
 export type { RefScheduler, RefSchedulerConfig, SchedulerVector } from './referenceSchedulers.js';
-export type { TimestepSpacing } from './samplingOptions.js';
+export type { Img2imgRule, TimestepSpacing } from './samplingOptions.js';
 export type { OrtRuntimeInfo, SdModelSummary, SamplerPlanInfo, ScheduleConfig, Img2ImgStats, SdTensorInfo, PlannedStepInfo, NativeStepProgress } from '../native/samplerTypes.js';
 export { OnnxModel, unetFeatures } from './OnnxModel.js';
 export { readOnnxSignature, unetDeclaredSizes } from './onnxSignature.js';
