@@ -2,7 +2,8 @@
  * Reading a run folder over HTTP: the list of its files and one file, streamed, with its media type. A request
  * cannot leave the folder (no `..`, no absolute path, no symbolic link that points out), hidden names
  * (temporaries being written, locks) are neither listed nor served, and HTML reports are served under a
- * Content-Security-Policy that lets their own scripts and images run but lets them call nothing.
+ * Content-Security-Policy that lets their own scripts and images run but lets them call nothing, neither themselves
+ * nor through another window of the service's origin.
  */
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -34,8 +35,22 @@ export const TYPES: Record<string, string> = {
   '.onnx': 'application/octet-stream',
 };
 
-/** What a report page may do: run its inline scripts, show its images; fetch nothing, reach no API. */
-const REPORT_CSP = "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; connect-src data: blob:; form-action 'none'; frame-ancestors 'self'";
+/**
+ * What a report page may do: run its inline scripts, show its images; fetch nothing, reach no API. `connect-src`
+ * alone did not hold: a report's script framed or opened another page of the service (`/healthz`, a run's .json,
+ * the page at `/`: same origin, no such policy) and called that window's fetch, which took the session cookie and
+ * answered it the job list (reproduced in chromium). So a report may frame nothing, start no worker and embed no
+ * object (`frame-src`, `worker-src`, `object-src`: none), and REPORT_COOP cuts it off from the windows it opens.
+ * (A `sandbox` policy would do both, but its opaque origin loses the SameSite session cookie on the report's own
+ * images and scripts: 401 under a token.)
+ */
+const REPORT_CSP = "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; connect-src data: blob:; frame-src 'none'; worker-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
+
+/**
+ * A report's windows: one it opens (or that opened it) whose page has another opener policy (every other answer of
+ * the service: none) is put in another browsing context group, so the report gets no handle on it, nor it on the report.
+ */
+const REPORT_COOP = 'same-origin';
 
 export interface RunFile {
   path: string;
@@ -91,7 +106,7 @@ export async function sendRunFile(reply: FastifyReply, dir: string, rel: string,
   if (!st.isFile()) throw new FileNotFoundError(rel);
   const type = TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
   void reply.header('content-type', type).header('content-length', String(st.size)).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache');
-  if (type.startsWith('text/html')) void reply.header('content-security-policy', REPORT_CSP);
+  if (type.startsWith('text/html')) void reply.header('content-security-policy', REPORT_CSP).header('cross-origin-opener-policy', REPORT_COOP);
   const ext = extname(file).toLowerCase();
   if (paths && (HTML.has(ext) || (REWRITTEN.has(ext) && st.size <= MAX_REWRITTEN_BYTES))) {
     const text = await readFile(file, 'utf8');
