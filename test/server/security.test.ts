@@ -169,6 +169,11 @@ describe('authentication', () => {
     await expect(startServer({ root: s.root, host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a token/);
   });
 
+  it('refuses to trust a proxy without a token (a proxy on this machine connects from loopback)', async () => {
+    await expect(startServer({ root: s.root, port: 0, trustProxy: '127.0.0.1' })).rejects.toThrow(/^refusing to trust a proxy \(trustProxy, --trust-proxy\) without a token: .* Pass --token$/);
+    await expect(startServer({ root: s.root, port: 0, trustProxy: true })).rejects.toThrow(/without a token/);
+  });
+
   it.skipIf(!externalIp)('enforces the token for clients off loopback', async () => {
     const t = await startServer({ root: s.root, host: externalIp!, port: 0, token: 'tok-ext', defaultMetrics: false });
     try {
@@ -220,6 +225,46 @@ describe('authentication', () => {
         `this service has no token and answers only requests addressed to this machine (localhost, a loopback address or its host name), not Host attacker.example:${u.port}; start it with --token to serve other names`,
       );
       expect((await get(`127.0.0.1.attacker.example:${u.port}`)).status).toBe(403);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('without a token refuses what a reverse proxy on this machine forwards (it connects from loopback, Host 127.0.0.1)', async () => {
+    const t = await startTestServer();
+    try {
+      const u = new URL(t.url);
+      // what nginx's proxy_pass http://127.0.0.1:PORT sends by default (Host: $proxy_host), with the header each proxy adds
+      const forwarded = (headers: Record<string, string>) =>
+        new Promise<{ status: number; json: { message: string } }>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port: u.port, path: '/v1/jobs', method: 'GET', headers: { host: `127.0.0.1:${u.port}`, ...headers } }, (res) => {
+            let body = '';
+            res.on('data', (c) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(body) }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      expect((await forwarded({})).status).toBe(200);
+      for (const [name, value] of [['x-forwarded-for', '203.0.113.9'], ['forwarded', 'for=203.0.113.9'], ['x-real-ip', '203.0.113.9'], ['x-forwarded-proto', 'https'], ['x-forwarded-host', 'lab.example'], ['via', '1.1 proxy']]) {
+        const r = await forwarded({ [name]: value });
+        expect(r.status, name).toBe(403);
+        expect(r.json.message, name).toBe(`this service has no token and answers only requests made on this machine, not ones a proxy forwards (this one carries ${name}): behind a proxy anyone who reaches the proxy would reach the service; start it with --token`);
+      }
+      // the health checks stay open to a proxy's probes
+      const health = await fetch(`${t.url}/healthz`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+      expect(health.status).toBe(200);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('with a token, a forwarded request is judged by its token alone', async () => {
+    const t = await startTestServer({ token: 'tok-proxy', trustProxy: '127.0.0.1' });
+    try {
+      const headers = { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' };
+      expect((await t.call('GET', '/v1/jobs', undefined, headers)).status).toBe(401);
+      expect((await t.call('GET', '/v1/jobs', undefined, { ...headers, authorization: 'Bearer tok-proxy' })).status).toBe(200);
     } finally {
       await t.stop();
     }

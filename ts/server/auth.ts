@@ -3,8 +3,8 @@
  * carry it: `Authorization: Bearer <token>`, or the session cookie the page obtains from `POST /v1/session`: a
  * random session id (never the token), which expires (Max-Age) and which `DELETE /v1/session` revokes; HttpOnly,
  * SameSite=Strict (other sites cannot ride on it), and Secure when the request came over TLS. Without a token the
- * service answers loopback clients only, so a plugin mounted in an app that listens on every interface does not
- * expose it by accident.
+ * service answers loopback clients only, and not requests a proxy forwarded, so neither a plugin mounted in an app
+ * that listens on every interface nor a service behind a reverse proxy on the same machine is exposed by accident.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -62,6 +62,19 @@ export function isLocalHostHeader(host: string | undefined): boolean {
   if (host === undefined || host === '') return true;
   const name = (host.startsWith('[') ? host.slice(1, Math.max(1, host.indexOf(']'))) : host.replace(/:\d*$/, '')).toLowerCase().replace(/\.$/, '');
   return name === 'localhost' || name.endsWith('.localhost') || isLoopback(name) || name === THIS_HOST;
+}
+
+/**
+ * Headers a reverse proxy adds to what it forwards (nginx, Caddy, Traefik, Apache, HAProxy, Squid: one or more of
+ * them). A proxy on this machine connects from loopback and, with nginx's defaults, sends `Host: 127.0.0.1:PORT`:
+ * without a token the service took every request it forwarded as this machine's own, and so answered whoever could
+ * reach the proxy (reproduced: X-Forwarded-For 203.0.113.9 on loopback, GET /v1/jobs 200).
+ */
+const FORWARDED_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'] as const;
+
+/** The first proxy header (FORWARDED_HEADERS) a request carries, or undefined. */
+export function forwardedHeader(headers: Record<string, string | string[] | undefined>): string | undefined {
+  return FORWARDED_HEADERS.find((h) => headers[h] !== undefined);
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -143,11 +156,14 @@ export function authenticator(token: string | null, sessions: SessionStore = new
     check(req, reply, options = {}) {
       if (!want) {
         const local = isLoopback(req.socket.remoteAddress);
-        if (local && isLocalHostHeader(req.headers.host)) return true;
+        const proxied = forwardedHeader(req.headers);
+        if (local && proxied === undefined && isLocalHostHeader(req.headers.host)) return true;
         if (options.quiet) return false;
-        const message = local
-          ? `this service has no token and answers only requests addressed to this machine (localhost, a loopback address or its host name), not Host ${req.headers.host}; start it with --token to serve other names`
-          : 'this service has no token and answers only on loopback; start it with --token to serve other hosts';
+        const message = !local
+          ? 'this service has no token and answers only on loopback; start it with --token to serve other hosts'
+          : proxied !== undefined
+            ? `this service has no token and answers only requests made on this machine, not ones a proxy forwards (this one carries ${proxied}): behind a proxy anyone who reaches the proxy would reach the service; start it with --token`
+            : `this service has no token and answers only requests addressed to this machine (localhost, a loopback address or its host name), not Host ${req.headers.host}; start it with --token to serve other names`;
         void reply.code(403).send({ error: 'Forbidden', message, code: 'Forbidden' });
         return false;
       }

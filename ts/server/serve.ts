@@ -35,7 +35,7 @@ export interface ServeOptions extends BrainlatentPluginOptions {
    * comma-separated string or an array; `loopback`, `linklocal`, `uniquelocal` name proxy-addr's ranges). Default
    * false: the headers are ignored (anyone could send them). A number of hops is refused: Fastify 5 trusts no
    * peer with one (it cannot tell the proxy from a client), so it would never make the cookie Secure. The
-   * no-token loopback check reads the socket's own address whatever this says.
+   * no-token loopback check reads the socket's own address whatever this says. Needs `token`: refused without one.
    */
   trustProxy?: TrustProxy;
   /**
@@ -120,6 +120,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const { host, port: listenPort, logger, computeNiceness, trustProxy, requestTimeoutMs, plugin: o } = serverOptions(options);
   if (!isLoopbackHost(host) && !o.token) {
     throw new BrainlatentError(`refusing to listen on ${host} without a token: anyone who can reach it could run jobs and read the root folder. Pass --token (or bind 127.0.0.1)`, 'InsecureBind');
+  }
+  // a proxy in front is declared: whoever reaches the proxy reaches the service, and a proxy on this machine connects
+  // from loopback, which is all a service without a token checks
+  if (trustProxy !== false && !o.token) {
+    throw new BrainlatentError(`refusing to trust a proxy (trustProxy, --trust-proxy) without a token: the proxy forwards whoever reaches it, and one on this machine connects from loopback. Pass --token`, 'InsecureBind');
   }
   // The plugin sets its own per-route limits; the server-wide one must admit the largest (data bodies).
   // Closing waits for running jobs (up to the shutdown deadline), and Fastify times close hooks like plugins.

@@ -72,7 +72,7 @@ export function registerServeCommand(program: Command): void {
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
     .option('--body-timeout <s>', 'seconds a request body may send nothing before it is answered 408 and its connection closed (a stalled upload holds its share of the bytes in flight; a whole request gets 300 s at most), and an event stream whose client reads nothing may wait before it is closed', '30')
     .option('--session-max-age <s>', "seconds a sign-in session (the page's cookie) lasts", '43200')
-    .option('--trust-proxy <proxies>', "behind a reverse proxy that terminates TLS: whose X-Forwarded-Proto/-For to believe (the proxy's addresses or CIDR ranges, comma-separated, or 'loopback'; true: any peer), so the session cookie is Secure over https (default: none)")
+    .option('--trust-proxy <proxies>', "behind a reverse proxy that terminates TLS (needs --token): whose X-Forwarded-Proto/-For to believe (the proxy's addresses or CIDR ranges, comma-separated, or 'loopback'; true: any peer), so the session cookie is Secure over https (default: none)")
     .option('--log-level <level>', `what the service logs on stderr, as JSON lines: ${CLI_LOG_LEVELS.join(', ')}; each logs every request answered 5xx with its stack, 'info' logs every request`, 'warn')
     .option('--event-loop-resolution <ms>', 'sampling interval of the nodejs_eventloop_lag_* metrics; each sample includes it (1: sees stalls of a few ms)', '10')
     .addHelpText(
