@@ -1,5 +1,6 @@
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -165,6 +166,30 @@ describe('authentication', () => {
     expect((await s.call('GET', '/v1/session', undefined, { cookie: jar })).json.signedIn).toBe(true);
   });
 
+  it('closes the connection of a request it refuses, without reading the rest of its body', async () => {
+    const u = new URL(s.url);
+    // a body declared large and sent a byte at a time: Node read it on, to keep the connection, until requestTimeoutMs
+    const outcome = await new Promise<{ head: string; closed: boolean }>((resolve) => {
+      const socket = connect(Number(u.port), '127.0.0.1');
+      let head = '';
+      const drip = setInterval(() => socket.writable && socket.write('{'), 200);
+      const giveUp = setTimeout(() => finish(false), 5_000);
+      const finish = (closed: boolean) => {
+        clearInterval(drip);
+        clearTimeout(giveUp);
+        socket.destroy();
+        resolve({ head, closed });
+      };
+      socket.on('data', (d) => (head += String(d)));
+      socket.on('error', () => {});
+      socket.on('close', () => finish(true));
+      socket.write(`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${u.port}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+    });
+    expect(outcome.head).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/);
+    expect(outcome.head.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect(outcome.closed).toBe(true);
+  });
+
   it('refuses to listen off loopback without a token', async () => {
     await expect(startServer({ root: s.root, host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a token/);
   });
@@ -172,6 +197,26 @@ describe('authentication', () => {
   it('refuses to trust a proxy without a token (a proxy on this machine connects from loopback)', async () => {
     await expect(startServer({ root: s.root, port: 0, trustProxy: '127.0.0.1' })).rejects.toThrow(/^refusing to trust a proxy \(trustProxy, --trust-proxy\) without a token: .* Pass --token$/);
     await expect(startServer({ root: s.root, port: 0, trustProxy: true })).rejects.toThrow(/without a token/);
+  });
+
+  it("shows /readyz's runner and models only to a client with the token: the status to anyone", async () => {
+    const open = await s.call('GET', '/readyz');
+    expect(open.status).toBe(200);
+    expect(open.json).toEqual({ ready: true });
+    const full = await s.call('GET', '/readyz', undefined, { authorization: 'Bearer tok-123' });
+    expect(full.json).toEqual({ ready: true, runner: expect.stringMatching(/^in-process, /), models: [] });
+    expect((await s.call('GET', '/readyz', undefined, { authorization: 'Bearer wrong' })).json).toEqual({ ready: true });
+  });
+
+  it('marks every answer nosniff, errors that quote the request included', async () => {
+    for (const [path, status] of [['/healthz', 200], ['/v1/jobs', 401], ['/v1/jobs/<script>x</script>', 401], ['/metrics', 401]] as const) {
+      const r = await s.call('GET', path);
+      expect(r.status, path).toBe(status);
+      expect(r.headers.get('x-content-type-options'), path).toBe('nosniff');
+    }
+    const notFound = await s.call('GET', '/v1/jobs/x/files/%3Cscript%3E', undefined, { authorization: 'Bearer tok-123' });
+    expect(notFound.status).toBe(404);
+    expect(notFound.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
   it.skipIf(!externalIp)('enforces the token for clients off loopback', async () => {

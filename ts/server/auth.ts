@@ -133,7 +133,11 @@ function liveSession(sessions: SessionStore, req: FastifyRequest, name: string):
 }
 
 export interface Authenticator {
-  /** Whether the request may proceed; answers 401/403 itself when not (unless `quiet`). */
+  /**
+   * Whether the request may proceed; answers 401/403 itself when not (unless `quiet`), closing the connection: its
+   * body is not read, and Node otherwise read what was left of it to keep the connection, so a client without a token
+   * that sent a byte every few seconds held the socket until requestTimeoutMs (313 s measured, 300 s by default).
+   */
   check(req: FastifyRequest, reply: FastifyReply, options?: { quiet?: boolean }): boolean;
   /** Whether `candidate` is the token (constant time). */
   matches(candidate: string): boolean;
@@ -164,7 +168,7 @@ export function authenticator(token: string | null, sessions: SessionStore = new
           : proxied !== undefined
             ? `this service has no token and answers only requests made on this machine, not ones a proxy forwards (this one carries ${proxied}): behind a proxy anyone who reaches the proxy would reach the service; start it with --token`
             : `this service has no token and answers only requests addressed to this machine (localhost, a loopback address or its host name), not Host ${req.headers.host}; start it with --token to serve other names`;
-        void reply.code(403).send({ error: 'Forbidden', message, code: 'Forbidden' });
+        void reply.code(403).header('connection', 'close').send({ error: 'Forbidden', message, code: 'Forbidden' });
         return false;
       }
       const header = req.headers.authorization;
@@ -174,7 +178,7 @@ export function authenticator(token: string | null, sessions: SessionStore = new
       // a bearer header is checked alone (a wrong token is not rescued by a cookie); else the session cookie
       if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req, cookieName(req)) !== undefined) return true;
       if (options.quiet) return false;
-      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, sentSession(req.headers.cookie, cookieName(req))), code: 'Unauthorized' });
+      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').header('connection', 'close').send({ error: 'Unauthorized', message: unauthorized(header, scheme, sentSession(req.headers.cookie, cookieName(req))), code: 'Unauthorized' });
       return false;
     },
   };

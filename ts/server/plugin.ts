@@ -127,6 +127,9 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // being written when the server closed stayed open until its idle timeout, 72 s, and so did the process (review s45)
   app.addHook('onSend', async (_req, reply) => {
     if (closing) void reply.header('connection', 'close');
+    // every answer is what its type says: a JSON error that quotes a request's path ('no file '<script>…'') is never
+    // sniffed as HTML, nor a JSON answer run as a script by a page that names it in <script src> (the run files set it too)
+    void reply.header('x-content-type-options', 'nosniff');
   });
 
   await healthRoutes(app, ctx, prefix);

@@ -69,7 +69,12 @@ export const PredictionsSchema = open({ rows: Type.Integer(), cols: Type.Integer
 
 export const HealthSchema = open({ status: Type.String() }, 'the process answers');
 export const ReadySchema = open(
-  { ready: Type.Boolean(), runner: Type.String({ description: 'the job runner: what it runs on, or why it cannot run jobs' }), models: Type.Array(open({ name: Type.String(), kind: Type.String() }, 'a loaded model')) },
+  {
+    ready: Type.Boolean(),
+    // (a probe needs only the status; what runs where is the service's own business: Redis's host, the models' names)
+    runner: Type.Optional(Type.String({ description: 'the job runner: what it runs on, or why it cannot run jobs (only to a client the service answers: the token, or loopback without one)' })),
+    models: Type.Optional(Type.Array(open({ name: Type.String(), kind: Type.String() }, 'a loaded model'), { description: 'the loaded models (only to a client the service answers: the token, or loopback without one)' })),
+  },
   'readiness',
 );
 export const SessionStateSchema = open({ tokenRequired: Type.Boolean(), signedIn: Type.Boolean() }, 'whether the service needs a token and this client is signed in');

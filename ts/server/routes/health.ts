@@ -1,6 +1,6 @@
 /**
  * Health (`/healthz`: the process answers), readiness (`/readyz`: the job runner can run jobs, Redis reachable
- * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's sign-in and sign-out.
+ * when used; its detail and the loaded models only to a client with the token), Prometheus metrics, the OpenAPI document, and the page's sign-in and sign-out.
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -22,8 +22,11 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
       // a 503 is the readiness (not ready: why in `runner`) or, while the service shuts down, an error (ShuttingDown)
       response: { 200: described(ReadySchema, 'ready'), 503: Type.Unsafe({ description: 'not ready: `ready` false and why in `runner`; or, while shutting down, an error body (ShuttingDown)', oneOf: [ReadySchema, errorBody('shutting down')] }), 500: publicErrorResponses()[500] },
     },
-  }, async (_req, reply) => {
+  }, async (req, reply) => {
     const runner = await ctx.runner.ready();
+    // Without credentials only the readiness: the runner's detail names the Redis host (and user) the jobs go
+    // through and the models' names, which a client that may not call the API has no need of (a probe reads the status).
+    if (!ctx.auth.check(req, reply, { quiet: true })) return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok });
     return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok, runner: runner.detail, models: ctx.models.list().map((m) => ({ name: m.name, kind: m.kind })) });
   });
 
