@@ -7,14 +7,14 @@
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 
-import { FIELD_WORDS, guessCommands } from '../../ts/cli/commandGuesses.js';
+import { FIELD_WORDS, guessCommands, guessSubcommands, namesUnknownSubcommand } from '../../ts/cli/commandGuesses.js';
 import { distModule } from '../helpers/dist.js';
 import { runCommand } from '../helpers/nodeChild.js';
 
 const cli = distModule('cli/main');
 const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { env: { ...process.env, NO_COLOR: '1' } });
-const unknown = (word: string, suggestion: string | null) =>
-  `brainlatent: error: unknown command '${word}'\n${suggestion === null ? '' : `(Did you mean ${suggestion}?)\n`}(see 'brainlatent --help')\n`;
+const unknown = (word: string, suggestion: string | null, group = 'brainlatent') =>
+  `brainlatent: error: unknown command '${word}'\n${suggestion === null ? '' : `(Did you mean ${suggestion}?)\n`}(see '${group} --help')\n`;
 
 const CASES: [string[], string | null][] = [
   // subcommands of a group
@@ -47,6 +47,37 @@ describe('brainlatent <unknown word>: a subcommand typed alone, the field\'s wor
   }
 });
 
+// a group's unknown subcommand (review: `sd extract`, `sd fit` got commander's plain error, `ridge fitt` the bare `fit`)
+const GROUP_CASES: [string[], string | null][] = [
+  // a typo of the group's own subcommand, by its full path
+  [['ridge', 'fitt'], 'brainlatent ridge fit'],
+  [['batch', 'stauts'], 'brainlatent batch status'],
+  [['nsd', 'extrat', '--root', '/data/nsd'], 'brainlatent nsd extract'],
+  [['ridge', 'fitt', '--help'], 'brainlatent ridge fit'],
+  [['help', 'ridge', 'fitt'], 'brainlatent ridge fit'],
+  // another group's subcommand, a top-level command, the field's word
+  [['sd', 'extract'], 'brainlatent nsd extract'],
+  [['sd', 'fit'], 'brainlatent ridge fit'],
+  [['ridge', 'info'], 'one of brainlatent nsd info, brainlatent sd info'],
+  [['sd', 'reconstruct'], 'brainlatent reconstruct'],
+  // (another group's command outweighs a typo two edits away: cache's list, batch's run)
+  [['cache', 'fit'], 'brainlatent ridge fit'],
+  [['batch', 'prune'], 'brainlatent cache prune'],
+  [['ridge', 'train'], 'brainlatent ridge fit'],
+  // nothing meant: no guess
+  [['ridge', 'zzzz'], null],
+];
+
+describe("brainlatent <group> <unknown word>: the group's nearest subcommand, or the command of that name elsewhere, by its full path, exit 1", () => {
+  for (const [args, suggestion] of GROUP_CASES) {
+    it(`${args.join(' ')} → ${suggestion ?? 'no guess'}`, async () => {
+      const r = await brainlatent(...args);
+      const [group, word] = args[0] === 'help' ? args.slice(1) : args;
+      expect([r.status, r.stdout, r.stderr]).toEqual([1, '', unknown(word, suggestion, `brainlatent ${group}`)]);
+    });
+  }
+});
+
 describe('the map of field words', () => {
   it('every command the map of field words names exists', async () => {
     for (const path of new Set(Object.values(FIELD_WORDS).flat())) {
@@ -73,5 +104,57 @@ describe('guessCommands', () => {
     expect(guessCommands(program, 'decode')).toEqual(['reconstruct']);
     // (an inherited name is no field word)
     expect(guessCommands(program, 'constructor')).toEqual([]);
+  });
+});
+
+describe('guessSubcommands', () => {
+  const tree = () => {
+    const program = new Command('brainlatent');
+    const alpha = program.command('alpha');
+    alpha.command('beta');
+    alpha.command('betta');
+    alpha.command('gamma');
+    alpha.command('secret', { hidden: true });
+    const epsilon = program.command('epsilon');
+    epsilon.command('delta');
+    epsilon.command('beta');
+    program.command('kappa');
+    return { program, alpha, epsilon };
+  };
+
+  it("names the group's subcommands a typo away (every one at the least distance), then the word's command elsewhere", () => {
+    const { program, alpha, epsilon } = tree();
+    expect(guessSubcommands(program, alpha, 'gama')).toEqual(['alpha gamma']);
+    // two at one edit: both, in order
+    expect(guessSubcommands(program, alpha, 'bett')).toEqual(['alpha beta', 'alpha betta']);
+    // the nearer one alone
+    expect(guessSubcommands(program, alpha, 'bettaa')).toEqual(['alpha betta']);
+    // another group's subcommand, and a top-level command (not the group itself)
+    expect(guessSubcommands(program, alpha, 'delta')).toEqual(['epsilon delta']);
+    expect(guessSubcommands(program, alpha, 'kappa')).toEqual(['kappa']);
+    expect(guessSubcommands(program, alpha, 'alpha')).toEqual([]);
+    // a command named exactly elsewhere outweighs a typo two edits away (delta: beta, betta); one edit away, both,
+    // the group's first
+    expect(guessSubcommands(program, epsilon, 'gamma')).toEqual(['alpha gamma']);
+    expect(guessSubcommands(program, epsilon, 'detla')).toEqual(['epsilon delta']);
+    alpha.command('delt');
+    expect(guessSubcommands(program, alpha, 'delta')).toEqual(['alpha delt', 'epsilon delta']);
+    // hidden commands are not offered, nor words too far (3 edits) or too unlike
+    expect(guessSubcommands(program, alpha, 'secrt')).toEqual([]);
+    expect(guessSubcommands(program, alpha, 'gxxxa')).toEqual([]);
+    expect(guessSubcommands(program, alpha, 'zz')).toEqual([]);
+  });
+
+  it('namesUnknownSubcommand: a word after a group that is none of its commands, before any option', () => {
+    const { program } = tree();
+    expect(namesUnknownSubcommand(program, ['alpha', 'bta'])).toBe(true);
+    expect(namesUnknownSubcommand(program, ['alpha', 'beta'])).toBe(false);
+    expect(namesUnknownSubcommand(program, ['alpha', 'help', 'beta'])).toBe(false);
+    expect(namesUnknownSubcommand(program, ['alpha', '--x', 'bta'])).toBe(false);
+    expect(namesUnknownSubcommand(program, ['alpha'])).toBe(false);
+    // (an unknown top-level word is the program's case: every command is loaded for it already)
+    expect(namesUnknownSubcommand(program, ['omega'])).toBe(false);
+    // a leaf command's words are its arguments
+    expect(namesUnknownSubcommand(program, ['kappa', 'x'])).toBe(false);
   });
 });

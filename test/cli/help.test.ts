@@ -43,7 +43,7 @@ describe('help routing', () => {
     const typo = await brainlatent('ridge', 'fitt', '--help');
     expect(typo.status).toBe(1);
     expect(typo.stdout).toBe('');
-    expect(typo.stderr).toBe("brainlatent: error: unknown command 'fitt'\n(Did you mean fit?)\n(see 'brainlatent ridge --help')\n");
+    expect(typo.stderr).toBe("brainlatent: error: unknown command 'fitt'\n(Did you mean brainlatent ridge fit?)\n(see 'brainlatent ridge --help')\n");
     // a command's own errors keep their hint
     expect((await brainlatent('ridge', 'fit', '--bogus')).stderr).toBe("brainlatent: error: unknown option '--bogus'\n(add --help for usage)\n");
     // a group's subcommand typed alone is named by its full path (test/cli/commandGuesses.test.ts), --help or not

@@ -16,7 +16,7 @@ import {
   unknownCommandArgs,
 } from './setup.js';
 import { refuseContradictions, refuseFlagsAsValues } from './optionWords.js';
-import { guessUnknownCommands } from './commandGuesses.js';
+import { guessUnknownCommands, namesUnknownSubcommand } from './commandGuesses.js';
 
 // BRAINLATENT_DEBUG prints an error's stack: at lines of ts/, through the source maps (a command runs bundled).
 if (process.env.BRAINLATENT_DEBUG) process.setSourceMapsEnabled(true);
@@ -111,6 +111,11 @@ function commandsFor(args: string[]): string[] {
 const args = helpArgs(process.argv.slice(2));
 const names = commandsFor(args);
 for (const name of names) (await loadCommand(name, names.length === 1))(program);
+// an unknown subcommand of a group (`sd extract`) may be another group's or a top-level command (guessSubcommands):
+// the others are loaded for the guess, on this error's path alone
+if (names.length === 1 && namesUnknownSubcommand(program, args)) {
+  for (const name of Object.keys(COMMANDS)) if (name !== names[0]) (await loadCommand(name, false))(program);
+}
 describeHelpCommand(program);
 pointGroupErrorsToTheirHelp(program);
 guessUnknownCommands(program);

@@ -88,7 +88,7 @@ export function tagKinds(s: Schema): string[] {
 }
 
 /** Edits between a and b, a swap of two neighbouring letters counting as one ("tokne" is one from "token"). */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   // (optimal string alignment: three rows of the Levenshtein table, the one before last for the swaps)
   let before = new Array<number>(b.length + 1).fill(0);
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
