@@ -83,6 +83,11 @@ describe('the help of --steps and --rule warns about few steps with the compvis 
     expect(help).not.toMatch(/set img2img\.rule/);
     expect(help).toMatch(/img2img\.rule 'compvis' .* with fewer than about 8 steps 'compvis' leaves noise in the images .*: use 'diffusers' there/);
   });
+  it('reconstruct --help: --sessions, its values and its field', async () => {
+    expect(squash((await brainlatent('reconstruct', '--help')).stdout)).toContain(
+      '--sessions <list> sessions of betas to read, such as 1-37 or 1-10,12 (nsd.sessions; default: every session with betas among 1-37)',
+    );
+  });
   it('sd img2img --help: --rule says so too', async () => {
     expect(squash((await brainlatent('sd', 'img2img', '--help')).stdout)).toMatch(/--rule <rule> img2img noise rule: .*'compvis' .* with fewer than about 8 steps the images keep noise .*use 'diffusers' for few steps/);
   });

@@ -150,14 +150,59 @@ describe("reconstruct's img2img plan problems name the field as it was given", (
   }, 120_000);
 });
 
-describe('a field without a flag: the flags-only form is told to use --config', () => {
-  it("the session-gap warning's nsd.sessions", async () => {
+/** A dry run's output (the plan on stdout), warnings and all. */
+async function plan(...args: string[]): Promise<string> {
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
+  try {
+    await stderrOf(() => run(...args));
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
+}
+
+describe('reconstruct --sessions: nsd.sessions on the command line (it said "use --config with nsd.sessions")', () => {
+  it("the session-gap warning names --sessions in the flags-only form, nsd.sessions in the file's", async () => {
     const gap = 'subject 1: session 2 has no betas (looked for ';
     const [flagsOnly] = await warnings(...flagsForm(gapRoot));
     expect(flagsOnly).toContain(gap);
-    expect(flagsOnly).toMatch(/with nsd\.sessions null the run reads only the sessions that have betas \(1, 3\); restore the file, or use --config with nsd\.sessions set to the sessions you mean to read$/);
+    expect(flagsOnly).toMatch(/without --sessions the run reads only the sessions that have betas \(1, 3\); restore the file, or use --sessions the sessions you mean to read$/);
     const { cfg, args } = configForm({}, gapRoot);
-    expect((await warnings(...args))[0]).toMatch(new RegExp(`; restore the file, or set nsd\\.sessions to the sessions you mean to read in ${cfg.replace(/[.]/g, '\\.')}$`));
+    expect((await warnings(...args))[0]).toMatch(
+      new RegExp(`with nsd\\.sessions null .*; restore the file, or set nsd\\.sessions to the sessions you mean to read in ${cfg.replace(/[.]/g, '\\.')}, or use --sessions the sessions you mean to read$`),
+    );
+    // the sessions chosen: no gap to warn of
+    expect(await warnings(...flagsForm(gapRoot), '--sessions', '1,3')).toEqual([]);
+  }, 120_000);
+
+  it('reads the sessions it names, as nsd.sessions does; over the file\'s nsd.sessions', async () => {
+    const extract = (out: string) => out.split('\n').find((l) => l.startsWith('run  extract'));
+    expect(extract(await plan(...flagsForm()))).toMatch(/ × 3 sessions \(uncached\)$/);
+    expect(extract(await plan(...flagsForm(), '--sessions', '2'))).toMatch(/session 2 of both regions read in .* × 1 sessions \(uncached\)$/);
+    expect(extract(await plan(...flagsForm(), '--sessions', '1-2'))).toMatch(/ × 2 sessions \(uncached\)$/);
+    expect(extract(await plan(...configForm().args, '--sessions', '1,3'))).toMatch(/ × 2 sessions \(uncached\)$/);
+    // the flag over the file's field
+    const cfg = join(tmp, `recon-${++runs}.json`);
+    writeFileSync(cfg, JSON.stringify({ out: `run-${runs}`, nsd: { root: nsdRoot, subject: 1, sessions: [1, 2, 3] }, model: { dir: model }, img2img: { size: 128 } }));
+    expect(extract(await plan('--config', cfg, '--dry-run'))).toMatch(/ × 3 sessions/);
+    expect(extract(await plan('--config', cfg, '--dry-run', '--sessions', '3'))).toMatch(/session 3 of both regions read in .* × 1 sessions/);
+  }, 120_000);
+
+  it('a bad --sessions is refused naming the flag, before any work; a session without betas by the preflight, naming it too', async () => {
+    const refused = async (spec: string) => (await refusal(...flagsForm(), '--sessions', spec)).message;
+    expect(await refused('3-1')).toBe('--sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)');
+    expect(await refused('x')).toBe('--sessions: "x" is not a session number or a range like 1-37');
+    expect(await refused('0')).toBe('--sessions: "0": sessions are numbered from 1');
+    expect(await refused('')).toBe('--sessions: "" names no session; expected numbers and ranges such as "1-37" or "1-10,12"');
+    // with other bad flags, all at once
+    expect((await refusal(...flagsForm(), '--sessions', 'x', '--eta', '-1')).message).toBe('--sessions: "x" is not a session number or a range like 1-37; --eta: expected a number >= 0, got -1');
+    // with a config file: listed with the file's problems
+    const bad = configForm({ steps: 0 });
+    expect((await refusal(...bad.args, '--sessions', '0')).message).toMatch(/--sessions: "0": sessions are numbered from 1$/);
+    expect((await refusal(...flagsForm(gapRoot), '--sessions', '1-3')).message).toMatch(/^cannot start the reconstruction:\n  - --sessions: session 2 of subject 1 has no betas /);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('run-'))).toEqual([]);
   }, 120_000);
 });
 

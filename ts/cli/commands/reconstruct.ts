@@ -17,6 +17,7 @@ import type { FieldFlags } from '../../config/fieldNames.js';
 import { checkImg2imgRule, checkSchedulerName } from '../../sd/samplingOptions.js';
 import { SCHEDULERS } from '../../sd/schedulerConfig.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
+import { parseSessionSpec } from '../../config/sessions.js';
 import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
 import { checkCacheFolderApart, checkOutputPath, checkRunFolderApart } from '../outputPath.js';
 import { leftOutNote, metricsText } from '../../eval/table.js';
@@ -30,6 +31,7 @@ interface Flags {
   model?: string;
   out?: string;
   testImages?: string;
+  sessions?: string;
   seeds?: string;
   steps?: string;
   size?: string;
@@ -50,6 +52,7 @@ const FIELD_FLAGS = [
   ['nsd', '--nsd', 'nsd.root'],
   ['subject', '--subject', 'nsd.subject'],
   ['testImages', '--test-images', 'nsd.testImages'],
+  ['sessions', '--sessions', 'nsd.sessions'],
   ['model', '--model', 'model.dir'],
   ['seeds', '--seeds', 'img2img.seeds'],
   ['steps', '--steps', 'img2img.steps'],
@@ -84,6 +87,16 @@ function checked<T>(v: string | undefined, check: (v: string) => T, problems: st
   }
 }
 
+/**
+ * --sessions: a spec as nsd.sessions takes one ("1-37", "1-10,12"), checked by the field's own grammar and kept as
+ * given (the field holds the spec). Whether the sessions have betas is the preflight's question, which names the flag.
+ */
+function sessionsFlag(text: string): string {
+  const { problems } = parseSessionSpec(text);
+  if (problems.length) throw new InvalidArgumentError(`--sessions: ${problems.join('; ')}`);
+  return text;
+}
+
 /** A numeric flag, checked against the schema of the config field it sets. */
 const num = (v: string | undefined, flag: string, field: string[], problems: string[]) =>
   checked(v, (t) => numberFlag(t, flag, fieldSchema(ReconstructConfigSchema, field)), problems);
@@ -99,6 +112,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   const flagged = {
     subject: num(f.subject, '--subject', ['nsd', 'subject'], flagProblems),
     testImages: num(f.testImages, '--test-images', ['nsd', 'testImages'], flagProblems),
+    sessions: checked(f.sessions, sessionsFlag, flagProblems),
     seeds: num(f.seeds, '--seeds', ['img2img', 'seeds'], flagProblems),
     steps: num(f.steps, '--steps', ['img2img', 'steps'], flagProblems),
     size: num(f.size, '--size', ['img2img', 'size'], flagProblems),
@@ -141,6 +155,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
     if (f.nsd) s.root = resolve(f.nsd);
     if (flagged.subject !== undefined) s.subject = flagged.subject;
     if (flagged.testImages !== undefined) s.testImages = flagged.testImages;
+    if (flagged.sessions !== undefined) s.sessions = flagged.sessions;
   });
   section('model', (s) => {
     if (f.model) s.dir = resolve(f.model);
@@ -247,6 +262,7 @@ export function registerReconstructCommand(program: Command): void {
     .option('--model <dir>', 'SD 1.x ONNX model folder; required without --config')
     .option('--out <dir>', 'run folder; required without --config')
     .option('--test-images <n>', 'reconstruct only the first n test images in id order (the n smallest 73k ids; nsd.testImages)')
+    .option('--sessions <list>', 'sessions of betas to read, such as 1-37 or 1-10,12 (nsd.sessions; default: every session with betas among 1-37)')
     .option('--seeds <n>', 'samples per image (img2img.seeds; default 5)')
     .option('--size <px>', 'side of the img2img images in pixels, a multiple of 8 (img2img.size; default 512). A U-Net exported at a fixed latent size takes 8× that size only')
     .option('--steps <n>', "DDIM steps (img2img.steps; default 50). With the default --rule compvis (noise one DDIM step above the first step, as TN) fewer than about 8 steps give poor images (demo PixCorr 0.29 at 4, 0.87 at 8): use --rule diffusers for few steps")
