@@ -159,7 +159,7 @@ describe("reconstruct's preflight", () => {
     const dry = await reconstruct(config({ img2img: { size: 128 } }, { sessions: '1', testImages: n + 1 }), { dryRun: true });
     expect(dry.testImages).toBe(n);
     expect(dry.plan!.find((l) => l.startsWith('subject 1: '))).toMatch(new RegExp(`^subject 1: ${n} test images;`));
-    expect(dry.warnings).toContain(`nsd.testImages (--test-images) is ${n + 1}, but subject 1 has only ${n} test image${n === 1 ? '' : 's'} (shared images) in the sessions read: all ${n} are reconstructed`);
+    expect(dry.warnings).toContain(`nsd.testImages is ${n + 1}, but subject 1 has only ${n} test image${n === 1 ? '' : 's'} (shared images) in the sessions read: all ${n} are reconstructed`);
   }, 120_000);
 
   it("checks each feature network's declared output and input size, naming the field, before any stage", async () => {

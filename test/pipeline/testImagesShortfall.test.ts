@@ -35,13 +35,14 @@ const config = (testImages: number | null) => ({
   decoders: { z: { roi: 'nsdgeneral' }, c: { roi: 'nsdgeneral' } },
 });
 
-const said = "nsd.testImages (--test-images) is 100, but subject 1 has only 10 test images (shared images) in the sessions read: all 10 are reconstructed";
+// (the library names the config's field; reconstruct's command line names it in its form: reconstructFieldFlags.test.ts)
+const said = "nsd.testImages is 100, but subject 1 has only 10 test images (shared images) in the sessions read: all 10 are reconstructed";
 
 describe('more test images asked for than there are', () => {
   it('the preflight warns, naming both counts; as many or fewer, or all, it says nothing', async () => {
     expect((await preflight(resolveConfig(config(100)))).warnings).toEqual([said]);
     for (const n of [10, 4, null]) expect((await preflight(resolveConfig(config(n)))).warnings).toEqual([]);
-    expect(testImagesShortfall(3, 1, 2)).toBe('nsd.testImages (--test-images) is 3, but subject 2 has only 1 test image (shared images) in the sessions read: all 1 are reconstructed');
+    expect(testImagesShortfall(3, 1, 2)).toBe('nsd.testImages is 3, but subject 2 has only 1 test image (shared images) in the sessions read: all 1 are reconstructed');
   });
 
   it("the dry run's plan lists it under the count, and the run says it before its first stage", async () => {

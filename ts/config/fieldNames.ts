@@ -33,6 +33,12 @@ export interface FieldNames {
    * config file and a flag); "use --config with nsd.sessions set to …" (no config file, no flag).
    */
   setTo(field: string, value: FieldValue): string;
+  /**
+   * The field as name() names it, and, where its value came from a config file and the command line has a flag for
+   * it too, both: 'nsd.testImages in recon.json (or --test-images)'. For a message that names a field without saying
+   * how to set it (a warning of what was asked for), in words that fit either form the user may change it in.
+   */
+  nameAndFlag(field: string): string;
 }
 
 const inConfig = (v: FieldValue): string => (typeof v === 'object' ? v.words : typeof v === 'string' ? `'${v}'` : String(v));
@@ -59,6 +65,11 @@ export function fieldNames(form?: FieldFlags): FieldNames {
       if (byFlag(field) !== undefined) return `use ${flag} ${onFlag(value)}`;
       if (form.config === undefined) return `use --config with ${field} set to ${inConfig(value)}`;
       return flag !== undefined ? `${byFile} in ${form.config}, or use ${flag} ${onFlag(value)}` : `${byFile} in ${form.config}`;
+    },
+    nameAndFlag: (field) => {
+      const flag = flagOf(field);
+      if (byFlag(field) !== undefined || flag === undefined || form?.config === undefined) return byFlag(field) ?? field;
+      return `${field} in ${form.config} (or ${flag})`;
     },
   };
 }

@@ -155,7 +155,7 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
           testIds = Array.from(sessions.plan.imageIds).filter((id) => shared.has(id));
           planIds = Array.from(sessions.plan.imageIds);
         }
-        const fewer = testImagesShortfall(nsd.testImages, testIds.length, nsd.subject);
+        const fewer = testImagesShortfall(nsd.testImages, testIds.length, nsd.subject, names.nameAndFlag('nsd.testImages'));
         if (fewer) warnings.push(fewer);
         // a mask on another grid would pass until the extract stage reads the betas
         for (const t of ['z', 'c'] as const) {

@@ -206,6 +206,17 @@ describe('reconstruct --sessions: nsd.sessions on the command line (it said "use
   }, 120_000);
 });
 
+describe('the test-images shortfall warning names the field in the form used (it said "nsd.testImages (--test-images)" in every form)', () => {
+  const shortfall = (label: string) => `${label} is 100, but subject 1 has only 9 test images (shared images) in the sessions read: all 9 are reconstructed`;
+  it('--test-images in the flags-only form and where the flag gave it; the file\'s field, with the flag, where the file gave it', async () => {
+    expect(await warnings(...flagsForm(), '--test-images', '100')).toEqual([shortfall('--test-images')]);
+    const cfg = join(tmp, `recon-${++runs}.json`);
+    writeFileSync(cfg, JSON.stringify({ out: `run-${runs}`, nsd: { root: nsdRoot, subject: 1, testImages: 100 }, model: { dir: model }, img2img: { size: 128 } }));
+    expect(await warnings('--config', cfg, '--dry-run')).toEqual([shortfall(`nsd.testImages in ${cfg} (or --test-images)`)]);
+    expect(await warnings(...configForm().args, '--test-images', '100')).toEqual([shortfall('--test-images')]);
+  }, 120_000);
+});
+
 describe("reconstruct's img2img flags are sd img2img's, checked as it checks them", () => {
   it('a bad --rule, --scheduler, --eta or --strength names its flag; nothing is written', async () => {
     await expect(run(...flagsForm(), '--rule', 'ddim')).rejects.toThrow(new InvalidArgumentError("--rule: expected one of diffusers, compvis, got 'ddim'"));
@@ -229,6 +240,7 @@ describe('fieldNames: one way to name a field for the form used', () => {
       "set img2img.rule to 'diffusers'",
       'set img2img.size to 128',
     ]);
+    expect(n.nameAndFlag('img2img.rule')).toBe('img2img.rule');
   });
   it('a command line with a config file: a flag where it gave the field; the file, or the flag, to set it', () => {
     const n = fieldNames({ flags, given: ['img2img.size'], config: 'recon.json' });
@@ -236,11 +248,14 @@ describe('fieldNames: one way to name a field for the form used', () => {
     expect(n.setTo('img2img.rule', 'diffusers')).toBe("set img2img.rule to 'diffusers' in recon.json, or use --rule diffusers");
     expect(n.setTo('img2img.size', 128)).toBe('use --size 128');
     expect(n.setTo('nsd.sessions', { words: 'the sessions you mean to read' })).toBe('set nsd.sessions to the sessions you mean to read in recon.json');
+    // a field named without a way to set it: the file's, with the flag the command line has for it
+    expect([n.nameAndFlag('img2img.rule'), n.nameAndFlag('img2img.size'), n.nameAndFlag('nsd.sessions')]).toEqual(['img2img.rule in recon.json (or --rule)', '--size', 'nsd.sessions']);
   });
   it('the flags-only form: a field with a flag by its flag, one without by --config', () => {
     const n = fieldNames({ flags, given: [] });
     expect([n.name('img2img.rule'), n.valued('img2img.rule', 'compvis'), n.setTo('img2img.rule', 'diffusers')]).toEqual(['--rule', '--rule compvis', 'use --rule diffusers']);
     expect([n.name('img2img.eta'), n.setTo('img2img.eta', 0.5)]).toEqual(['img2img.eta', 'use --config with img2img.eta set to 0.5']);
+    expect([n.nameAndFlag('img2img.rule'), n.nameAndFlag('img2img.eta')]).toEqual(['--rule', 'img2img.eta']);
     // (a field named like an Object.prototype key has no flag)
     expect(n.name('constructor')).toBe('constructor');
   });
