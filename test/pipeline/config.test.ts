@@ -9,6 +9,7 @@ import { checkConfig } from '../../ts/config/validate.js';
 import { configHash, DEFAULTS, resolveConfig } from '../../ts/pipeline/config.js';
 import { ConfigError, PreflightError } from '../../ts/pipeline/errors.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { largestTrainFolds, trainFoldsProblem } from '../../ts/pipeline/trainFolds.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { synthNsd } from '../../ts/synth/nsd.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
@@ -292,10 +293,28 @@ describe('bad input is caught before any long work', () => {
     );
     expect(err).toBeInstanceOf(PreflightError);
     expect(err!.problems).toEqual([
-      expect.stringMatching(/^decoders\.z\.folds: [\d,]+ training rows: 100000 folds but only \d+ samples$/),
-      expect.stringMatching(/^decoders\.c\.folds: [\d,]+ training rows \(one per image\): 100000 folds but only \d+ samples$/),
+      expect.stringMatching(/^decoders\.z\.folds: [\d,]+ training rows of \d+ images: 100000 folds but only \d+ samples; set decoders\.z\.folds to \d+ \(the most these rows hold\)$/),
+      expect.stringMatching(/^decoders\.c\.folds: [\d,]+ training rows \(one per image\): 100000 folds but only \d+ samples; set decoders\.c\.folds to \d+ \(the most these rows hold\)$/),
     ]);
     expect(existsSync(join(out, 'data'))).toBe(false);
+  });
+
+  it('largestTrainFolds: the most folds below the count asked for that the rows hold, whole images of 2 rows at least each', () => {
+    const ids = (...v: number[]) => Int32Array.from(v);
+    // 2 images of 3 rows: 2 folds; 4 images of 2 rows: 4; below the count asked for
+    expect(largestTrainFolds(5, ids(1, 1, 1, 2, 2, 2))).toBe(2);
+    expect(largestTrainFolds(5, ids(1, 1, 2, 2, 3, 3, 4, 4))).toBe(4);
+    expect(largestTrainFolds(3, ids(1, 1, 2, 2, 3, 3, 4, 4))).toBe(2);
+    // one row per image: 2 a fold at least (5 rows: 2 folds)
+    expect(largestTrainFolds(5, ids(1, 2, 3, 4, 5))).toBe(2);
+    // not even 2 folds of 2 rows
+    expect(largestTrainFolds(5, ids(1, 2))).toBeNull();
+    expect(largestTrainFolds(5, ids(1, 1, 1))).toBeNull();
+    // the library's words: the field, the reason, the count to set
+    expect(trainFoldsProblem('decoders.z.folds', 5, ids(1, 1, 1, 2, 2, 2), false)).toBe(
+      'decoders.z.folds: 6 training rows of 2 images: 2 images cannot fill 5 folds (an image never straddles folds); set decoders.z.folds to 2 (the most these rows hold)',
+    );
+    expect(trainFoldsProblem('decoders.z.folds', 2, ids(1, 1, 1, 2, 2, 2), false)).toBeNull();
   });
 
   it('regions with no voxels, test images without captions, and a run folder holding another run', async () => {

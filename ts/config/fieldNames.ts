@@ -39,6 +39,12 @@ export interface FieldNames {
    * how to set it (a warning of what was asked for), in words that fit either form the user may change it in.
    */
   nameAndFlag(field: string): string;
+  /**
+   * Whether the form has no way to give the field: a command line without a config file and no flag for it, so its
+   * value is the default. A problem of it leads with what is wrong in plain words, not with a field its user never
+   * wrote, then says how to set it (setTo: "use --config with decoders.z.folds set to 2").
+   */
+  fromDefault(field: string): boolean;
 }
 
 const inConfig = (v: FieldValue): string => (typeof v === 'object' ? v.words : typeof v === 'string' ? `'${v}'` : String(v));
@@ -71,5 +77,6 @@ export function fieldNames(form?: FieldFlags): FieldNames {
       if (byFlag(field) !== undefined || flag === undefined || form?.config === undefined) return byFlag(field) ?? field;
       return `${field} in ${form.config} (or ${flag})`;
     },
+    fromDefault: (field) => form !== undefined && form.config === undefined && flagOf(field) === undefined,
   };
 }

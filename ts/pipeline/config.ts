@@ -61,9 +61,18 @@ export function resolveConfig(input: unknown, source = 'config', fieldFlags?: Fi
   // sample k's noise is seeded seed + k: the last sample's seed must be a seed too, or the img2img stage refuses it
   // only after extraction, features and decoders ran
   if (g && Number.isInteger(g.seed) && g.seed >= 0 && g.seed <= MAX_SEED && Number.isInteger(g.seeds) && g.seeds >= 1 && g.seed + (g.seeds - 1) > MAX_SEED) {
+    const seeds = names.valued('img2img.seeds', g.seeds);
+    const fewerSeeds = names.setTo('img2img.seeds', { words: `${MAX_SEED - g.seed + 1} or fewer` });
+    const seedGiven = (input as { img2img?: { seed?: unknown } } | null)?.img2img?.seed !== undefined;
     problems.push(
-      `${label(['img2img', 'seed'])}: sample k is seeded img2img.seed + k, so the last of ${names.valued('img2img.seeds', g.seeds)} has seed ${g.seed} + ${g.seeds - 1}, ` +
-        `above the largest seed ${MAX_SEED}; expected img2img.seed at most ${MAX_SEED - (g.seeds - 1)} with ${g.seeds} seeds`,
+      seedGiven
+        ? `${label(['img2img', 'seed'])}: sample k is seeded img2img.seed + k, so the last of ${seeds} has seed ${g.seed} + ${g.seeds - 1}, ` +
+            `above the largest seed ${MAX_SEED}; expected img2img.seed at most ${MAX_SEED - (g.seeds - 1)} with ${g.seeds} seeds` +
+            // (seeds from a flag: fewer of them is the change at hand)
+            (names.name('img2img.seeds') !== 'img2img.seeds' ? `, or ${fewerSeeds}` : '')
+        : // the default seed, which the flags-only form cannot change: the seeds are the problem, named by their flag there
+          `${label(['img2img', 'seeds'])}: sample k is seeded ${g.seed} + k (the default seed), so the last of ${seeds} has seed ${g.seed} + ${g.seeds - 1}, ` +
+            `above the largest seed ${MAX_SEED}; ${fewerSeeds}`,
     );
   }
   problems.push(...networkNameProblems(c?.evaluation?.networks, source));

@@ -4,6 +4,7 @@
  * refuse is refused by the preflight, not after the extraction and the features.
  */
 import type { DecoderConfig, ReconstructConfig } from '../config/reconstruct.js';
+import { fieldNames, type FieldNames } from '../config/fieldNames.js';
 import type { RidgeCVOptions } from '../ridge/RidgeCV.js';
 import { planRidgeFit, ridgeBudgetProblem, ridgePlanLine } from '../ridge/memoryPlan.js';
 import { embeddingWidths } from '../sd/embeddingWidths.js';
@@ -18,12 +19,14 @@ export function decoderFitOptions(d: DecoderConfig, groups: ArrayLike<number>): 
  * Each decoder's memory problem (its budget below the fit's fixed part plus one target) and the dry run's plan line:
  * `trainIds` the image id of each training row (by decoder: averageTrain differs), `voxels` its region's voxels; the
  * targets are z's and c's columns as the model folder declares them (a decoder whose width is not declared is left
- * to its fit).
+ * to its fit). A fold count the training rows cannot hold is the decoder's problem instead, worded by `names` for
+ * the form that gave the config.
  */
 export async function decoderFitMemory(
   c: ReconstructConfig,
   trainIds: Record<'z' | 'c', Int32Array>,
   voxels: Record<'z' | 'c', number>,
+  names: FieldNames = fieldNames(),
 ): Promise<{ problems: string[]; lines: string[] }> {
   const out = { problems: [] as string[], lines: [] as string[] };
   const widths = await embeddingWidths(c.model.dir, c.features.zSize);
@@ -33,7 +36,7 @@ export async function decoderFitMemory(
     const options = decoderFitOptions(c.decoders[t], trainIds[t]);
     const shape = { rows: trainIds[t].length, cols: voxels[t], targets };
     const what = `the ${t} decoder (decoders.${t})`;
-    const folds = trainFoldsProblem(`decoders.${t}.folds`, c.decoders[t].folds, trainIds[t], c.decoders[t].averageTrain);
+    const folds = trainFoldsProblem(`decoders.${t}.folds`, c.decoders[t].folds, trainIds[t], c.decoders[t].averageTrain, names, `the ${t} decoder`);
     if (folds) {
       out.problems.push(folds);
       continue;

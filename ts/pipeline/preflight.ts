@@ -169,7 +169,7 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
         if (plan && isDir(model.dir)) {
           const table = nsdTrialTable(d, nsd.subject, plan.sessions, plan.trialsPerSession);
           const trainIds = { z: trainRowImageIds(table, config.decoders.z.averageTrain), c: trainRowImageIds(table, config.decoders.c.averageTrain) };
-          const memory = await decoderFitMemory(config, trainIds, voxels);
+          const memory = await decoderFitMemory(config, trainIds, voxels, names);
           problems.push(...memory.problems);
           fits = memory.lines;
         }

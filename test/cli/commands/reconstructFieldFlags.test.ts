@@ -29,6 +29,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-recflags-'));
 const nsdRoot = join(tmp, 'nsd');
 /** An NSD root whose subject 1 lacks session 2's betas, between sessions 1 and 3 that have them. */
 const gapRoot = join(tmp, 'nsd-gap');
+/** An NSD root too small for 5 folds: subject 1's one session shows 2 training images, 3 times each (6 rows). */
+const tinyRoot = join(tmp, 'nsd-tiny');
 /** An SD fixture whose U-Net takes 16×16 latents only (img2img at 128 px, --size 128): its probes are quick. */
 const model = join(tmp, 'sd');
 
@@ -36,6 +38,7 @@ beforeAll(async () => {
   const world = { grid: [8, 8, 8] as [number, number, number], designSessions: 4, sessions: 3, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti' as const], seed: 9 };
   await synthNsd({ out: nsdRoot, ...world });
   await synthNsd({ out: gapRoot, ...world });
+  await synthNsd({ ...world, out: tinyRoot, designSessions: 1, sessions: 1, trialsPerSession: 12, sharedImages: 2 });
   await rm(join(gapRoot, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session02.nii.gz'));
   await writeSdFixture(model);
   const path = join(model, 'unet', 'model.onnx');
@@ -217,6 +220,51 @@ describe('the test-images shortfall warning names the field in the form used (it
   }, 120_000);
 });
 
+describe('a field without a flag: the flags-only form is told what is wrong in plain words, and what to change', () => {
+  it("folds more than a tiny data set's training images hold: plainly too small, then --config with the most folds it holds", async () => {
+    const tooSmall = (t: string) =>
+      `the data set is too small for the ${t} decoder's 5-fold cross-validation (the default): 6 training rows of 2 images: 2 images cannot fill 5 folds (an image never straddles folds); ` +
+      `use --config with decoders.${t}.folds set to 2 (the most these rows hold)`;
+    expect((await refusal(...flagsForm(tinyRoot))).message).toBe(`cannot start the reconstruction:\n  - ${tooSmall('z')}\n  - ${tooSmall('c')}`);
+    // the config form: the field, and where to set it
+    const { cfg, args } = configForm({}, tinyRoot);
+    expect((await refusal(...args)).message).toBe(
+      'cannot start the reconstruction:\n' +
+        ['z', 'c'].map((t) => `  - decoders.${t}.folds: 6 training rows of 2 images: 2 images cannot fill 5 folds (an image never straddles folds); set decoders.${t}.folds to 2 in ${cfg} (the most these rows hold)`).join('\n'),
+    );
+    // the count it names passes; rows that hold not even 2 folds (2 rows, one per image) are said to be too few
+    const cfg2 = join(tmp, `recon-${++runs}.json`);
+    writeFileSync(cfg2, JSON.stringify({ out: `run-${runs}`, nsd: { root: tinyRoot, subject: 1 }, model: { dir: model }, img2img: { size: 128 }, decoders: { z: { folds: 2 }, c: { folds: 2 } } }));
+    expect(await warnings('--config', cfg2, '--dry-run')).toEqual([]);
+    writeFileSync(cfg2, JSON.stringify({ out: `run-${runs}`, nsd: { root: tinyRoot, subject: 1 }, model: { dir: model }, img2img: { size: 128 }, decoders: { z: { folds: 2 }, c: { averageTrain: true } } }));
+    expect((await refusal('--config', cfg2, '--dry-run')).message).toBe(
+      'cannot start the reconstruction:\n  - decoders.c.folds: 2 training rows (one per image): 5 folds but only 2 samples; not even 2 folds of 2 rows each fit: use a data set with more training images',
+    );
+  }, 120_000);
+
+  it('seeds whose last seed passes 2^53 − 1 with the default seed: --seeds, and how many it may be (it said "command line.img2img.seed")', async () => {
+    const max = Number.MAX_SAFE_INTEGER;
+    const past = `sample k is seeded 42 + k (the default seed), so the last of --seeds ${max} has seed 42 + ${max - 1}, above the largest seed ${max}`;
+    expect((await refusal(...flagsForm(), '--seeds', String(max))).message).toBe(
+      `command line is not a valid reconstruction config (1 problem):\n  - --seeds: ${past}; use --seeds ${max - 41} or fewer`,
+    );
+    // (that many passes: the dry run's plan)
+    expect(await warnings(...flagsForm(), '--seeds', String(max - 41))).toEqual([]);
+    // a file's seeds: the file's field, set there or by the flag
+    const seeds = configForm({ seeds: max });
+    expect((await refusal(...seeds.args)).message).toContain(
+      `${seeds.cfg}: img2img.seeds: sample k is seeded 42 + k (the default seed), so the last of img2img.seeds ${max} has seed 42 + ${max - 1}, above the largest seed ${max}; ` +
+        `set img2img.seeds to ${max - 41} or fewer in ${seeds.cfg}, or use --seeds ${max - 41} or fewer`,
+    );
+    // a file's seed and the flag's seeds: the seed, or fewer seeds by the flag
+    const seed = configForm({ seed: 7 });
+    expect((await refusal(...seed.args, '--seeds', String(max))).message).toContain(
+      `${seed.cfg}: img2img.seed: sample k is seeded img2img.seed + k, so the last of --seeds ${max} has seed 7 + ${max - 1}, above the largest seed ${max}; ` +
+        `expected img2img.seed at most 1 with ${max} seeds, or use --seeds ${max - 6} or fewer`,
+    );
+  }, 120_000);
+});
+
 describe("reconstruct's img2img flags are sd img2img's, checked as it checks them", () => {
   it('a bad --rule, --scheduler, --eta or --strength names its flag; nothing is written', async () => {
     await expect(run(...flagsForm(), '--rule', 'ddim')).rejects.toThrow(new InvalidArgumentError("--rule: expected one of diffusers, compvis, got 'ddim'"));
@@ -241,6 +289,7 @@ describe('fieldNames: one way to name a field for the form used', () => {
       'set img2img.size to 128',
     ]);
     expect(n.nameAndFlag('img2img.rule')).toBe('img2img.rule');
+    expect(n.fromDefault('img2img.eta')).toBe(false);
   });
   it('a command line with a config file: a flag where it gave the field; the file, or the flag, to set it', () => {
     const n = fieldNames({ flags, given: ['img2img.size'], config: 'recon.json' });
@@ -250,12 +299,15 @@ describe('fieldNames: one way to name a field for the form used', () => {
     expect(n.setTo('nsd.sessions', { words: 'the sessions you mean to read' })).toBe('set nsd.sessions to the sessions you mean to read in recon.json');
     // a field named without a way to set it: the file's, with the flag the command line has for it
     expect([n.nameAndFlag('img2img.rule'), n.nameAndFlag('img2img.size'), n.nameAndFlag('nsd.sessions')]).toEqual(['img2img.rule in recon.json (or --rule)', '--size', 'nsd.sessions']);
+    expect(n.fromDefault('nsd.sessions')).toBe(false);
   });
   it('the flags-only form: a field with a flag by its flag, one without by --config', () => {
     const n = fieldNames({ flags, given: [] });
     expect([n.name('img2img.rule'), n.valued('img2img.rule', 'compvis'), n.setTo('img2img.rule', 'diffusers')]).toEqual(['--rule', '--rule compvis', 'use --rule diffusers']);
     expect([n.name('img2img.eta'), n.setTo('img2img.eta', 0.5)]).toEqual(['img2img.eta', 'use --config with img2img.eta set to 0.5']);
     expect([n.nameAndFlag('img2img.rule'), n.nameAndFlag('img2img.eta')]).toEqual(['--rule', 'img2img.eta']);
+    // a field without a flag has no way in but --config: its problems lead with plain words
+    expect([n.fromDefault('img2img.eta'), n.fromDefault('img2img.rule')]).toEqual([true, false]);
     // (a field named like an Object.prototype key has no flag)
     expect(n.name('constructor')).toBe('constructor');
   });
