@@ -17,6 +17,22 @@ interface BundleResult {
   bundled: string[];
   unbundled: { entry: string; extra: string[] }[];
 }
+// A dist/ module and the package's own modules it imports statically, followed (so a stand-in dist/ holds
+// what main.js needs however its imports change), as paths under dist/.
+function staticImports(entry: string): string[] {
+  const seen = new Set<string>();
+  const visit = (f: string): void => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    const text = readFileSync(path.join(packageRoot, 'dist', f), 'utf8');
+    for (const m of text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]/gm)) {
+      if (/^\s*import\s+type\s/.test(m[0])) continue;
+      visit(path.posix.normalize(path.posix.join(path.posix.dirname(f), m[1]!)));
+    }
+  };
+  visit(entry);
+  return [...seen];
+}
 const bundler = (): Promise<{ bundleCommands: (dist: string) => Promise<BundleResult> }> =>
   import(pathToFileURL(path.join(packageRoot, 'scripts', 'bundle-cli.mjs')).href) as never;
 
@@ -164,7 +180,7 @@ describe('the CLI from its bundles (dist/)', () => {
   it('main.js runs a command from its module where a module the bundle holds changed size, or, in a checkout, is newer than the bundle (a tsc run since); from the bundle otherwise', async () => {
     // dist/cli/main.js and what it imports, beside a stand-in ridge command as a module and as a bundle
     const dist = fakeDist({});
-    for (const f of ['cli/main.js', 'cli/setup.js', 'cli/optionWords.js', 'cli/commandGuesses.js', 'errors.js']) {
+    for (const f of staticImports('cli/main.js')) {
       mkdirSync(path.dirname(path.join(dist, f)), { recursive: true });
       copyFileSync(path.join(packageRoot, 'dist', f), path.join(dist, f));
     }
