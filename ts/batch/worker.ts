@@ -29,6 +29,7 @@ import { isInputError } from './errors.js';
 import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
 import { jobProcessEnv } from './jobThreads.js';
 import { LockKeeper } from './lockKeeper.js';
+import { lockTokens } from './lockToken.js';
 import { MAX_JOB_PROCESSES, PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
@@ -452,14 +453,15 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       wakeUp = done;
     });
   let turn = 0;
-  let seq = 0;
+  // (each worker's own, whatever its name: lockToken.ts)
+  const nextToken = lockTokens(name);
   const workQueues = queues.filter((q) => q !== 'control');
   const runningWork = () => [...active.values()].filter((r) => r.queue !== 'control').length;
   const runningJoins = () => [...active.values()].filter((r) => r.queue === 'control').length;
   /** The next job of `q`, or undefined; a Redis outage counts as none. */
   let lastFetchError = '';
   const fetch = async (q: QueueClass): Promise<{ job: Job<JobData, NodeResult>; token: string } | undefined> => {
-    const token = `${name}:${seq++}`;
+    const token = nextToken();
     try {
       const job = await workers.get(q)!.getNextJob(token, { block: false });
       return job ? { job, token } : undefined;
