@@ -41,7 +41,15 @@ export type NodeWork =
   | { kind: 'encodeStage'; config: EncodeConfig; stage: string; force?: boolean }
   | { kind: 'subject' }
   /** A tiny job (wait `ms`, write one file): measures the queue's own cost, and exercises the faults. */
-  | { kind: 'probe'; out: string; ms: number; /** (tests) fail as an input error after `ms` */ fail?: boolean };
+  | {
+      kind: 'probe';
+      out: string;
+      ms: number;
+      /** (tests) fail as an input error after `ms` */
+      fail?: boolean;
+      /** (tests) block its process for good once started, as a call stuck in native code does: it answers no abort */
+      hang?: boolean;
+    };
 
 export interface BatchNode {
   id: string;
@@ -85,6 +93,12 @@ export interface BatchPlan {
   out: string;
   hash: string;
   retry: { attempts: number; backoffMs: number };
+  /**
+   * The time limit of each work job (--job-timeout; not of the joins, which run in the worker itself), in ms: past it
+   * the job's process is killed and the attempt fails (retried as any transient failure). Absent: none. Not part of
+   * the hash: a batch submitted again with another limit is the same batch (its queued jobs keep theirs).
+   */
+  jobTimeoutMs?: number;
   subjects: SubjectPlan[];
   /** A service's batch: the roots its every job is held to (BatchNode.modelRoots), part of its hash. */
   modelRoots?: string[];

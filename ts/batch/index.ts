@@ -2,7 +2,7 @@
 export { runBatch, toResolved } from './runBatch.js';
 export type { BatchReport, ManifestInput, RunBatchOptions } from './runBatch.js';
 export { submitBatch, submitPlan } from './submit.js';
-export type { ExistingState, SubmitOptions, SubmitResult } from './submit.js';
+export type { ExistingState, SubmitBatchOptions, SubmitOptions, SubmitResult } from './submit.js';
 export { createWorker } from './worker.js';
 export type { WorkerOptions, BatchWorker } from './worker.js';
 export { getBatchStatus, watchBatch, waitForBatch, cancelBatch, retryBatch, listBatches, listClaims, BatchClaimedError, type CancelResult, type WaitForBatchOptions } from './inspect.js';

@@ -18,6 +18,7 @@ import { batchStatus, CANCELLED_REASON, isCancelledReason, isJobCount, jobCount,
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
+import { checkJobTimeoutMs } from './jobTimeout.js';
 import { liveState } from './liveLock.js';
 
 /** Where the batch queues are: a Redis URL (`redis://host:6379`). */
@@ -514,6 +515,12 @@ export interface RetryOptions {
    * it; folders of this config resume as always. The plan saved with the batch keeps it, as a forced submit's does.
    */
   force?: boolean;
+  /**
+   * `batch retry --job-timeout`: the resubmitted subjects' work jobs get this time limit (ms) instead of the one the
+   * batch was submitted with (jobs that ran past a limit too short); the plan saved with the batch keeps it. Default:
+   * the batch's own.
+   */
+  jobTimeoutMs?: number;
 }
 
 /** What a retry did: the subjects resubmitted, those still running (retry later), and with `force` the run folders it replaces. */
@@ -532,10 +539,12 @@ const rootState = async (queues: Queues, id: string) => {
 };
 
 export async function retryBatch(batch: string, options: RedisOptions & RetryOptions): Promise<RetryResult> {
+  if (options.jobTimeoutMs !== undefined) checkJobTimeoutMs(options.jobTimeoutMs, 'retryBatch');
   const plan = await withQueues(options.redis, (queues) => readRecord(queues.control, batch));
   // the plan of the batch as submitted is on disk next to its outputs; checked before anything is removed
   const file = join(plan.out, 'batch.json');
-  const saved = JSON.parse(await readFile(file, 'utf8')) as BatchPlan;
+  const read = JSON.parse(await readFile(file, 'utf8')) as BatchPlan;
+  const saved: BatchPlan = options.jobTimeoutMs === undefined ? read : { ...read, jobTimeoutMs: options.jobTimeoutMs };
   if (saved.hash !== plan.hash) throw new BatchError(`batch '${batch}': ${file} is the plan of another manifest (plan ${saved.hash}, submitted ${plan.hash}); submit the batch's own manifest again to retry it`);
   // the subjects it would resubmit
   const again = await withQueues(options.redis, async (queues) => {

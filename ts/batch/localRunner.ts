@@ -124,6 +124,7 @@ async function runLocked(plan: BatchPlan, runnerLocks: Record<string, string>, o
             emit(j);
           },
           options.signal,
+          plan.jobTimeoutMs,
         )
         .then(
           (r) => {

@@ -15,6 +15,7 @@ import { packageRoot } from '../native/binding.js';
 import type { SerializedError } from './errors.js';
 import type { BatchNode } from './graph.js';
 import type { NodeResult } from './runNode.js';
+import { formatJobTimeout } from './jobTimeout.js';
 import type { JobCount } from './status.js';
 
 export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean; ranDeps?: string[]; runnerLocks?: Record<string, string>; submission?: string } | { type: 'abort'; reason?: string };
@@ -107,8 +108,13 @@ export class ProcessPool {
     return this.slots.map((s) => s.child.pid).filter((p): p is number => p !== undefined);
   }
 
-  /** Starts a job in a free child (one is started when needed); `result` rejects with PoolJobError. */
-  start(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string, count?: JobCount) => void): PoolRun {
+  /**
+   * Starts a job in a free child (one is started when needed); `result` rejects with PoolJobError. `timeoutMs`: the
+   * batch's time limit per job (--job-timeout): past it the child is killed (SIGKILL: a job stuck in native code
+   * answers no abort) and `result` rejects with a JobTimeoutError naming the job and the limit, a transient failure
+   * (its retries apply).
+   */
+  start(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string, count?: JobCount) => void, timeoutMs?: number): PoolRun {
     if (this.closed) return { pid: undefined, result: Promise.reject(new Error('pool closed')), abort: () => {} };
     let slot = this.slots.find((s) => !s.busy && s.child.connected);
     if (!slot) {
@@ -118,9 +124,18 @@ export class ProcessPool {
     const s = slot;
     s.busy = true;
     let settled = false;
+    let timedOut = false;
     const result = new Promise<NodeResult>((resolve, reject) => {
+      const limit =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              s.child.kill('SIGKILL');
+            }, timeoutMs);
       const cleanup = () => {
         settled = true;
+        clearTimeout(limit);
         s.child.off('message', onMessage);
         s.child.off('exit', onExit);
         s.busy = false;
@@ -135,7 +150,10 @@ export class ProcessPool {
       };
       const onExit = (code: number | null, sig: string | null) => {
         cleanup();
-        reject(new PoolJobError({ name: 'WorkerExit', message: `the job's process died (exit code ${code}, signal ${sig})`, input: false }));
+        if (timedOut) {
+          const message = `${node.id} ran past its time limit of ${formatJobTimeout(timeoutMs!)} (its batch's --job-timeout): its process (pid ${s.child.pid}) was killed`;
+          reject(new PoolJobError({ name: 'JobTimeoutError', message, input: false }));
+        } else reject(new PoolJobError({ name: 'WorkerExit', message: `the job's process died (exit code ${code}, signal ${sig})`, input: false }));
       };
       s.child.on('message', onMessage);
       s.child.once('exit', onExit);
@@ -150,9 +168,9 @@ export class ProcessPool {
     };
   }
 
-  /** Runs a job to its end; `signal` aborts it. */
-  run(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string, count?: JobCount) => void, signal?: AbortSignal): Promise<NodeResult> {
-    const r = this.start(node, deps, onProgress);
+  /** Runs a job to its end; `signal` aborts it; `timeoutMs` as start's. */
+  run(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string, count?: JobCount) => void, signal?: AbortSignal, timeoutMs?: number): Promise<NodeResult> {
+    const r = this.start(node, deps, onProgress, timeoutMs);
     const onAbort = () => r.abort(String(signal?.reason ?? 'aborted'));
     // a signal that fired already (e.g. from the job's own 'active' event) never fires again
     if (signal?.aborted) {

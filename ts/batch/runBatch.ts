@@ -6,6 +6,7 @@
 import { checkControl } from '../callbackOptions.js';
 import { checkInteger } from '../ridge/options.js';
 import { planBatch } from './graph.js';
+import { checkJobTimeoutMs } from './jobTimeout.js';
 import { waitForRecordedBatch } from './inspect.js';
 import { runLocal, type LocalRunOptions } from './localRunner.js';
 import { MAX_JOB_PROCESSES } from './pool.js';
@@ -30,6 +31,8 @@ export interface RunBatchOptions extends LocalRunOptions {
   worker?: Omit<WorkerOptions, 'redis' | 'concurrency'>;
   /** Replace a run folder that holds another config's run (a config edited in the manifest) instead of failing its analysis: planBatch's `force`. */
   force?: boolean;
+  /** The time limit of each work job, in ms, here or through Redis: submitBatch's `jobTimeoutMs`. Default: none. */
+  jobTimeoutMs?: number;
 }
 
 /** Runs a whole batch; resolves with the final status and the summary per subject × stage. */
@@ -44,7 +47,8 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
   // (0 is "no worker here" through Redis; a local pool of 0 processes would wait for ever)
   // (and at most MAX_JOB_PROCESSES either way, the pool's bound, here before the plan is written and submitted)
   if (options.concurrency !== undefined) checkInteger(options.concurrency, 'options.concurrency', 'runBatch', options.redis ? 0 : 1, MAX_JOB_PROCESSES);
-  const plan = await planBatch(await toResolved(manifest), { force: options.force });
+  if (options.jobTimeoutMs !== undefined) checkJobTimeoutMs(options.jobTimeoutMs, 'runBatch');
+  const plan = { ...(await planBatch(await toResolved(manifest), { force: options.force })), ...(options.jobTimeoutMs !== undefined ? { jobTimeoutMs: options.jobTimeoutMs } : {}) };
   // a Redis that is not there fails the run at once, before anything is written
   if (options.redis) await requireRedis(options.redis);
   let report: BatchReport;

@@ -431,6 +431,14 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
     case 'probe': {
       const file = join(w.out, `${node.id}.json`);
       if (!ctl.depsRan && existsSync(file)) return { status: 'skipped', seconds: seconds() };
+      if (w.hang) {
+        // (tests) logged, reported, then stuck for good: no abort, no IPC, as a call in native code that never returns
+        await mkdir(w.out, { recursive: true });
+        await appendFile(join(w.out, 'executions.log'), `${node.id} ${process.pid}\n`);
+        ctl.progress(0.5, 'hanging');
+        await new Promise((r) => setTimeout(r, 200)); // (the report leaves before the loop stops)
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      }
       const steps = Math.max(1, Math.ceil(w.ms / 50));
       for (let i = 0; i < steps; i++) {
         if (ctl.signal?.aborted) throw new CancelledError(`${node.id}: ${String(ctl.signal.reason ?? 'cancelled')}`, { cause: ctl.signal.reason });

@@ -13,6 +13,7 @@ import { planBatch, planNodes, QUEUES, submissionId, type BatchNode, type BatchP
 import { recordBatch, undoRecord, type NameHolder } from './nameClaim.js';
 import { openShortLivedRedis, PREFIX, requireRedis, shownRedisUrl, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
+import { checkJobTimeoutMs } from './jobTimeout.js';
 import { liveState } from './liveLock.js';
 
 /**
@@ -23,6 +24,8 @@ import { liveState } from './liveLock.js';
 export interface JobData {
   node: BatchNode;
   submission?: string;
+  /** A work job's time limit in ms, its batch's as submitted (BatchPlan.jobTimeoutMs); absent: none. */
+  timeoutMs?: number;
   spawn?: FlowJob[];
   spawned?: boolean;
 }
@@ -44,7 +47,9 @@ function jobOptions(plan: BatchPlan, node: BatchNode, child: boolean): JobsOptio
 }
 
 function leaf(sub: Submission, n: BatchNode, children: FlowJob[] = [], spawn?: FlowJob[]): FlowJob {
-  const data: JobData = { node: n, submission: sub.id, ...(spawn ? { spawn } : {}) };
+  // (the joins, on the control queue, run in the worker itself: no process to kill)
+  const limit = sub.plan.jobTimeoutMs !== undefined && n.queue !== 'control' ? { timeoutMs: sub.plan.jobTimeoutMs } : {};
+  const data: JobData = { node: n, submission: sub.id, ...limit, ...(spawn ? { spawn } : {}) };
   return { name: n.stage, queueName: n.queue, data, opts: jobOptions(sub.plan, n, true), children };
 }
 
@@ -81,6 +86,17 @@ export function subjectFlow(plan: BatchPlan, s: SubjectPlan, submission: string)
 export interface SubmitOptions {
   /** redis://host:port/db */
   redis: string;
+}
+
+/** submitBatch's options beyond the Redis: `force` (planBatch's) and the batch's time limit per job. */
+export interface SubmitBatchOptions extends SubmitOptions {
+  force?: boolean;
+  /**
+   * The time limit of each work job, in ms (1000 to 2^31 − 1; `batch submit --job-timeout`): past it the worker kills
+   * the job's process and fails the attempt with a JobTimeoutError naming the job and the limit; `retry.attempts`
+   * apply. Kept with the batch (its plan, batch.json, which `batch retry` resubmits). Default: none.
+   */
+  jobTimeoutMs?: number;
 }
 
 /** A subject already in the queue: its join done or failed, one of its jobs running, or waiting to run. */
@@ -251,8 +267,9 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
  * Validates and plans a manifest, records the plan next to the outputs and adds its jobs to the queues. `force`:
  * a run folder holding another config's run is replaced by the analysis's extract job (planBatch's `force`).
  */
-export async function submitBatch(manifest: ManifestInput, options: SubmitOptions & { force?: boolean }): Promise<SubmitResult & { plan: BatchPlan }> {
-  const plan = await planBatch(await toResolved(manifest), { force: options.force });
+export async function submitBatch(manifest: ManifestInput, options: SubmitBatchOptions): Promise<SubmitResult & { plan: BatchPlan }> {
+  const limit = options.jobTimeoutMs === undefined ? {} : { jobTimeoutMs: checkJobTimeoutMs(options.jobTimeoutMs, 'submitBatch') };
+  const plan = { ...(await planBatch(await toResolved(manifest), { force: options.force })), ...limit };
   // nothing is written next to the outputs for a batch that cannot be submitted
   await requireRedis(options.redis);
   return { ...(await submitPlan(plan, options)), plan };

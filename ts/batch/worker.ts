@@ -321,6 +321,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     const { job } = r;
     const { depsRan, ranDeps, ran } = dependenciesRan(job.data.node, await job.getChildrenValues());
     let last = 0;
+    // (the batch's time limit per job, as submitted: jobs queued without one have none)
     r.run = pool.start(job.data.node, { depsRan, ranDeps, submission: job.data.submission }, (fraction, message, count) => {
       emit(r, 'active', { fraction, message, ...(count ? { count } : {}) });
       const now = Date.now();
@@ -329,7 +330,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       // (with its count: a watcher's rate leaves out the samples it reused, which the job's progress keeps once done;
       // with the run's start, so that a reader can tell this run's progress from an earlier attempt's: inspect)
       job.updateProgress({ fraction, message, ...(count ? { count } : {}), run: Number(job.processedOn) }).catch(() => {});
-    });
+    }, job.data.timeoutMs);
     if (r.stop) r.run.abort(r.stop);
     return withRan(job.data.node, await r.run.result, ran);
   };

@@ -7,6 +7,7 @@ import { BatchClaimedError, cancelBatch, claimWords, getBatchStatus, listBatches
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { MAX_JOB_PROCESSES } from '../../batch/pool.js';
 import { BatchPreflightError, checkBatch, forcedReplacements, formatProblems, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
+import { parseJobTimeout } from '../../batch/jobTimeout.js';
 import { redisConnection, shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
@@ -149,6 +150,13 @@ const FORCE =
   "replace a run folder whose run is of another config (an analysis's config edited in the manifest): its run's outputs go, " +
   'files of yours there stay; folders of this config resume as always';
 
+const JOB_TIMEOUT =
+  "time limit of each job (not the joins), as sbatch's --time: Slurm's MM:SS, HH:MM:SS, D-HH[:MM[:SS]], or 90s, 45m, 2h, 1h30m; " +
+  'past it the job\'s process is killed and the attempt fails (retried as any transient failure); default none';
+
+/** --job-timeout's value in ms, checked here (an error naming the flag), or undefined when not given. */
+const jobTimeoutFlag = (v: string | undefined): number | undefined => (v === undefined ? undefined : parseJobTimeout(v, '--job-timeout'));
+
 const RETRY_FORCE =
   "as 'batch submit --force', for the subjects it resubmits: replace a run folder whose run is of another config " +
   "(the batch's config edited since that folder was written): its run's outputs go, files of yours there stay; folders of this config resume as always";
@@ -200,6 +208,7 @@ export function registerBatchCommand(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-preflight', NO_PREFLIGHT)
     .option('--force', FORCE)
+    .option('--job-timeout <duration>', JOB_TIMEOUT)
     .addHelpText(
       'after',
       `
@@ -218,9 +227,10 @@ Examples:
   brainlatent batch run nsd.json --json > summary.json
   brainlatent batch run nsd.json --force                  # an analysis's config was edited: replace its runs`,
     )
-    .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean; force?: boolean }) => {
+    .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean; force?: boolean; jobTimeout?: string }) => {
       // (an empty --redis is refused, not taken as none: the batch ran here)
       if (f.redis !== undefined) redisConnection(f.redis);
+      const jobTimeoutMs = jobTimeoutFlag(f.jobTimeout);
       const concurrency = f.concurrency === undefined ? undefined : integerFlag(f.concurrency, '--concurrency', 0, MAX_JOB_PROCESSES);
       // (0 means "no worker here" through Redis; here it would run nothing)
       if (concurrency === 0 && !f.redis) throw new InvalidArgumentError('--concurrency 0 runs no job here: give 1 or more (0 is for --redis: start no worker here, the workers elsewhere take the jobs)');
@@ -228,7 +238,7 @@ Examples:
       const manifest = await checkedManifest(file, f.preflight, 'nothing was run', f.redis ? 'job' : 'run', f.force);
       // Ctrl-C or SIGTERM cancels the run's jobs at their next step
       const ac = stopOnSignals();
-      const r = await runBatch(manifest, { concurrency, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force }).finally(() => ac.dispose());
+      const r = await runBatch(manifest, { concurrency, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force, jobTimeoutMs }).finally(() => ac.dispose());
       printReport(r, !!f.json);
       if (r.state !== 'done') process.exitCode = 1;
     });
@@ -239,6 +249,7 @@ Examples:
     .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
     .option('--no-preflight', NO_PREFLIGHT)
     .option('--force', FORCE)
+    .option('--job-timeout <duration>', `${JOB_TIMEOUT}; kept with the batch (its jobs, batch.json): every worker holds each job to it`)
     .addHelpText(
       'after',
       `
@@ -248,8 +259,9 @@ submitted. Workers may see paths this machine does not: --no-preflight skips the
 again when they run). --force: as 'batch run --force' (a batch submitted before keeps its subjects' jobs: retry
 its failed subjects with 'batch retry NAME --redis URL --force').`,
     )
-    .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
-      const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', 'submit', f.force), { redis: f.redis, force: f.force });
+    .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean; jobTimeout?: string }) => {
+      const jobTimeoutMs = jobTimeoutFlag(f.jobTimeout);
+      const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', 'submit', f.force), { redis: f.redis, force: f.force, jobTimeoutMs });
       process.stdout.write(`${submitLines(r, shownRedisUrl(f.redis))}\n`);
     });
 
@@ -354,6 +366,7 @@ once on stderr and retried at every refresh; the watch goes on when it answers a
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--no-preflight', NO_PREFLIGHT)
     .option('--force', RETRY_FORCE)
+    .option('--job-timeout <duration>', "the resubmitted subjects' time limit per job, in place of the one the batch was submitted with (as batch submit's)")
     .addHelpText(
       'after',
       `
@@ -367,8 +380,8 @@ Examples:
   brainlatent batch retry nsd4 --redis redis://queue-host:6379
   brainlatent batch retry nsd4 --redis redis://queue-host:6379 --force   # replace runs of another config`,
     )
-    .action(async (id: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
-      const r = await retryBatch(id, { redis: f.redis, preflight: f.preflight, force: f.force });
+    .action(async (id: string, f: { redis: string; preflight: boolean; force?: boolean; jobTimeout?: string }) => {
+      const r = await retryBatch(id, { redis: f.redis, preflight: f.preflight, force: f.force, jobTimeoutMs: jobTimeoutFlag(f.jobTimeout) });
       for (const line of r.replaces) process.stderr.write(`--force: ${line}\n`);
       process.stdout.write(`batch ${id}: resubmitted ${r.retried.join(', ') || 'nothing'}${r.busy.length ? `; still running, retry later: ${r.busy.join(', ')}` : ''}\n`);
     });
