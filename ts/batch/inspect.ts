@@ -9,6 +9,7 @@ import type { ConnectionOptions, Queue } from 'bullmq';
 
 import { checkControl } from '../callbackOptions.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
+import { InvalidArgumentError } from '../errors.js';
 import { BatchError, RedisUnreachableError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { connectionClosed, keys, openShortLivedRedis, PREFIX, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
@@ -255,7 +256,10 @@ export type BatchStatusReport = BatchReport & { workers: Record<string, number> 
 
 async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusReport> {
   const rec = await readRecord(queues.control, batch);
-  const cancelled = (await (await queues.control.getBackend().client).get(keys.cancelled(batch))) !== null;
+  const client = await queues.control.getBackend().client;
+  const cancelled = (await client.get(keys.cancelled(batch))) !== null;
+  // (subjects cancelled alone: batch cancel --subject)
+  const cancelledSubjects = new Set(Object.keys(await client.hgetall(keys.cancelledSubjects(batch))));
   const roots = new Map<string, boolean>();
   for (const s of rec.subjects) {
     const root = await (await bullmq()).Job.fromId(queues.control, s.root);
@@ -263,7 +267,7 @@ async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusRep
     roots.set(s.name, root ? (await root.getState()) === 'failed' && !isCancelledReason(root.failedReason) : false);
   }
   const jobs: JobInfo[] = [];
-  for (const r of rec.jobs) jobs.push(await jobState(queues, r, cancelled, roots.get(r.subject) ?? false));
+  for (const r of rec.jobs) jobs.push(await jobState(queues, r, cancelled || cancelledSubjects.has(r.subject), roots.get(r.subject) ?? false));
   nameRootCauses(jobs);
   const started = jobs.map((j) => j.startedAt).filter((t): t is number => t !== undefined);
   const status = batchStatus(batch, jobs, started.length ? Math.min(...started) : null);
@@ -408,9 +412,18 @@ export interface CancelResult {
   notPurged?: string[];
 }
 
-/** `cancelBatch`'s options: `purge` (see cancelBatch), and how long a purge waits for the jobs still running to stop. */
+/**
+ * `cancelBatch`'s options: `purge` (see cancelBatch), `subjects` to cancel only those, and how long a purge waits for
+ * the jobs still running to stop.
+ */
 export interface CancelOptions extends RedisOptions {
   purge?: boolean;
+  /**
+   * Cancel only these subjects of the batch (`batch cancel --subject`), by name: their waiting jobs are removed, their
+   * running ones stop at their worker's next check, and their jobs not run yet end cancelled; the other subjects go
+   * on. Not with `purge`, which removes the whole batch. Default: the whole batch.
+   */
+  subjects?: string[];
   /**
    * A purge of a batch with running jobs waits until they have stopped (at their worker's next check, every 2 s),
    * removes them and then the record; at most this long (default 60 000 ms), after which it purges nothing more and
@@ -423,6 +436,14 @@ export interface CancelOptions extends RedisOptions {
 
 export async function cancelBatch(batch: string, options: CancelOptions): Promise<CancelResult> {
   checkControl(options, 'cancelBatch', ['onWait']);
+  const only = options.subjects;
+  if (only !== undefined) {
+    if (!Array.isArray(only) || only.length === 0 || only.some((s) => typeof s !== 'string' || s === '')) {
+      throw new InvalidArgumentError(`cancelBatch subjects: expected a non-empty list of subject names, got ${JSON.stringify(only)}`);
+    }
+    if (options.purge) throw new InvalidArgumentError('cancelBatch: subjects and purge do not go together (a purge removes the whole batch and its record)');
+  }
+  const chosen = (subject: string) => only === undefined || only.includes(subject);
   return withQueues(options.redis, async (queues) => {
     const client = await queues.control.getBackend().client;
     // a name a service's job claimed and has not recorded yet: nothing to cancel; a purge frees the name (a claim
@@ -438,15 +459,27 @@ export async function cancelBatch(batch: string, options: CancelOptions): Promis
       return { removed: 0, running: 0, claim: claim.hash, claimHolders: claim.jobs };
     }
     const rec = await readRecord(queues.control, batch);
-    const now = await statusFrom(queues, batch);
+    const unknown = (only ?? []).filter((s) => !rec.subjects.some((r) => r.name === s));
+    if (unknown.length) {
+      throw new BatchError(`batch '${batch}' has no subject ${unknown.map((s) => `'${s}'`).join(', ')} (--subject; its subjects: ${rec.subjects.map((s) => s.name).join(', ')})`);
+    }
+    const all = await statusFrom(queues, batch);
+    // (the chosen subjects' jobs only, as a batch of their own)
+    const now = only ? batchStatus(batch, all.jobs.filter((j) => chosen(j.subject)), null) : all;
     // nothing waits or runs: marking it cancelled would only relabel a finished batch
     const finished = now.state !== 'running' ? { state: now.state, counts: now.counts } : undefined;
     if (finished && !options.purge) return { removed: 0, running: 0, finished };
-    await client.set(keys.cancelled(batch), '1');
+    if (only) {
+      const at = new Date().toISOString();
+      await client.hset(keys.cancelledSubjects(batch), Object.fromEntries(only.map((s) => [s, at])));
+    } else await client.set(keys.cancelled(batch), '1');
     // parents before their children (the subject roots, then the jobs, dependents first), so that removing a job
     // never releases its parent to run; each job alone: BullMQ's default removes a job's whole tree, the
     // finished jobs under a waiting join included
-    const order = [...rec.subjects.map((s) => ({ id: s.root, queue: 'control' as QueueClass })), ...[...rec.jobs].reverse()];
+    const order = [
+      ...rec.subjects.filter((s) => chosen(s.name)).map((s) => ({ id: s.root, queue: 'control' as QueueClass })),
+      ...[...rec.jobs].reverse().filter((j) => chosen(j.subject)),
+    ];
     // what was removed is counted from Redis, before and after: a finished job is removed with its children (below),
     // so one remove() can take a subject's whole tree
     const ids = [...new Map(order.map((r) => [r.id, r])).values()];
@@ -495,7 +528,7 @@ export async function cancelBatch(batch: string, options: CancelOptions): Promis
     const after = await present();
     const removed = [...before].filter((id) => !after.has(id)).length;
     if (options.purge && running.length === 0) {
-      await client.del(keys.batch(batch), keys.cancelled(batch), keys.claim(batch));
+      await client.del(keys.batch(batch), keys.cancelled(batch), keys.cancelledSubjects(batch), keys.claim(batch));
       await client.hdel(keys.batches, batch);
     }
     return { removed, running: firstRunning.length, ...(finished ? { finished } : {}), ...(options.purge && running.length ? { notPurged: running } : {}) };
@@ -558,7 +591,7 @@ export async function retryBatch(batch: string, options: RedisOptions & RetryOpt
     const problems = await preflightPlanned(batch, subjects, { force: options.force });
     if (problems.length) throw new BatchPreflightError({ id: batch, subjects }, problems, { refused: 'nothing was resubmitted', skip: '--no-preflight' });
   }
-  await withQueues(options.redis, async (queues) => (await queues.control.getBackend().client).del(keys.cancelled(batch)));
+  await withQueues(options.redis, async (queues) => (await queues.control.getBackend().client).del(keys.cancelled(batch), keys.cancelledSubjects(batch)));
   const retried: string[] = [];
   const busy: string[] = [];
   await withQueues(options.redis, async (queues) => {

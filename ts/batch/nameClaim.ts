@@ -50,10 +50,14 @@ const RELEASE = `
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 and redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
 return 0`;
 
-/** KEYS: record, claim, batches, cancelled. ARGV: hash, record JSON, batch id, now. Records the batch; 'created' when there was no record. */
+/**
+ * KEYS: record, claim, batches, cancelled, cancelled subjects. ARGV: hash, record JSON, batch id, now. Records the
+ * batch (a submission lifts its cancel marks: the subjects a cancel cut off are added again); 'created' when there was
+ * no record.
+ */
 const RECORD = `${RECORD_HASH}
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('DEL', KEYS[2], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 if rec then return {'replaced'} end
 return {'created'}`;
@@ -95,7 +99,7 @@ export async function releaseBatchName(url: string, batch: string, job: string):
  * was no record before (undoRecord can take it back).
  */
 export async function recordBatch(url: string, record: BatchRecord): Promise<{ held: NameHolder } | { created: boolean }> {
-  const answer = await withShortLivedRedis(url, (c) => c.eval(RECORD, 4, keys.batch(record.id), keys.claim(record.id), keys.batches, keys.cancelled(record.id), record.hash, JSON.stringify(record), record.id, new Date().toISOString()));
+  const answer = await withShortLivedRedis(url, (c) => c.eval(RECORD, 5, keys.batch(record.id), keys.claim(record.id), keys.batches, keys.cancelled(record.id), keys.cancelledSubjects(record.id), record.hash, JSON.stringify(record), record.id, new Date().toISOString()));
   const held = holderOf(answer);
   return held ? { held } : { created: (answer as string[])[0] === 'created' };
 }

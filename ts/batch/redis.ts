@@ -53,6 +53,8 @@ export const keys = {
   batch: (id: string) => `${PREFIX}:batch:${id}`,
   /** Set when the batch is cancelled: workers stop its jobs. */
   cancelled: (id: string) => `${PREFIX}:batch:${id}:cancelled`,
+  /** A hash of the batch's subjects that `batch cancel --subject` cancelled (subject → when): workers stop their jobs. */
+  cancelledSubjects: (id: string) => `${PREFIX}:batch:${id}:cancelled-subjects`,
   /** A service's claim on the name before its job records the batch (nameClaim.ts): a hash, `hash` and its holding jobs. */
   claim: (id: string) => `${PREFIX}:batch:${id}:claim`,
   /** Every submitted batch id (a hash: id → when it was last submitted). */

@@ -120,6 +120,8 @@ interface Running {
   run?: PoolRun;
   /** A join failed by a job under it that the batch's cancel stopped. */
   cancelledBelow?: boolean;
+  /** What cancelled it: its batch, or its subject alone (batch cancel --subject). */
+  cancelOf?: 'batch' | 'subject' | null;
   /** Its lock was lost: the line that says why, logged once written (the run's end is logged after it). */
   lostSaid?: Promise<void>;
 }
@@ -221,14 +223,21 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     down = false;
     log(`Redis at ${shownRedisUrl(options.redis)} answers again: going on`);
   });
-  const isCancelled = async (batch: string) => (await (await redis()).get(keys.cancelled(batch))) !== null;
+  /** Whether the job's batch was cancelled, or its subject alone (`batch cancel --subject`): which, or null. */
+  const cancelOf = async (node: BatchNode): Promise<'batch' | 'subject' | null> => {
+    const c = await redis();
+    const [batch, subject] = await Promise.all([c.get(keys.cancelled(node.batch)), c.hexists(keys.cancelledSubjects(node.batch), node.subject)]);
+    return batch !== null ? 'batch' : subject ? 'subject' : null;
+  };
+  /** The words of a cancel, in the worker's log: the batch's, or its subject's. */
+  const cancelWords = (node: BatchNode, of: 'batch' | 'subject' | null) => (of === 'subject' ? `${CANCELLED}: its subject ${node.subject}, batch cancel --subject` : CANCELLED);
   /**
    * Why Redis no longer has a job that ran here, and what to do: `batch cancel` removed it (its batch has the cancel
    * mark: a job whose worker hung, or that the cancel found with its lock expired), or Redis lost its data. (The
    * worker said "restarted without its data?" and "submit the batch again" of a cancelled batch's jobs too.)
    */
-  const goneWords = async (batch: string, stopping: boolean) =>
-    (await isCancelled(batch).catch(() => false))
+  const goneWords = async (node: BatchNode, stopping: boolean) =>
+    (await cancelOf(node).catch(() => null))
       ? `the batch's cancel (batch cancel) removed the job${stopping ? ': stopping it here' : ''}`
       : `Redis no longer has the job (restarted without its data?): ${stopping ? 'stopping it here; ' : ''}submit the batch again`;
 
@@ -275,7 +284,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       if (!r) return;
       // (a Redis restarted without its data while the job ran: "another worker has it" was untrue, and nothing said
       // to submit again; review s44)
-      const said = gone ? goneWords(r.job.data.node.batch, true) : Promise.resolve('lock lost (expired, or another worker has the job now): stopping it here');
+      const said = gone ? goneWords(r.job.data.node, true) : Promise.resolve('lock lost (expired, or another worker has the job now): stopping it here');
       r.lostSaid = said.then((words) => log(`${id}: ${words}`));
       r.stop = LOST;
       r.run?.abort(LOST);
@@ -357,7 +366,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         }
         throw new UnrecoverableError(blockedByReason(await rootOfFailedChild(child, reasonOf)));
       }
-      if (await isCancelled(job.data.node.batch)) throw new UnrecoverableError(CANCELLED);
+      r.cancelOf = await cancelOf(job.data.node);
+      if (r.cancelOf) throw new UnrecoverableError(CANCELLED);
       const result = await (q === 'control' ? runJoin(r) : runWork(r));
       keeper.untrack(job.id!, token);
       try {
@@ -367,7 +377,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         // someone else's, or back in the queue as stalled; its outputs are complete, so that run skips it
         const msg = (err as Error).message;
         // 'Missing key': the job is gone from Redis (a restart without persistence, a purge): nothing runs it again
-        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node.batch, false) : 'the job runs again';
+        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node, false) : 'the job runs again';
         log(`${job.id} ${result.status} here in ${result.seconds.toFixed(1)} s, but that could not be recorded (${msg}): ${next}`);
         return;
       }
@@ -407,7 +417,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       } catch (err2) {
         const msg = (err2 as Error).message;
         // (gone from Redis, as a done job's record above: it does not run again)
-        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node.batch, false) : 'the job runs again';
+        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node, false) : 'the job runs again';
         log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${msg}): ${next}`);
         return;
       }
@@ -417,7 +427,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         // stopped by `batch cancel` while it ran, or taken after it: BullMQ can only record it as failed (with this
         // reason; docs/batch.md), but nothing broke, and `batch status` says cancelled: so do the log and the events
         const when = r.stop === CANCELLED ? 'while it ran' : r.cancelledBelow ? 'with a job under it' : 'before it started';
-        log(`${job.id} cancelled ${when} (${CANCELLED})`);
+        log(`${job.id} cancelled ${when} (${cancelWords(job.data.node, r.cancelOf ?? null)})`);
         emit(r, 'cancelled', { reason: CANCELLED, startedAt: job.processedOn, finishedAt: Date.now(), seconds });
         return;
       }
@@ -506,9 +516,10 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   const cancelTimer = setInterval(() => {
     for (const r of active.values()) {
       if (r.stop) continue;
-      isCancelled(r.job.data.node.batch).then(
+      cancelOf(r.job.data.node).then(
         (c) => {
           if (!c || r.stop) return;
+          r.cancelOf = c;
           r.stop = CANCELLED;
           r.run?.abort(CANCELLED);
         },

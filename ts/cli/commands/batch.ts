@@ -93,7 +93,16 @@ export function planSummaryLine(jobs: number, subjects: number, preflight: { pro
  * What `batch cancel` did, on one line: a batch that had already finished says so, and that nothing was cancelled; a
  * purge whose running jobs did not stop in time says that it purged nothing (the caller exits non-zero).
  */
-export function cancelLine(id: string, r: CancelResult, purge: boolean): string {
+export function cancelLine(id: string, r: CancelResult, purge: boolean, subjects?: string[]): string {
+  if (subjects?.length) {
+    const which = `${subjects.length > 1 ? 'subjects' : 'subject'} ${subjects.join(', ')}`;
+    if (r.finished) {
+      const counts = Object.entries(r.finished.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
+      return `batch ${id}: ${which} had already finished (${r.finished.state}: ${counts || 'no jobs'}); nothing was cancelled`;
+    }
+    const running = r.running ? `, ${r.running} running (they stop at their next progress report)` : '';
+    return `batch ${id}: ${which} cancelled; ${counted(r.removed, 'job')} removed${running}; the other subjects go on`;
+  }
   if (r.claim) {
     const held = r.claimHolders?.length ? ` held by ${r.claimHolders.length > 1 ? 'jobs' : 'job'} ${r.claimHolders.join(', ')} of the service that accepted it` : '';
     return `batch ${id}: not submitted yet; purged: a service's claim on the name (plan ${r.claim}${held}) removed`;
@@ -340,13 +349,21 @@ once on stderr and retried at every refresh; the watch goes on when it answers a
 
   batch
     .command('cancel <batch>')
-    .description('cancel a submitted batch: waiting jobs are removed, running ones stop at their next progress report (a batch that already finished is left as it is; exit status 0)')
+    .description('cancel a submitted batch (--subject: only some of its subjects): waiting jobs are removed, running ones stop at their next progress report (a batch that already finished is left as it is; exit status 0)')
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--purge', "also remove its finished jobs and its record (the name can be reused; outputs on disk stay), once its running jobs have stopped; a name a service's job only claimed: remove the claim")
     .option('--wait <seconds>', 'with --purge: how long to wait for running jobs to stop before giving up (exit status 1, nothing purged)', '60')
-    .action(async (id: string, f: { redis: string; purge?: boolean; wait: string }, cmd: Command) => {
+    .option(
+      '--subject <names>',
+      "cancel only this subject's jobs (its name in the batch: subj01, or the manifest's name for it), the others go on; repeat it, or list names with commas",
+      (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim())],
+    )
+    .action(async (id: string, f: { redis: string; purge?: boolean; wait: string; subject?: string[] }, cmd: Command) => {
       // (a --wait without --purge did nothing, unsaid; review s45)
       if (cmd.getOptionValueSource('wait') === 'cli' && !f.purge) throw new InvalidArgumentError('--wait: only with --purge (a cancel without it does not wait: running jobs stop at their next progress report)');
+      if (f.subject?.some((s) => s === '')) throw new InvalidArgumentError(`--subject: expected subject names (subj01, or subj01,subj02), got an empty one in '${f.subject.join(',')}'`);
+      if (f.subject && f.purge) throw new InvalidArgumentError('--subject: not with --purge (a purge removes the whole batch and its record; cancel the subject, or purge the batch)');
+      const subjects = f.subject ? [...new Set(f.subject)] : undefined;
       const waitMs = integerFlag(f.wait, '--wait', 0, Math.floor(2 ** 31 / 1000) - 1) * 1000;
       let told = -Infinity;
       const onWait = (running: string[], seconds: number) => {
@@ -355,8 +372,8 @@ once on stderr and retried at every refresh; the watch goes on when it answers a
         told = seconds;
         process.stderr.write(`batch ${id}: waiting for ${counted(running.length, 'running job')} to stop before purging (${running.join(', ')}; ${Math.round(seconds)} s of at most ${waitMs / 1000} s)\n`);
       };
-      const r = await cancelBatch(id, { redis: f.redis, purge: f.purge, waitMs, onWait });
-      process.stdout.write(`${cancelLine(id, r, !!f.purge)}\n`);
+      const r = await cancelBatch(id, { redis: f.redis, purge: f.purge, waitMs, onWait, subjects });
+      process.stdout.write(`${cancelLine(id, r, !!f.purge, subjects)}\n`);
       if (r.notPurged?.length) process.exitCode = 1;
     });
 
