@@ -12,7 +12,7 @@ import { loadRedisQueue } from '../optionalDependencies.js';
 import { InvalidArgumentError } from '../errors.js';
 import { BatchError, RedisUnreachableError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
-import { connectionClosed, keys, openShortLivedRedis, PREFIX, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
+import { connectionClosed, keys, openShortLivedRedis, PREFIX, PURGED_TTL_S, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
 import { batchStatus, CANCELLED_REASON, isCancelledReason, isJobCount, jobCount, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
@@ -530,6 +530,9 @@ export async function cancelBatch(batch: string, options: CancelOptions): Promis
     if (options.purge && running.length === 0) {
       await client.del(keys.batch(batch), keys.cancelled(batch), keys.cancelledSubjects(batch), keys.claim(batch));
       await client.hdel(keys.batches, batch);
+      // a tombstone: a worker that hung meanwhile (the purge took its job for a dead worker's) and resumes finds its job
+      // gone with neither record nor cancel mark, and said Redis had lost its data; it says the batch was purged now
+      await client.set(keys.purged(batch), JSON.stringify({ at: new Date().toISOString() }), { EX: PURGED_TTL_S });
     }
     return { removed, running: firstRunning.length, ...(finished ? { finished } : {}), ...(options.purge && running.length ? { notPurged: running } : {}) };
   });

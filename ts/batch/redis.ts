@@ -48,11 +48,22 @@ export function redisConnection(url: string): RedisConnection {
 
 export const queueName = (q: QueueClass) => q;
 
+/**
+ * How long a purged batch's tombstone (keys.purged) stays: 7 days, longer than a worker is left hung or a node
+ * suspended in practice, short enough that Redis does not keep every batch name ever purged.
+ */
+export const PURGED_TTL_S = 7 * 86_400;
+
 export const keys = {
   /** JSON: the batch's plan summary (hash, out, job list). */
   batch: (id: string) => `${PREFIX}:batch:${id}`,
   /** Set when the batch is cancelled: workers stop its jobs. */
   cancelled: (id: string) => `${PREFIX}:batch:${id}:cancelled`,
+  /**
+   * Left by `batch cancel --purge` for PURGED_TTL_S (JSON: `at`, when): a worker that resumes after the purge with one
+   * of the batch's jobs says it was purged, not that Redis lost its data.
+   */
+  purged: (id: string) => `${PREFIX}:batch:${id}:purged`,
   /** A hash of the batch's subjects that `batch cancel --subject` cancelled (subject → when): workers stop their jobs. */
   cancelledSubjects: (id: string) => `${PREFIX}:batch:${id}:cancelled-subjects`,
   /** A service's claim on the name before its job records the batch (nameClaim.ts): a hash, `hash` and its holding jobs. */

@@ -159,6 +159,23 @@ async function firstConnection(url: string, wait: boolean, log: (line: string) =
   log(`Redis at ${shownRedisUrl(url)} answers: starting`);
 }
 
+/**
+ * When a job's batch was purged, from the purge's tombstone (keys.purged: JSON `{ at }`, or null when there is none):
+ * `at` if the purge came after the job's submission (submissionId: `<batch>@<ISO time>`; a job without one counts as
+ * before), else null: the batch was submitted again under its name since, and the job is of that batch.
+ */
+export function purgeOfJob(tombstone: string | null, submission: string | undefined): string | null {
+  let at: unknown;
+  try {
+    at = tombstone === null ? undefined : (JSON.parse(tombstone) as { at?: unknown } | null)?.at;
+  } catch {
+    return null;
+  }
+  if (typeof at !== 'string' || Number.isNaN(Date.parse(at))) return null;
+  const submitted = submission ? Date.parse(submission.slice(submission.lastIndexOf('@') + 1)) : NaN;
+  return Number.isNaN(submitted) || submitted <= Date.parse(at) ? at : null;
+}
+
 /** The shortest job lock a worker takes: the lock keeper renews it every lockMs/4, over Redis round trips. */
 export const MIN_LOCK_MS = 1000;
 
@@ -232,14 +249,21 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   /** The words of a cancel, in the worker's log: the batch's, or its subject's. */
   const cancelWords = (node: BatchNode, of: 'batch' | 'subject' | null) => (of === 'subject' ? `${CANCELLED}: its subject ${node.subject}, batch cancel --subject` : CANCELLED);
   /**
-   * Why Redis no longer has a job that ran here, and what to do: `batch cancel` removed it (its batch has the cancel
-   * mark: a job whose worker hung, or that the cancel found with its lock expired), or Redis lost its data. (The
-   * worker said "restarted without its data?" and "submit the batch again" of a cancelled batch's jobs too.)
+   * Why Redis no longer has a job that ran here, and what to do: `batch cancel` removed it (its batch, or its subject,
+   * has the cancel mark: a job whose worker hung, or that the cancel found with its lock expired), `batch cancel
+   * --purge` removed it with its batch (the purge's tombstone), or Redis lost its data. (The worker said "restarted
+   * without its data?" and "submit the batch again" of a cancelled or purged batch's jobs too.)
    */
-  const goneWords = async (node: BatchNode, stopping: boolean) =>
-    (await cancelOf(node).catch(() => null))
-      ? `the batch's cancel (batch cancel) removed the job${stopping ? ': stopping it here' : ''}`
-      : `Redis no longer has the job (restarted without its data?): ${stopping ? 'stopping it here; ' : ''}submit the batch again`;
+  const goneWords = async (data: JobData, stopping: boolean) => {
+    const stop = stopping ? ': stopping it here' : '';
+    if (await cancelOf(data.node).catch(() => null)) return `the batch's cancel (batch cancel) removed the job${stop}`;
+    // purged (its cancel mark went with it): the tombstone the purge left (keys.purged), of a purge after this job's
+    // submission (a batch submitted again under the name since is another one)
+    const purgedAt = await purgedSince(data).catch(() => null);
+    if (purgedAt) return `its batch was cancelled and purged (batch cancel --purge, at ${purgedAt})${stop}`;
+    return `Redis no longer has the job (restarted without its data?): ${stopping ? 'stopping it here; ' : ''}submit the batch again`;
+  };
+  const purgedSince = async (data: JobData): Promise<string | null> => purgeOfJob(await (await redis()).get(keys.purged(data.node.batch)), data.submission);
 
   // one BullMQ Worker per queue, without a processor: jobs are fetched by hand below
   const workers = new Map<QueueClass, Worker<JobData, NodeResult>>();
@@ -284,7 +308,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       if (!r) return;
       // (a Redis restarted without its data while the job ran: "another worker has it" was untrue, and nothing said
       // to submit again; review s44)
-      const said = gone ? goneWords(r.job.data.node, true) : Promise.resolve('lock lost (expired, or another worker has the job now): stopping it here');
+      const said = gone ? goneWords(r.job.data, true) : Promise.resolve('lock lost (expired, or another worker has the job now): stopping it here');
       r.lostSaid = said.then((words) => log(`${id}: ${words}`));
       r.stop = LOST;
       r.run?.abort(LOST);
@@ -377,7 +401,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         // someone else's, or back in the queue as stalled; its outputs are complete, so that run skips it
         const msg = (err as Error).message;
         // 'Missing key': the job is gone from Redis (a restart without persistence, a purge): nothing runs it again
-        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node, false) : 'the job runs again';
+        const next = /^Missing key/.test(msg) ? await goneWords(job.data, false) : 'the job runs again';
         log(`${job.id} ${result.status} here in ${result.seconds.toFixed(1)} s, but that could not be recorded (${msg}): ${next}`);
         return;
       }
@@ -417,7 +441,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       } catch (err2) {
         const msg = (err2 as Error).message;
         // (gone from Redis, as a done job's record above: it does not run again)
-        const next = /^Missing key/.test(msg) ? await goneWords(job.data.node, false) : 'the job runs again';
+        const next = /^Missing key/.test(msg) ? await goneWords(job.data, false) : 'the job runs again';
         log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${msg}): ${next}`);
         return;
       }
