@@ -119,6 +119,18 @@ function planted(n, p, t, seed) {
   console.log('ridge: a fit aborted mid-way and one aborted before it started both reject with CancelledError');
 }
 
+// 2b. The ridge engine alone (`brainlatent/ridge`, the subpath export): the main entry's own classes.
+{
+  const ridgeOnly = await import('brainlatent/ridge');
+  assert.equal(ridgeOnly.RidgeCV, RidgeCV);
+  assert.equal(ridgeOnly.CancelledError, CancelledError);
+  const { x, y } = planted(60, 5, 3, 3);
+  const model = await new ridgeOnly.RidgeCV({ alphas: [1, 10] }).fit(x, y);
+  assert.equal(model.nTargets, 3);
+  assert.ok(typeof ridgeOnly.BandedRidgeCV === 'function' && typeof ridgeOnly.BandedRidgeModel === 'function');
+  console.log("ridge: import('brainlatent/ridge') fits, and its classes are the main entry's");
+}
+
 // 3. img2img on a generated SD-layout fixture model, through the engine's ONNX Runtime.
 {
   const dir = join(work, 'sd-fixture');

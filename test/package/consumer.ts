@@ -1,5 +1,5 @@
 // Compiled by the consumer check with `tsc --noEmit --strict` and no skipLibCheck: the public typings
-// must hold up in a strict consumer project (NodeNext, ES2022). Not run.
+// must hold up in a strict consumer project (NodeNext, ES2022), through all three entry points. Not run.
 import {
   BandedRidgeModel,
   buildInfo,
@@ -28,6 +28,7 @@ import {
   type FitManyControl,
 } from 'brainlatent';
 import { brainlatentPlugin, startServer, type BrainlatentPluginOptions, type JobView, type PublicError, type RunningServer } from 'brainlatent/server';
+import { BandedRidgeCV, RidgeCV as RidgeOnlyCV, type BandedRidgeModel as BandedOnly, type FeatureSpaces, type RidgeModel as RidgeOnlyModel } from 'brainlatent/ridge';
 
 export async function fitAndPredict(x: Matrix, y: Matrix, signal?: AbortSignal): Promise<Matrix> {
   const progress: RidgeProgress[] = [];
@@ -102,4 +103,11 @@ export async function embed(root: string): Promise<string | undefined> {
   const error: PublicError | undefined = job.jobs[0]?.error;
   await server.close();
   return error?.message;
+}
+
+// A service that embeds only the ridge engine (brainlatent/ridge): its models are the main entry's types.
+export async function fitRidgeOnly(x: Matrix, y: Matrix, spaces: FeatureSpaces): Promise<[RidgeModel, BandedRidgeModel]> {
+  const ridge: RidgeOnlyModel = await new RidgeOnlyCV({ folds: 5 }).fit(x, y);
+  const banded: BandedOnly = await new BandedRidgeCV({ nIter: 10 }).fit(spaces, y);
+  return [ridge, banded];
 }

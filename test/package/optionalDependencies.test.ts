@@ -105,7 +105,7 @@ describe('scripts/check-imports.mjs', () => {
 });
 
 /**
- * The packages the public typings (every .d.ts reachable from the entry points '.' and './server') name, each with
+ * The packages the public typings (every .d.ts reachable from the entry points '.', './ridge' and './server') name, each with
  * the files that name it: import/export … from '…', import('…'), /// <reference types="…" />.
  */
 function packagesNamedByTheTypings(): { files: string[]; named: Map<string, string[]> } {
@@ -116,7 +116,7 @@ function packagesNamedByTheTypings(): { files: string[]; named: Map<string, stri
   const named = new Map<string, string[]>();
   // (the entry points with typings: './package.json' maps to a plain file)
   const stack = Object.values(exportsMap).flatMap((e) => (typeof e === 'string' ? [] : [resolve(e.types)]));
-  expect(stack.map((f) => f.slice(resolve('.').length + 1))).toEqual(['dist/index.d.ts', 'dist/server/index.d.ts']);
+  expect(stack.map((f) => f.slice(resolve('.').length + 1))).toEqual(['dist/index.d.ts', 'dist/ridge/index.d.ts', 'dist/server/index.d.ts']);
   while (stack.length) {
     const file = stack.pop()!;
     if (seen.has(file)) continue;
@@ -134,7 +134,7 @@ function packagesNamedByTheTypings(): { files: string[]; named: Map<string, stri
 const packageOf = (s: string) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]);
 
 describe('the public typings', () => {
-  it("no .d.ts reachable from the entry points ('.' and './server') names an optional package", () => {
+  it("no .d.ts reachable from the entry points ('.', './ridge' and './server') names an optional package", () => {
     const { files, named } = packagesNamedByTheTypings();
     const optional = Object.keys(pkg.optionalDependencies);
     expect(files.length).toBeGreaterThan(50);

@@ -1,13 +1,6 @@
-/** Public surface of the encoding models (for ts/index.ts). */
+/** Public surface of the encoding models (for ts/index.ts); the banded ridge solver and its model are in ts/ridge/index.ts. */
 export { encode, encodeResult, encodeStages, alignFeatures, encodeExtractOptions } from './encode.js';
 export type { EncodeConfig, EncodeConfigInput, EncodeOptions, EncodeProgress, EncodeResult, FeatureSetResult, BandedResult } from './encode.js';
-export { BandedRidgeCV, dirichletGammas } from '../ridge/BandedRidgeCV.js';
-export type { BandedRidgeCVOptions } from '../ridge/BandedRidgeCV.js';
-export { concatSpaces } from '../ridge/featureSpaces.js';
-export type { FeatureSpaces } from '../ridge/featureSpaces.js';
-export { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
-export type { BandedRidgeModelParts } from '../ridge/BandedRidgeModel.js';
-export type { NativeBandedInfo } from '../native/bandedTypes.js';
 export { partitionVariance, PARTITION_CONVENTION } from './variancePartition.js';
 export type { VariancePartition } from './variancePartition.js';
 export { computeFeatures, readFeatureFile, featureSetNames } from './features.js';
