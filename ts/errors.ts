@@ -1,8 +1,10 @@
 /** Named error classes. Every message names the input, what arrived and what was expected. */
+// (Error's options are written out as `{ cause?: unknown }`: that is lib es2022's ErrorOptions, which the typings of a
+// consumer whose project stops at lib ES2020 or ES2021 could not find)
 
 export class BrainlatentError extends Error {
   readonly code: string;
-  constructor(message: string, code = 'BrainlatentError', options?: ErrorOptions) {
+  constructor(message: string, code = 'BrainlatentError', options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -68,7 +70,7 @@ export class FormatError extends BrainlatentError {
 export class FileAccessError extends BrainlatentError {
   readonly errno: string;
   readonly path?: string;
-  constructor(message: string, errno: string, detail: { path?: string } = {}, options?: ErrorOptions) {
+  constructor(message: string, errno: string, detail: { path?: string } = {}, options?: { cause?: unknown }) {
     super(message, 'FileAccess', options);
     this.errno = errno;
     this.path = detail.path;
@@ -129,7 +131,7 @@ export class OutOfMemoryError extends BrainlatentError {
  * `AbortSignal.timeout`), so that a caller can tell its own abort from a timeout.
  */
 export class CancelledError extends BrainlatentError {
-  constructor(message = 'cancelled', options?: ErrorOptions) {
+  constructor(message = 'cancelled', options?: { cause?: unknown }) {
     super(message, 'Cancelled', options);
   }
 }

@@ -1,6 +1,9 @@
 /// <reference lib="esnext.disposable" preserve="true" />
-// Symbol.dispose / Symbol.asyncDispose (Node >= 20.4) type the library's `using` support; the reference
-// above is kept in dist/index.d.ts, so a consumer's ES2022 project needs neither @types/node nor lib esnext.
+/// <reference types="node" preserve="true" />
+// Symbol.dispose / Symbol.asyncDispose (Node >= 20.4) type the library's `using` support: the lib reference is kept in
+// dist/index.d.ts, so a consumer's project needs no lib esnext. The typings name Node's types (Buffer, FileHandle,
+// NodeJS.ReadableStream): the types reference brings in the consumer's @types/node even where its tsconfig lists
+// `types` without it, and names the missing package where none is installed (README, "TypeScript").
 // the ridge engine (RidgeCV, BandedRidgeCV, their models, the errors, Matrix, buildInfo): also the entry point
 // brainlatent/ridge, which loads only its own modules; re-exported here, so each class is one object from both entries
 export * from './ridge/index.js';

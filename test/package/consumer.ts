@@ -1,5 +1,6 @@
 // Compiled by the consumer check with `tsc --noEmit --strict` and no skipLibCheck: the public typings
 // must hold up in a strict consumer project (NodeNext, ES2022), through all three entry points. Not run.
+// (test/package/typings.test.ts compiles a smaller consumer under the other settings README names.)
 import {
   BandedRidgeModel,
   buildInfo,

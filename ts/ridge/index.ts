@@ -1,5 +1,6 @@
 /// <reference lib="esnext.disposable" preserve="true" />
-// (the reference above: as at the top of ts/index.ts, for a service that imports only this entry)
+/// <reference types="node" preserve="true" />
+// (what the references at the top of ts/index.ts do, for a service that imports only this entry)
 /**
  * `brainlatent/ridge`: the ridge engine alone — RidgeCV and BandedRidgeCV, the models they fit, the errors they throw
  * and the engine's build report — for a service that embeds only the solvers. It loads about 37 of the package's

@@ -13,7 +13,7 @@ export { tensor, type Tensor, type RgbImages } from './tensor.js';
 export { IMG2IMG_ARGUMENTS, img2imgFields, type Img2ImgArray, type Img2ImgNames } from './img2imgNames.js';
 export type { OrtSessionOptions, ProviderSettings } from './native.js';
 export { referenceImg2Img } from './referenceLoop.js';
-export type { ReferenceOptions, UNetFn } from './referenceLoop.js';
+export type { ReferenceOptions, ReferenceUNetSession, UNetFn } from './referenceLoop.js';
 export type { RefScheduler, RefSchedulerConfig, SchedulerVector } from './referenceSchedulers.js';
 export type { Img2imgRule, TimestepSpacing } from './samplingOptions.js';
 export type { OrtRuntimeInfo, SdModelSummary, SamplerPlanInfo, ScheduleConfig, Img2ImgStats, SdTensorInfo, PlannedStepInfo, NativeStepProgress } from '../native/samplerTypes.js';

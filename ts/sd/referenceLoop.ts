@@ -7,8 +7,6 @@
  * (0 for the initial noise, 1 + step index for a step's), or from the caller. It is the independent
  * reference the fused native loop is tested against, and the baseline of the sampler benchmarks.
  */
-import type * as ort from 'onnxruntime-common';
-
 import { InvalidArgumentError } from '../errors.js';
 import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
@@ -55,8 +53,20 @@ const REFERENCE_KEYS: Record<keyof ReferenceOptions, true> = {
 /** A U-Net as a function: input [rows, C, h, w] (float32), timestep, conditioning rows → ε. */
 export type UNetFn = (sample: Float32Array, shape: number[], timestep: number, cond: Float32Array, condShape: number[]) => Promise<Float32Array>;
 
+/**
+ * What the loop uses of an onnxruntime-node InferenceSession (one is accepted as it is), written out: the typings then
+ * name no onnxruntime-common type, whose own declarations need lib DOM (ImageData, WebGLTexture) that a Node project's
+ * `lib` may leave out.
+ */
+export interface ReferenceUNetSession {
+  readonly inputMetadata: ReadonlyArray<
+    { readonly name: string; readonly isTensor: true; readonly type: string; readonly shape: ReadonlyArray<number | string> } | { readonly name: string; readonly isTensor: false }
+  >;
+  run(feeds: Record<string, unknown>): Promise<Record<string, { readonly data: unknown }>>;
+}
+
 /** onnxruntime-node's session as a UNetFn, with the timestep in the model's declared type and rank. */
-export function ortUNet(unet: ort.InferenceSession): UNetFn {
+export function ortUNet(unet: ReferenceUNetSession): UNetFn {
   const meta = unet.inputMetadata.find((m) => m.name === 'timestep');
   const tType = meta && meta.isTensor ? meta.type : 'float32';
   const tRank = meta && meta.isTensor ? meta.shape.length : 1;
@@ -77,7 +87,7 @@ export function ortUNet(unet: ort.InferenceSession): UNetFn {
   };
 }
 
-export async function referenceImg2Img(unet: ort.InferenceSession | UNetFn, o: ReferenceOptions): Promise<Float32Array> {
+export async function referenceImg2Img(unet: ReferenceUNetSession | UNetFn, o: ReferenceOptions): Promise<Float32Array> {
   // checked as Diffusion.img2img checks them: batchSize 0 looped forever, -1 was a bare RangeError, and steps 0 or
   // null returned NaN latents with no error
   const what = 'referenceImg2Img';

@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 /** `brainlatent/server`: the Fastify plugin, a standalone server, and the pieces a host app may reuse. */
 export { brainlatentPlugin } from './plugin.js';
 export type { BrainlatentPluginOptions, PoolLimits } from './context.js';
