@@ -28,6 +28,11 @@ const require = createRequire(import.meta.url);
 const MB = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
 /** The prebuilt's build folder: never build/, whose options (test hooks ON) ctest and vitest rely on. */
 export const PREBUILT_OUT = 'build-prebuilt';
+/**
+ * The licence files written beside the binaries in prebuilds/linux-x64/, by what they cover (THIRD-PARTY-NOTICES.md
+ * points to each: test/package/package.test.ts).
+ */
+export const PREBUILT_NOTICES = { openblas: 'OPENBLAS-COPYRIGHT.txt', onnxruntime: 'ONNXRUNTIME-LICENSE.txt' };
 
 function fail(message) {
   console.error(`\nprepack: ${message}\n`);
@@ -85,8 +90,8 @@ function prebuild() {
 
   const openblasCopyright = ['/usr/share/doc/libopenblas-pthread-dev/copyright', '/usr/share/doc/libopenblas0-pthread/copyright'].find(existsSync);
   if (!openblasCopyright) fail('the OpenBLAS copyright file (/usr/share/doc/libopenblas-pthread-dev/copyright) is missing');
-  copyFileSync(openblasCopyright, path.join(dir, 'OPENBLAS-COPYRIGHT.txt'));
-  copyFileSync(path.join(root, 'native', 'third_party', 'onnxruntime', 'LICENSE'), path.join(dir, 'ONNXRUNTIME-LICENSE.txt'));
+  copyFileSync(openblasCopyright, path.join(dir, PREBUILT_NOTICES.openblas));
+  copyFileSync(path.join(root, 'native', 'third_party', 'onnxruntime', 'LICENSE'), path.join(dir, PREBUILT_NOTICES.onnxruntime));
   const blas = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(out)}).buildInfo().blas)`], { encoding: 'utf8' });
   if (blas.status !== 0 || !/^OpenBLAS/.test(blas.stdout)) fail(`${out} does not load or does not report OpenBLAS:\n${blas.stdout}${blas.stderr}`);
   checkNoTestHooks(out);
@@ -97,14 +102,15 @@ function prebuild() {
       '',
       '- `brainlatent.napi.glibc.node`: the brainlatent engine and its Node-API addon (Node-API 8), with',
       `  ${blas.stdout.trim()} linked in statically from Debian's \`libopenblas-pthread-dev\``,
-      "  (BLAS and LAPACK, BSD-3-Clause: `OPENBLAS-COPYRIGHT.txt`), and GCC's C++ runtime (libstdc++, GPL-3.0 with",
+      `  (BLAS and LAPACK, BSD-3-Clause: \`${PREBUILT_NOTICES.openblas}\`), and GCC's C++ runtime (libstdc++, GPL-3.0 with`,
       '  the GCC Runtime Library Exception). It needs only glibc >= 2.34 and libgcc_s',
       `  (${needed.join(', ')}).`,
       `- \`libonnxruntime.so.1\`: ONNX Runtime ${ortVersion}, copied unchanged from the npm package onnxruntime-node`,
-      `  ${ortVersion} (MIT: \`ONNXRUNTIME-LICENSE.txt\`); the engine loads it at run time when onnxruntime-node`,
+      `  ${ortVersion} (MIT: \`${PREBUILT_NOTICES.onnxruntime}\`); the engine loads it at run time when onnxruntime-node`,
       '  itself is not installed.',
       '',
-      'Built by `npm pack` (scripts/prepack.mjs); a source build in `build/Release/` takes precedence.',
+      'Built by `npm pack` (scripts/prepack.mjs); a source build in `build/Release/` takes precedence. The package\'s',
+      '`THIRD-PARTY-NOTICES.md` lists everything of others that it carries.',
       '',
     ].join('\n'),
   );

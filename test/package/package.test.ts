@@ -163,6 +163,16 @@ describe('documentation', () => {
   });
 });
 
+/** What npm pack would put in the tarball (--ignore-scripts: no prepack build, so no prebuilds/; the rest is the same). */
+let packed: Promise<string[]> | undefined;
+function packedFiles(): Promise<string[]> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+  packed ??= commandOutput('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env, hangLimitMs: 100_000 }).then(
+    (out) => (JSON.parse(out) as { files: { path: string }[] }[])[0].files.map((f) => f.path),
+  );
+  return packed;
+}
+
 describe('installed-package behaviour', () => {
   const saved = process.env.BRAINLATENT_BENCH_DIR;
   afterEach(() => {
@@ -193,11 +203,35 @@ describe('installed-package behaviour', () => {
     expect(text).toMatch(/^MIT License\n\nCopyright \(c\) 2026 brainlatent contributors\n/);
     expect(text).toContain('THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND');
     expect(pkg.files).toContain('LICENSE');
-    // what npm pack would put in the tarball (--ignore-scripts: no prepack build; the file list is the same)
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-    const listed = JSON.parse(await commandOutput('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env, hangLimitMs: 100_000 }));
-    expect(listed[0].files.map((f: { path: string }) => f.path)).toContain('LICENSE');
+    expect(await packedFiles()).toContain('LICENSE');
     // (the test's timeout above npm's hang limit: a hung npm is reported as hung, and killed, not left running)
+  }, 120_000);
+
+  it('ships THIRD-PARTY-NOTICES.md, which names every licence file of others that the package carries', async () => {
+    // (ONNX Runtime's headers and library, static OpenBLAS and LAPACK, ISA-L's header and DejaVu's glyphs shipped with
+    // licence files scattered over native/ and prebuilds/, and no list of them)
+    const notices = readFileSync(path.join(root, 'THIRD-PARTY-NOTICES.md'), 'utf8');
+    expect(pkg.files).toContain('THIRD-PARTY-NOTICES.md');
+    const files = await packedFiles();
+    expect(files).toContain('THIRD-PARTY-NOTICES.md');
+    // each vendored folder ships with its licence, and the notices name both
+    const vendored = readdirSync(path.join(root, 'native', 'third_party'));
+    expect(vendored).toEqual(['isa-l', 'onnxruntime']);
+    for (const dir of vendored) {
+      expect(files).toContain(`native/third_party/${dir}/LICENSE`);
+      expect(notices).toContain(`\`native/third_party/${dir}/LICENSE\``);
+      expect(notices).toContain(`\`native/third_party/${dir}/`);
+    }
+    // the licence files prepack writes beside the binaries it puts in prebuilds/ (absent from a checkout's dry run)
+    const { PREBUILT_NOTICES } = await import(path.join(root, 'scripts', 'prepack.mjs'));
+    expect(Object.keys(PREBUILT_NOTICES)).toEqual(['openblas', 'onnxruntime']);
+    for (const name of Object.values(PREBUILT_NOTICES)) expect(notices).toContain(`\`prebuilds/linux-x64/${name}\``);
+    // the LAPACK routines inside static OpenBLAS, whose copyright file leaves them out: their notice in full
+    expect(notices).toMatch(/## LAPACK[^]*1992-2022 The University of Tennessee[^]*Redistributions in binary form must reproduce[^]*POSSIBILITY OF SUCH DAMAGE/);
+    // the font data's notice, in the module that ships it
+    expect(files).toContain('ts/encoding/fontData.ts');
+    expect(notices).toContain('`ts/encoding/fontData.ts`');
+    expect(readFileSync(path.join(root, 'ts', 'encoding', 'fontData.ts'), 'utf8')).toContain('Bitstream Vera');
   }, 120_000);
 
   it('ships the prebuilt engine and ONNX Runtime, and builds from source only when asked or needed', () => {
