@@ -17,7 +17,14 @@ import { basename, dirname, join, relative } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
-const inject = vi.hoisted(() => ({ errno: new Map<string, string>(), rename: new Map<string, string>(), onRename: null as (() => void) | null, oom: null as string | null }));
+const inject = vi.hoisted(() => ({
+  errno: new Map<string, string>(),
+  /** access() asking to write (W_OK) only: a folder that may be read and entered but not written in (a read-only mount). */
+  noWrite: new Map<string, string>(),
+  rename: new Map<string, string>(),
+  onRename: null as (() => void) | null,
+  oom: null as string | null,
+}));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
@@ -36,6 +43,8 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   }) as typeof fs.open;
   const access = (async (path: string, mode?: number) => {
     fail(path, 'access');
+    const code = ((mode ?? 0) & fs.constants.W_OK) !== 0 ? inject.noWrite.get(String(path)) : undefined;
+    if (code) throw Object.assign(new Error(`${code}: injected, access '${String(path)}'`), { code, syscall: 'access', path: String(path) });
     return fs.access(path, mode);
   }) as typeof fs.access;
   // (a rename of `from` refused though access() allowed it: what the checks before the work cannot foresee)
@@ -78,6 +87,7 @@ beforeAll(async () => {
 afterAll(() => mini?.cleanup());
 afterEach(() => {
   inject.errno.clear();
+  inject.noWrite.clear();
   inject.rename.clear();
   inject.onRename = null;
   inject.oom = null;
@@ -237,10 +247,14 @@ describe("an extraction's own upkeep names the entries it cannot delete (before:
   });
 });
 
-/** extractNsd's notCached for a damaged entry this user cannot delete (`why`): what to do, its owner's uid named (none on a read-only file system). */
-const notReplaced = (entry: string, damage: string, why: string, owner: number | null) =>
+/**
+ * extractNsd's notCached for a damaged entry this user cannot delete (`why`): what to do, its owner's uid named (none
+ * on a read-only file system), and the option that sets the cache folder as the caller named it (`label`: the
+ * library's cacheDir, nsd extract's --cache, a config's nsd.cacheDir).
+ */
+const notReplaced = (entry: string, damage: string, why: string, owner: number | null, label = 'cacheDir') =>
   `its damaged entry ${entry} (${damage}) could not be replaced: ${why}, so this extraction was not cached; ` +
-  (owner === null ? 'give another cache folder to cache it' : `ask its owner (uid ${owner}) or the cache's admin to remove it, or give another cache folder`);
+  (owner === null ? `point ${label} at a writable folder to cache it` : `ask its owner (uid ${owner}) or the cache's admin to remove it, or point ${label} at another cache folder`);
 
 // a lab's shared cache (a sticky folder, mode 1777) holding another user's damaged entry refused every extraction of
 // its key ("… cannot be replaced, so nothing was extracted: its owner can remove it"), though, as in a read-only
@@ -322,7 +336,7 @@ describe("a damaged entry this user cannot delete (another user's) is left as it
     const args = ['nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', out];
     const printed = await stderrOf(() => program.parseAsync(['node', 'brainlatent', ...args]));
     expect(printed.split('\n').filter((l) => l.includes('cache'))).toEqual([
-      `extraction cache: ${notReplaced(c.entry, 'train_betas.npy: file not found', whys.EPERM, statSync(c.entry).uid)}`,
+      `extraction cache: ${notReplaced(c.entry, 'train_betas.npy: file not found', whys.EPERM, statSync(c.entry).uid, '--cache')}`,
     ]);
     expect(existsSync(join(out, 'train_betas.npy'))).toBe(true);
     expect(existsSync(join(c.entry, 'train_betas.npy'))).toBe(false);
@@ -340,11 +354,16 @@ describe("a damaged entry this user cannot delete (another user's) is left as it
     const summary = await extract();
     expect(summary.fromCache).toBe(false);
     expect(summary.cacheRemoved).toBeUndefined();
-    expect(summary.cacheNotWritten).toEqual([notReplaced(entry, 'voxels.npy: file not found', whys.EACCES, statSync(entry).uid)]);
+    expect(summary.cacheNotWritten).toEqual([notReplaced(entry, 'voxels.npy: file not found', whys.EACCES, statSync(entry).uid, 'nsd.cacheDir')]);
     expect(readdirSync(join(out, 'cache'))).toEqual([name]);
     expect(existsSync(join(entry, 'voxels.npy'))).toBe(false);
   });
 });
+
+/** extractNsd's notCached for a damaged entry of a cache folder this user may not write in (`why`: notWritable's words). */
+const readOnlyDamaged = (dir: string, entry: string, why: string, label: string) =>
+  `the cache folder is read-only to this user (${dir} ${why}): its damaged entry ${entry} (train_betas.npy: file not found) could not be replaced, ` +
+  `so this extraction was not cached; ask whoever owns ${dir} (uid ${statSync(dir).uid}) to remove that entry, or point ${label} at a writable folder`;
 
 // a lab's shared cache, filled by its admin and mounted read-only for its users (or another user's folder): every
 // extraction was refused, a hit included, as the cache could not be written (review s44)
@@ -368,17 +387,37 @@ describe('a cache folder this user may read but not write in (a read-only mount,
     });
   }
 
-  it('a damaged entry there is extracted anew and returned uncached, saying so; the entry is left as it was', async () => {
+  // (before: "<dir> is on a read-only file system: its damaged entry … could not be replaced, and this extraction was
+  // not cached", which said neither that the folder was read-only to this user nor whom to ask or what to change)
+  for (const [errno, why] of [['EROFS', 'is on a read-only file system'], ['EACCES', 'is not writable (permission denied)']] as const) {
+    it(`${errno}: a damaged entry there is extracted anew and returned uncached, saying the folder is read-only, whom to ask and which option to point elsewhere; the entry is left as it was`, async () => {
+      const c = await cacheWithEntry();
+      rmSync(join(c.entry, 'train_betas.npy'));
+      inject.errno.set(c.dir, errno);
+      const before = snapshot(c.dir);
+      const again = await c.extract();
+      expect(again.fromCache).toBe(false);
+      expect(c.sessionsRead()).toBe(1);
+      expect(again.notCached).toBe(readOnlyDamaged(c.dir, c.entry, why, 'cacheDir'));
+      expect(snapshot(c.dir)).toEqual(before);
+    });
+  }
+
+  it('so says nsd extract, naming --cache, and the extract stage of encode, naming nsd.cacheDir', async () => {
     const c = await cacheWithEntry();
     rmSync(join(c.entry, 'train_betas.npy'));
-    inject.errno.set(c.dir, 'EROFS');
+    inject.noWrite.set(c.dir, 'EROFS');
     const before = snapshot(c.dir);
-    const again = await c.extract();
-    expect(again.fromCache).toBe(false);
-    expect(c.sessionsRead()).toBe(1);
-    expect(again.notCached).toBe(
-      `${c.dir} is on a read-only file system: its damaged entry ${c.entry} (train_betas.npy: file not found) could not be replaced, and this extraction was not cached`,
-    );
+    const out = join(mini.tmp, `ex-ro-damaged-${folders}`);
+    const program = new Command().exitOverride();
+    registerNsdCommand(program);
+    const args = ['nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', out];
+    const printed = await stderrOf(() => program.parseAsync(['node', 'brainlatent', ...args]));
+    expect(printed.split('\n').filter((l) => l.includes('cache'))).toEqual([`extraction cache: ${readOnlyDamaged(c.dir, c.entry, 'is on a read-only file system', '--cache')}`]);
+    expect(existsSync(join(out, 'train_betas.npy'))).toBe(true);
+    const config = resolveEncodeConfig({ out: join(mini.tmp, `run-ro-damaged-${folders}`), nsd: { root: mini.root, subject: 1, roi: 'streams:early', sessions: '1', zscore: 'none', averageTrain: false, cacheDir: c.dir }, featureSets: [{ name: 'f', kind: 'file', path: join(mini.tmp, 'f.npy') }] });
+    const summary = (await encodeStages(config).find((s) => s.id === 'extract')!.run({ progress: () => undefined })).summary!;
+    expect(summary.cacheNotWritten).toEqual([readOnlyDamaged(c.dir, c.entry, 'is on a read-only file system', 'nsd.cacheDir')]);
     expect(snapshot(c.dir)).toEqual(before);
   });
 
@@ -477,7 +516,7 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
       const ex = await brainlatent('nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', join(out, 'ex'));
       // (before: "FileAccessError: --cache: … cannot be replaced, so nothing was extracted: its owner can remove it", rc 1)
       expect(ex.status).toBe(0);
-      expect(ex.stderr.split('\n').filter((l) => l.includes('cache'))).toEqual([`extraction cache: ${notReplaced(c.entry, 'train_betas.npy: file not found', why, 0)}`]);
+      expect(ex.stderr.split('\n').filter((l) => l.includes('cache'))).toEqual([`extraction cache: ${notReplaced(c.entry, 'train_betas.npy: file not found', why, 0, '--cache')}`]);
       expect(ex.stdout).toMatch(/\nextracted in /);
       expect(readFileSync(join(out, 'ex', 'train_betas.npy'))).toEqual(betas);
       expect(snapshot(c.dir)).toEqual(before);

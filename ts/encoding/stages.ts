@@ -64,6 +64,8 @@ export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, '
     averageTest: true,
     divisor: c.nsd.divisor,
     cacheDir: c.nsd.cacheDir ?? join(c.out, 'cache'),
+    // (the config's field, which a message about the cache names where it says to point it elsewhere)
+    cacheLabel: 'nsd.cacheDir',
   };
 }
 

@@ -475,6 +475,16 @@ export async function undeletable(entry: string): Promise<string | null> {
 }
 
 /**
+ * The system error behind a write that was refused permission (EACCES, EPERM): `e` itself, or the cause of the
+ * writer's InvalidArgumentError naming the path (atomicWrite's describeWriteError); null for any other failure.
+ */
+export function permissionRefusal(e: unknown): NodeJS.ErrnoException | null {
+  const system = (x: unknown) => (/^E[A-Z]+$/.test(String((x as NodeJS.ErrnoException | null)?.code)) ? (x as NodeJS.ErrnoException) : null);
+  const err = system(e) ?? system((e as Error | null)?.cause);
+  return err?.code === 'EACCES' || err?.code === 'EPERM' ? err : null;
+}
+
+/**
  * What keeps this process from deleting the files of `entry`, or null when nothing does (or the entry is gone): the
  * cache folder's sticky bit (stickyDenies: another user's entry), a folder of it it may not write into or enter
  * (EACCES, EPERM: another user's), or a read-only file system (`readOnlyFs`: nobody can, its owner included). `why`

@@ -15,7 +15,7 @@ import { allInOrder } from '../allInOrder.js';
 import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
 import { assertHdf5Layout, availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
-import { deletionBlocker, entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries } from './cache.js';
+import { deletionBlocker, entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, permissionRefusal, removeReplacedEntries } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
 import { describeFiles, readNsdExtraction, writeExtractionFolder, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 import { maskGridMismatch } from './grid.js';
@@ -63,6 +63,11 @@ export interface NsdExtractOptions {
    * (another user's, which this user may not delete: in a sticky shared folder, mode 1777, or a folder of theirs).
    */
   cacheDir?: string;
+  /**
+   * How the cache's messages name the option that sets `cacheDir`, where they say to point it elsewhere (`notCached`):
+   * `nsd extract` gives '--cache', encode's and reconstruct's extract stages 'nsd.cacheDir'. Default 'cacheDir'.
+   */
+  cacheLabel?: string;
   /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores): 1..64. Default 2. */
   concurrency?: number;
   onProgress?: (event: { session: number; done: number; total: number; path: string }) => void;
@@ -75,7 +80,7 @@ export interface NsdExtractOptions {
 
 /** Every key of NsdExtractOptions: a misspelt one (averageTrian) is refused, not ignored with its default used. */
 const EXTRACT_OPTION_KEYS = [
-  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress', 'signal',
+  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'cacheLabel', 'concurrency', 'onProgress', 'signal',
 ] as const satisfies readonly (keyof NsdExtractOptions)[];
 
 /**
@@ -136,12 +141,12 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   if (cacheEntry && o.cacheDir) {
     const cached = await loadCacheEntry(cacheEntry, key);
     if (cached && 'damage' in cached && readOnly !== null) {
-      notCached = `${readOnly}: its damaged entry ${cacheEntry} (${cached.damage}) could not be replaced, and this extraction was not cached`;
+      notCached = await readOnlyDamaged(o.cacheDir, cacheEntry, cached.damage, readOnly, o.cacheLabel);
     } else if (cached && 'damage' in cached) {
       // (one this user cannot delete, another user's: known now, before the work, and left as it is, as in a
       // read-only cache folder; the extraction is still used)
       const blocker = await deletionBlocker(cacheEntry);
-      if (blocker !== null) notCached = await unreplaceable(cacheEntry, cached.damage, blocker);
+      if (blocker !== null) notCached = await unreplaceable(cacheEntry, cached.damage, blocker, o.cacheLabel);
       else damaged = { path: cacheEntry, bytes: await folderBytes(cacheEntry), why: `damaged (${cached.damage}); extracted again and written in its place`, damage: cached.damage };
     } else if (cached) return cached;
   }
@@ -254,7 +259,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
       // not thrown away for it; the entry, still there and still damaged, is left as it is)
       const refused = damaged ? await refusedReplacement(cacheEntry, key, e) : null;
       if (refused === null || damaged === null) throw e;
-      result.notCached = await unreplaceable(cacheEntry, damaged.damage, { why: refused, readOnlyFs: false });
+      result.notCached = await unreplaceable(cacheEntry, damaged.damage, { why: refused, readOnlyFs: false }, o.cacheLabel);
       return result;
     }
     // the entries it replaces (of an earlier version of a file it has just read) can never be loaded again: they go,
@@ -385,12 +390,25 @@ async function loadCacheEntry(entry: string, key: string): Promise<NsdExtraction
  * wrong with it, why it stays, and what to do. Replacing it is for its owner or the cache's admin; on a read-only
  * file system, nobody's.
  */
-async function unreplaceable(entry: string, damage: string, blocker: { why: string; readOnlyFs: boolean }): Promise<string> {
+async function unreplaceable(entry: string, damage: string, blocker: { why: string; readOnlyFs: boolean }, label: string): Promise<string> {
   const owner = blocker.readOnlyFs ? undefined : (await stat(entry).catch(() => null))?.uid;
   const remedy = blocker.readOnlyFs
-    ? 'give another cache folder to cache it'
-    : `ask its owner${owner === undefined ? '' : ` (uid ${owner})`} or the cache's admin to remove it, or give another cache folder`;
+    ? `point ${label} at a writable folder to cache it`
+    : `ask its owner${owner === undefined ? '' : ` (uid ${owner})`} or the cache's admin to remove it, or point ${label} at another cache folder`;
   return `its damaged entry ${entry} (${damage}) could not be replaced: ${blocker.why}, so this extraction was not cached; ${remedy}`;
+}
+
+/**
+ * The notCached line for the damaged entry `entry` (`damage`) of a cache folder `dir` this user may not write in
+ * (`readOnly`: notWritable's words): that the folder is read-only, and what to do — have the folder's owner remove
+ * the entry (the next extraction there then caches it), or point `label` at a folder this user can write in.
+ */
+async function readOnlyDamaged(dir: string, entry: string, damage: string, readOnly: string, label: string): Promise<string> {
+  const owner = (await stat(dir).catch(() => null))?.uid;
+  return (
+    `the cache folder is read-only to this user (${readOnly}): its damaged entry ${entry} (${damage}) could not be replaced, so this extraction was not cached; ` +
+    `ask whoever owns ${dir}${owner === undefined ? '' : ` (uid ${owner})`} to remove that entry, or point ${label} at a writable folder`
+  );
 }
 
 /**
@@ -399,10 +417,8 @@ async function unreplaceable(entry: string, damage: string, blocker: { why: stri
  * still damaged; null for any other failure (thrown as it was).
  */
 async function refusedReplacement(entry: string, key: string, e: unknown): Promise<string | null> {
-  // (the system's error, or the cause of the writer's InvalidArgumentError naming the path)
-  const system = (x: unknown) => (/^E[A-Z]+$/.test(String((x as NodeJS.ErrnoException | null)?.code)) ? (x as NodeJS.ErrnoException) : null);
-  const err = system(e) ?? system((e as Error | null)?.cause);
-  if (err?.code !== 'EACCES' && err?.code !== 'EPERM') return null;
+  const err = permissionRefusal(e);
+  if (err === null) return null;
   if ((await inspectEntry(entry, key).catch(() => null))?.damage == null) return null;
   return `this user may not replace it (${err.syscall ?? 'write'}: ${err.code})`;
 }
@@ -472,8 +488,11 @@ function normalize(opts: NsdExtractOptions): Normalized {
     throw new InvalidArgumentError(`extractNsd divisor: expected a finite number > 0, got ${describeNumber(divisor)}`);
   }
   const concurrency = opts.concurrency === undefined ? 2 : checkInteger(opts.concurrency, 'concurrency', 'extractNsd', 1, MAX_EXTRACT_CONCURRENCY);
+  const cacheLabel = opts.cacheLabel === undefined ? 'cacheDir' : opts.cacheLabel;
+  if (typeof cacheLabel !== 'string' || cacheLabel === '') throw new InvalidArgumentError(`extractNsd cacheLabel: expected the name of the cache folder's option (a string), got ${describeNumber(cacheLabel)}`);
   return {
     ...opts,
+    cacheLabel,
     zscore,
     ddof,
     format,

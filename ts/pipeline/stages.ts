@@ -90,6 +90,8 @@ export function extractOptions(c: ReconstructConfig, t: 'z' | 'c'): NsdExtractOp
     averageTrain: d.averageTrain,
     averageTest: true,
     cacheDir: c.nsd.cacheDir ?? join(c.out, 'cache'),
+    // (the config's field, which a message about the cache names where it says to point it elsewhere)
+    cacheLabel: 'nsd.cacheDir',
   };
 }
 

@@ -206,6 +206,7 @@ See docs/data.md.`,
         format,
         divisor,
         cacheDir: flags.cache === false ? undefined : flags.cache,
+        cacheLabel: '--cache',
         onProgress: (e) => bar.update(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }),
         signal: ac.signal,
       }).catch((e: unknown) => {
