@@ -5,7 +5,7 @@
  * a miss, computed again and written whole in its place, said in one line; an entry of a newer brainlatent, or one
  * this process cannot read, is refused, naming the file, and left as it is.
  */
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -185,16 +185,18 @@ describe('a shared-features entry read from the cache', () => {
     expect(readdirSync(cache)).toEqual([fresh.key]);
   }, 120_000);
 
-  it('damaged, where it cannot be replaced (a read-only file system), is refused before its computation, and left as it is', async () => {
+  it('damaged, in a read-only cache folder, with no folder given for uncached features: refused before its computation, and left as it is', async () => {
     const { cache, entry, why } = await cacheWithHalfData('erofs');
     const err = await ensure(cache).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(FileAccessError);
     expect(err).toMatchObject({ errno: 'EROFS', path: entry });
+    // (with a folder for them, the features are computed uncached: sharedFeaturesUncached.test.ts)
     expect((err as Error).message).toBe(
-      `${entry}: the shared features entry is damaged (${why}) and cannot be replaced (its files cannot be deleted (its folder: EROFS, a read-only ` +
-        `file system)), so nothing was computed: use another cache folder`,
+      `shared features entry ${entry} is damaged (${why}) and could not be replaced: the cache folder is read-only to this user (${cache} is on a read-only file system), ` +
+        `so nothing was computed (no folder was given for features computed uncached); ask whoever owns ${cache} (uid ${statSync(cache).uid}) to remove it, ` +
+        `or point the batch manifest's out at a writable folder`,
     );
-    // nothing computed (no computed.log), the lock released, the entry as it was
+    // nothing computed (no computed.log), no lock tried, the entry as it was
     expect(readdirSync(cache)).toEqual([fresh.key]);
   }, 120_000);
 });

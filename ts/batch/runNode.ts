@@ -5,7 +5,7 @@
  * it ran (the shard's job is not told that they ran again). Markers are written last, so an interrupted job is redone.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -255,32 +255,44 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
     const had = (await readStageMarker(config, stage))?.summary?.sharedFeatures as typeof keys | undefined;
     if (had?.z === keys.z && had?.c === keys.c) return { status: 'skipped', seconds: seconds() };
   }
-  const z = await sf.ensureEntry(dir, recipes.z, ids, (f, m) => ctl.progress(f / 2, m), ctl.signal);
-  const c = await sf.ensureEntry(dir, recipes.c, ids, (f, m) => ctl.progress(0.5 + f / 2, m), ctl.signal);
-  await sf.assertEntryIds(z, ids);
-  await sf.assertEntryIds(c, ids);
-  const files: [string, string][] = [];
-  let summary: Record<string, unknown>;
-  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
-  if (consumer.kind === 'reconstruct') {
-    const p = paths(config.out);
-    files.push([z.data, p.zFeatures], [c.data, p.cFeatures], [z.ids, p.featureIds]);
-    summary = { images: ids.length, zDim: size(z.shape), cDim: size(c.shape) };
-  } else {
-    const { encodePaths } = await import('../encoding/runPaths.js');
-    const p = encodePaths(config.out);
-    files.push([z.data, p.embedZ], [c.data, p.embedC], [z.ids, p.embedIds]);
-    await writeJsonAtomic(p.embedShapes, { z: z.shape, c: c.shape });
-    summary = { images: ids.length, z: z.shape, c: c.shape };
+  // an entry the cache cannot take (a damaged one this user cannot replace, a read-only cache folder) is computed
+  // for this analysis alone, into a folder of its run folder, linked from there like an entry, then removed
+  const uncached = join(config.out, UNCACHED_FEATURES);
+  try {
+    const z = await sf.ensureEntry(dir, recipes.z, ids, (f, m) => ctl.progress(f / 2, m), ctl.signal, uncached);
+    const c = await sf.ensureEntry(dir, recipes.c, ids, (f, m) => ctl.progress(0.5 + f / 2, m), ctl.signal, uncached);
+    await sf.assertEntryIds(z, ids);
+    await sf.assertEntryIds(c, ids);
+    const files: [string, string][] = [];
+    let summary: Record<string, unknown>;
+    const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    if (consumer.kind === 'reconstruct') {
+      const p = paths(config.out);
+      files.push([z.data, p.zFeatures], [c.data, p.cFeatures], [z.ids, p.featureIds]);
+      summary = { images: ids.length, zDim: size(z.shape), cDim: size(c.shape) };
+    } else {
+      const { encodePaths } = await import('../encoding/runPaths.js');
+      const p = encodePaths(config.out);
+      files.push([z.data, p.embedZ], [c.data, p.embedC], [z.ids, p.embedIds]);
+      await writeJsonAtomic(p.embedShapes, { z: z.shape, c: c.shape });
+      summary = { images: ids.length, z: z.shape, c: c.shape };
+    }
+    for (const [src, dest] of files) await sf.linkInto(src, dest);
+    const outputs = [...files.map(([, d]) => d), ...(consumer.kind === 'encode' ? [(await import('../encoding/runPaths.js')).encodePaths(config.out).embedShapes] : [])].map((f) => relative(config.out, f));
+    const computedHere = [z, c].filter((e) => e.computed).map((e) => e.key);
+    // (what computed it: the process that computed each entry, as the entry records it, whichever job that was)
+    const ranWithParts = { z: z.ranWith ?? null, c: c.ranWith ?? null };
+    await markStage(config, { stage, seconds: seconds(), outputs, summary: { ...summary, sharedFeatures: keys, computedHere }, inputs, ranWithParts });
+    // (why an entry was computed here uncached: the job's warnings, which batch status shows)
+    const warnings = [z, c].flatMap((e) => (e.notCached ? [e.notCached] : []));
+    return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere, ...(warnings.length ? { warnings } : {}) } };
+  } finally {
+    await rm(uncached, { recursive: true, force: true });
   }
-  for (const [src, dest] of files) await sf.linkInto(src, dest);
-  const outputs = [...files.map(([, d]) => d), ...(consumer.kind === 'encode' ? [(await import('../encoding/runPaths.js')).encodePaths(config.out).embedShapes] : [])].map((f) => relative(config.out, f));
-  const computedHere = [z, c].filter((e) => e.computed).map((e) => e.key);
-  // (what computed it: the process that computed each entry, as the entry records it, whichever job that was)
-  const ranWithParts = { z: z.ranWith ?? null, c: c.ranWith ?? null };
-  await markStage(config, { stage, seconds: seconds(), outputs, summary: { ...summary, sharedFeatures: keys, computedHere }, inputs, ranWithParts });
-  return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere } };
 }
+
+/** The folder of a run folder where a features job computes an entry the shared cache cannot take, removed once linked. */
+export const UNCACHED_FEATURES = '.shared-features-uncached';
 
 /**
  * The betas job's warnings: for each extraction that reads every session with betas (no sessions given), a
@@ -455,20 +467,24 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
     }
     case 'sharedFeatures': {
       // one entry per distinct list of images among the analyses (one, unless their extractions differ)
-      const { ensureEntry, plannedConsumerIds } = await import('./sharedFeatures.js');
+      const { fillEntry, plannedConsumerIds } = await import('./sharedFeatures.js');
       const lists = new Map<string, Int32Array>();
       for (const c of w.consumers) {
         const ids = await plannedConsumerIds(c);
         lists.set(ids.join(), ids);
       }
       const entries: string[] = [];
+      const warnings: string[] = [];
       let computed = 0;
       for (const [i, ids] of [...lists.values()].entries()) {
-        const e = await ensureEntry(w.dir, w.recipe, ids, (f, m) => ctl.progress((i + f) / lists.size, m), ctl.signal);
+        // (one the cache cannot take is not computed here: each analysis's features job computes its own)
+        const e = await fillEntry(w.dir, w.recipe, ids, (f, m) => ctl.progress((i + f) / lists.size, m), ctl.signal);
         entries.push(e.key);
-        if (e.computed) computed++;
+        if (!('dir' in e)) warnings.push(e.notCached);
+        else if (e.computed) computed++;
       }
-      return { status: computed ? 'done' : 'skipped', seconds: seconds(), summary: { entries, computed, consumers: w.consumers.map((c) => c.config.out) } };
+      const summary = { entries, computed, consumers: w.consumers.map((c) => c.config.out), ...(warnings.length ? { warnings } : {}) };
+      return { status: computed ? 'done' : 'skipped', seconds: seconds(), summary };
     }
     case 'featuresLink':
       return linkSharedFeatures(w, ctl, seconds);

@@ -8,7 +8,8 @@
  * two jobs that need an entry not there yet (a shared job and a features-link job) do not both compute it.
  * An entry is checked when read, as the NSD extraction cache checks its own (ts/nsd/cache.ts): a damaged one is a miss,
  * computed again and written whole in its place by its lock's holder; one of a newer brainlatent, or one this process
- * cannot read, is refused and left as it is.
+ * cannot read, is refused and left as it is. A damaged one this user cannot replace (or one in a cache folder it may
+ * not write in) is left as it is too, and each job that needs it computes its own, uncached (ensureEntry's uncachedDir).
  *
  * The key is what determines the bytes: the recipe (model folder, image side, posterior mode and seed, caption
  * source, images per model call — the text encoder sees one call's captions together —, ONNX Runtime provider,
@@ -30,7 +31,8 @@ import { fileOpenError } from '../io/byteStream.js';
 import { readIntVectorNpy, readNpyHeader, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { selectTestImages } from '../pipeline/testSubset.js';
-import { entryReadProblem, undeletable, type EntryUnreadable } from '../nsd/cache.js';
+import { deletionBlocker, entryReadProblem, permissionRefusal, type EntryUnreadable } from '../nsd/cache.js';
+import { readOnlyFolder } from '../io/outputProblem.js';
 import { cocoCaptionsPath, stimInfoPath, stimuliPath } from '../nsd/paths.js';
 
 /** How ONNX Runtime runs the model: part of the key (threads, providers and 'lean' memory's graph optimization may change the last bits). */
@@ -147,6 +149,11 @@ export interface FeatureEntry {
   computed: boolean;
   /** What computed it (EntryRecord.ranWith); null for an entry from before it was recorded. */
   ranWith: Record<string, string> | null;
+  /**
+   * Set when the cache could not take it (ensureEntry): why, naming the cache's entry and what to do, in one line;
+   * its files (`dir`) are then the caller's uncached copy, not the cache's.
+   */
+  notCached?: string;
 }
 
 interface EntryRecord {
@@ -408,39 +415,151 @@ export async function lockEntry(dir: string, key: string, progress: Progress, si
  * one said through `progress`) computed and published whole (a folder renamed into place, over a damaged one;
  * `computed.log` in `dir` gets a line per computation). One process computes an entry
  * at a time (the VAE or text encoder over every image): another that needs it meanwhile waits, then reads it.
+ *
+ * Where the cache cannot take the entry — a damaged one this user cannot replace (another user's, in a sticky
+ * folder or a folder of theirs; a read-only file system: deletionBlocker; or its move aside refused, EACCES/EPERM),
+ * or a cache folder this user may not write in (a read-only mount), where nothing can be locked or published — the
+ * entry there is left as it is and the features are computed for this job alone, into `<uncachedDir>/<key>/` (a
+ * folder of the caller's: an analysis's run folder), and the result says why in `notCached` (one line: the entry,
+ * why it stays, what to do). Without `uncachedDir` that is a FileAccessError (before the computation, unless the
+ * refusal came at its publication).
  */
-export async function ensureEntry(dir: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress = () => {}, signal?: AbortSignal): Promise<FeatureEntry> {
-  const key = await entryKey(recipe, ids);
-  const have = await readEntry(dir, key, ids.length);
-  if (have && !('damage' in have)) return have;
-  const lock = await lockEntry(dir, key, progress, signal);
-  try {
-    // published by the process this one waited for; a damaged one is replaced by its lock's holder only, once said
-    const now = await readEntry(dir, key, ids.length);
-    if (now && !('damage' in now)) return now;
-    if (now) {
-      // (replaced whole once computed: refused now if this user cannot, not after the VAE or text encoder's pass)
-      const denied = await undeletable(join(dir, key));
-      if (denied !== null) {
-        throw new FileAccessError(
-          `${join(dir, key)}: the shared features entry is damaged (${now.damage}) and cannot be replaced (${denied}), so nothing was computed: use another cache folder`,
-          /\b(EROFS|EACCES)\b/.exec(denied)?.[1] ?? 'EPERM',
-          { path: join(dir, key) },
-        );
-      }
-      progress(0, `shared features entry ${join(dir, key)} is damaged (${now.damage}): computing it again`);
-    }
-    return await computeEntry(dir, key, recipe, ids, progress, signal);
-  } finally {
-    await lock.release();
-  }
+export async function ensureEntry(
+  dir: string,
+  recipe: FeatureRecipe,
+  ids: Int32Array,
+  progress: Progress = () => {},
+  signal?: AbortSignal,
+  uncachedDir?: string,
+): Promise<FeatureEntry> {
+  const got = await ensureOrUncached(dir, recipe, ids, progress, signal, uncachedDir ?? null);
+  if ('entry' in got) return got.entry;
+  // (only without uncachedDir)
+  throw new FileAccessError(`${got.what}, so nothing was computed (no folder was given for features computed uncached); ${got.remedy}`, got.errno, { path: join(dir, got.key) });
 }
 
-async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress, signal?: AbortSignal): Promise<FeatureEntry> {
+/** What the cache could not take: the entry's key and the warning line (`notCached`: the entry, why it stays, what to do). */
+export interface EntryNotCached {
+  key: string;
+  notCached: string;
+}
+
+/**
+ * The shared job's ensureEntry: where the cache cannot take the entry, nothing is computed (nobody could read it:
+ * each analysis that needs it computes its own, into its run folder) and its `notCached` line comes back instead;
+ * a computation whose publication was refused at the end is dropped the same way.
+ */
+export async function fillEntry(dir: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress = () => {}, signal?: AbortSignal): Promise<FeatureEntry | EntryNotCached> {
+  const got = await ensureOrUncached(dir, recipe, ids, progress, signal, null);
+  if ('entry' in got) return got.entry;
+  const done = got.computed ? 'what this job computed was not kept' : 'it was not computed here';
+  return { key: got.key, notCached: `${got.what}, so ${done}: each analysis that needs it computes its own, uncached; ${got.remedy}` };
+}
+
+type Computed = { data: Float32Array; shape: number[]; ranWith: Record<string, string>; seconds: number };
+
+async function ensureOrUncached(
+  dir: string,
+  recipe: FeatureRecipe,
+  ids: Int32Array,
+  progress: Progress,
+  signal: AbortSignal | undefined,
+  uncachedDir: string | null,
+): Promise<{ entry: FeatureEntry } | (Refusal & { key: string; computed: boolean })> {
+  const key = await entryKey(recipe, ids);
+  const entry = join(dir, key);
+  const have = await readEntry(dir, key, ids.length);
+  if (have && !('damage' in have)) return { entry: have };
+  // a cache folder this user may not write in (a read-only mount, another user's): no lock can be taken there, and
+  // nothing published; what it holds intact is served (above)
+  const readOnly = await readOnlyFolder(dir);
+  let refused: Refusal | null = null;
+  let computed: Computed | null = null;
+  if (readOnly !== null) {
+    refused = await readOnlyRefusal(dir, entry, have?.damage ?? null, readOnly);
+  } else {
+    const lock = await lockEntry(dir, key, progress, signal);
+    try {
+      // published by the process this one waited for; a damaged one is replaced by its lock's holder only, once said
+      const now = await readEntry(dir, key, ids.length);
+      if (now && !('damage' in now)) return { entry: now };
+      if (now) {
+        // (one this user cannot delete: known now, before the VAE or text encoder's pass, and left as it is)
+        const blocker = await deletionBlocker(entry);
+        if (blocker !== null) refused = await unreplaceable(entry, now.damage, blocker.why, blocker.readOnlyFs ? 'EROFS' : 'EPERM');
+        else progress(0, `shared features entry ${entry} is damaged (${now.damage}): computing it again`);
+      }
+      if (refused === null) {
+        computed = await computeFeatures(recipe, ids, progress, signal);
+        try {
+          return { entry: await publishEntry(dir, key, recipe, ids, computed) };
+        } catch (e) {
+          // (its move aside refused where the checks foresaw nothing, the entry still there and damaged: the
+          // computation is not thrown away for it; any other failure is thrown as it was)
+          const denied = permissionRefusal(e);
+          const still = denied ? await readEntry(dir, key, ids.length).catch(() => null) : null;
+          if (!denied || still === null || !('damage' in still)) throw e;
+          refused = await unreplaceable(entry, still.damage, `this user may not replace it (${denied.syscall ?? 'write'}: ${denied.code})`, denied.code!);
+        }
+      }
+    } finally {
+      await lock.release();
+    }
+  }
+  // (set on every path that reaches here: the others returned or threw)
+  const why = refused!;
+  if (uncachedDir === null) return { key, ...why, computed: computed !== null };
+  // (outside the entry's lock: another job that needs it finds the same and computes its own)
+  computed ??= await computeFeatures(recipe, ids, progress, signal);
+  const own = await publishEntry(uncachedDir, key, recipe, ids, computed, { log: false });
+  return { entry: { ...own, notCached: `${why.what}, so this job computed its features without caching them; ${why.remedy}` } };
+}
+
+/**
+ * Why the cache cannot take an entry, in the words of the warning line (`<what>, so <what became of the features>;
+ * <remedy>`), and the errno behind it.
+ */
+interface Refusal {
+  /** 'shared features entry <entry> is damaged (<damage>) and could not be replaced: <why>'. */
+  what: string;
+  /** Whom to ask to remove it (after which the next job that needs it computes and caches it), or what else to do. */
+  remedy: string;
+  errno: string;
+}
+
+/** The damaged entry `entry` (`damage`) stays: `why` (deletionBlocker's phrase, or the refused rename). */
+async function unreplaceable(entry: string, damage: string, why: string, errno: string): Promise<Refusal> {
+  const owner = (await stat(entry).catch(() => null))?.uid;
+  // (on a read-only file system nobody can remove it there: its owner is no remedy)
+  const remedy =
+    errno === 'EROFS'
+      ? `have it removed where that file system is writable, or point the batch manifest's out at a writable folder`
+      : `ask its owner${owner === undefined ? '' : ` (uid ${owner})`} or whoever owns ${dirname(entry)} to remove it`;
+  return { what: `shared features entry ${entry} is damaged (${damage}) and could not be replaced: ${why}`, remedy, errno };
+}
+
+/** The same for a cache folder this user may not write in (`readOnly`: notWritable's words), the entry damaged or missing. */
+async function readOnlyRefusal(dir: string, entry: string, damage: string | null, readOnly: string): Promise<Refusal> {
+  const owner = (await stat(dir).catch(() => null))?.uid;
+  const whose = `whoever owns ${dir}${owner === undefined ? '' : ` (uid ${owner})`}`;
+  const errno = /read-only file system/.test(readOnly) ? 'EROFS' : 'EACCES';
+  const folder = `the cache folder is read-only to this user (${readOnly})`;
+  return damage === null
+    ? { what: `shared features entry ${entry} could not be written: ${folder}`, remedy: `ask ${whose} to make it writable, or point the batch manifest's out at a writable folder`, errno }
+    : { what: `shared features entry ${entry} is damaged (${damage}) and could not be replaced: ${folder}`, remedy: `ask ${whose} to remove it, or point the batch manifest's out at a writable folder`, errno };
+}
+
+/** The features of `recipe` over `ids`: the VAE or text encoder's pass, with what ran it (EntryRecord.ranWith). */
+async function computeFeatures(recipe: FeatureRecipe, ids: Int32Array, progress: Progress, signal?: AbortSignal): Promise<Computed> {
   const t0 = performance.now();
   const { recordingOrtUse } = await import('../native/ortUse.js');
   const { value: r, uses } = await recordingOrtUse(() => (recipe.part === 'z' ? computeZ(recipe, ids, progress, signal) : computeC(recipe, ids, progress, signal)));
   const ranWith = (await import('../pipeline/runVersions.js')).stageVersions(uses);
+  return { data: r.data, shape: r.shape, ranWith, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Writes entry `key` under `dir` whole (a folder renamed into place, over what was there); `computed.log` gets a line unless `log` is false (an uncached entry's). */
+async function publishEntry(dir: string, key: string, recipe: FeatureRecipe, ids: Int32Array, r: Computed, options: { log?: boolean } = {}): Promise<FeatureEntry> {
   const rec: EntryRecord = {
     format: ENTRY_FORMAT,
     version: ENTRY_VERSION,
@@ -448,17 +567,17 @@ async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids
     recipe,
     images: ids.length,
     shape: r.shape,
-    seconds: (performance.now() - t0) / 1000,
+    seconds: r.seconds,
     createdAt: new Date().toISOString(),
-    ranWith,
+    ranWith: r.ranWith,
   };
   await withAtomicDir(join(dir, key), async (tmp) => {
     await writeNpy(join(tmp, 'data.npy'), r.data, [ids.length, size(r.shape)]);
     await writeNpy(join(tmp, 'ids.npy'), ids, [ids.length]);
     await writeJsonAtomic(join(tmp, 'entry.json'), rec);
   });
-  await appendFile(join(dir, 'computed.log'), `${key} ${process.pid} ${ids.length}\n`);
-  return entryOf(dir, key, r.shape, true, ranWith);
+  if (options.log !== false) await appendFile(join(dir, 'computed.log'), `${key} ${process.pid} ${ids.length}\n`);
+  return entryOf(dir, key, r.shape, true, r.ranWith);
 }
 
 /** The 73k ids whose features an analysis's features stage computes, from its extract stage's ids file. */
