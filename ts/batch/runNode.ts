@@ -180,23 +180,45 @@ async function ranWith(uses: readonly OrtUse[]): Promise<Record<string, string>>
 
 /**
  * Rewrites run.json's `stageVersions` from the stage markers of the job's analysis (its stage ids: a reconstruction's
- * STAGES, an encoding's encodeStages), after each of its jobs but a shard's, run or skipped: jobs of one folder may
- * end side by side, but the analysis's last job (its report) ends after all the others and writes the whole account.
+ * STAGES, an encoding's encodeStages), after each of its jobs but a shard's, run or skipped, and drops a `failed`
+ * record of the job's stage. Jobs of one folder may end side by side: the rewrites take run.json's lock (runRecord.ts),
+ * so the last one reads every marker written before it, and none is lost.
  */
 async function recordRunStages(node: BatchNode): Promise<void> {
+  if (node.work.kind === 'shard') return;
+  const of = await analysisStages(node);
+  if (of === null) return;
+  await (await import('../pipeline/runRecord.js')).recordStageVersions(of.config, of.stages, node.stage);
+}
+
+/**
+ * Records in run.json that the job's stage failed (or was stopped), with its error: `failed` (an img2img shard's as
+ * `img2img[<shard>]`), and `stageVersions` from the markers of the analysis's other stages. Jobs of no analysis
+ * (betas, shared features) record nothing there.
+ */
+async function recordRunFailed(node: BatchNode, e: unknown): Promise<void> {
+  const of = await analysisStages(node);
+  if (of === null) return;
+  const stage = node.shard ? `${node.stage}[${node.shard}]` : node.stage;
+  // (its own marker, if any, is an earlier run's)
+  await (await import('../pipeline/runRecord.js')).recordRunFailure(of.config, of.stages.filter((s) => s !== node.stage), stage, e);
+}
+
+/** The analysis whose run folder a job works in, and its stage ids (a reconstruction's STAGES, an encoding's encodeStages); null for a subject's jobs. */
+async function analysisStages(node: BatchNode): Promise<{ config: { out: string }; stages: readonly string[] } | null> {
   const w = node.work;
   const analysis =
-    w.kind === 'stage' || w.kind === 'merge'
+    w.kind === 'stage' || w.kind === 'merge' || w.kind === 'shard'
       ? { kind: 'reconstruct' as const, config: w.config }
       : w.kind === 'encodeStage'
         ? { kind: 'encode' as const, config: w.config }
         : w.kind === 'featuresLink'
           ? w.consumer
           : null;
-  if (analysis === null) return;
+  if (analysis === null) return null;
   const { STAGES } = await runFolder();
   const stages = analysis.kind === 'reconstruct' ? STAGES : (await import('../encoding/stages.js')).encodeStages(analysis.config).map((s) => s.id);
-  await (await import('../pipeline/stageVersions.js')).recordStageVersions(analysis.config, stages);
+  return { config: analysis.config, stages };
 }
 
 /** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
@@ -324,7 +346,14 @@ async function readOnlyCaches(extractions: readonly { cacheDir?: string }[]): Pr
 export function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
   return withModelRoots(node.modelRoots ?? [], () =>
     withJobFolder(node, ctl.runnerLocks, async () => {
-      const r = await runNodeWork(node, ctl);
+      let r: NodeResult;
+      try {
+        r = await runNodeWork(node, ctl);
+      } catch (e) {
+        // run.json says which stage failed and how (a retry that succeeds, or the extract job reclaiming the folder, clears it)
+        await recordRunFailed(node, e);
+        throw e;
+      }
       await recordRunStages(node);
       return r;
     }),

@@ -11,11 +11,12 @@ import { EncodeConfigSchema, resolveEncodeConfig, type EncodeConfig, type Encode
 import { InvalidArgumentError } from '../errors.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
-import { recordingOrtUse } from '../native/ortUse.js';
+import { ortUsesSoFar, recordingOrtUse } from '../native/ortUse.js';
 import { configHash } from '../pipeline/config.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
 import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
 import { ortVersions, runVersions } from '../pipeline/runVersions.js';
+import { recordRunFailure } from '../pipeline/runRecord.js';
 import { stageVersionsSummary } from '../pipeline/stageVersions.js';
 import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
 import { planStages, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
@@ -203,6 +204,8 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       signal: options.signal,
       what: 'encode',
       onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, detail: p.message ?? '' })),
+      // run.json says where and how it failed, and what computed the stages that finished
+      onFailure: (stage, e, finished) => recordRunFailure(c, finished, stage, e, { ...runVersions(), ...ortVersions(ortUsesSoFar()) }),
     }),
   );
   // the ONNX Runtime this run's stages ran z, c and the U-Net on ('not used' when none ran one), and what computed

@@ -42,3 +42,8 @@ export async function recordingOrtUse<T>(fn: () => Promise<T>): Promise<{ value:
   const value = await scopes.run(scope, fn);
   return { value, uses: scope.uses };
 }
+
+/** The ONNX Runtimes the work around this call has run models on so far (within recordingOrtUse; none outside): a failed run's record. */
+export function ortUsesSoFar(): OrtUse[] {
+  return [...(scopes.getStore()?.uses ?? [])];
+}

@@ -9,7 +9,7 @@ import { checkControl } from '../callbackOptions.js';
 import type { FieldFlags } from '../config/fieldNames.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
-import { recordingOrtUse } from '../native/ortUse.js';
+import { ortUsesSoFar, recordingOrtUse } from '../native/ortUse.js';
 import { checkInteger } from '../ridge/options.js';
 import { unetEvaluationsPerImage } from '../sd/samplingOptions.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
@@ -20,6 +20,7 @@ import { img2imgPlan, preflight, type PreflightResult } from './preflight.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, paths, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { ortVersions, runVersions } from './runVersions.js';
+import { recordRunFailure } from './runRecord.js';
 import { stageVersionsSummary } from './stageVersions.js';
 import { reconstructStageInputs } from './stageInputs.js';
 import { planStages, runStages, type StageDef, type StageProgress, type StageReport, type StageResult, type StageRunContext } from './stageRunner.js';
@@ -190,6 +191,8 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
         onProgress: options.onProgress && ((p) => options.onProgress!(p as ReconstructProgress)),
         // the decoders' warnings (alphas on an edge of the grid), from their records when skipped
         onStage: (r) => stageWarnings(r.summary).forEach(warn),
+        // run.json says where and how it failed, and what computed the stages that finished
+        onFailure: (stage, e, finished) => recordRunFailure(config, finished, stage, e, { ...runVersions(), ...ortVersions(ortUsesSoFar()) }),
       }),
     );
     reports = run.value as StageReport<StageName>[];

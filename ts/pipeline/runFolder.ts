@@ -34,6 +34,19 @@ export interface RunManifest<C = ReconstructConfig> {
   versions: Record<string, string>;
   /** What computed each stage, from the stages' markers (StageMarker.ranWith; ts/pipeline/stageVersions.ts). */
   stageVersions?: StageVersionsSummary;
+  /**
+   * Set when the run failed (or was stopped) in a stage (runRecord.ts' recordRunFailure): `stageVersions` then lists
+   * the stages that finished before it. Gone once the run is started again (writeManifest), or, in a batch, once a job
+   * of that stage is done.
+   */
+  failed?: RunFailure;
+}
+
+/** run.json's record of a failed run: the stage (a batch's img2img shard: `img2img[<shard>]`), the error's class and message, when (ISO time). */
+export interface RunFailure {
+  stage: string;
+  error: string;
+  at: string;
 }
 
 /**

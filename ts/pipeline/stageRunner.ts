@@ -242,11 +242,26 @@ export async function runStages(
     what?: string;
     /** Called with each stage's report as it is skipped or has run (its warnings, say, shown as they come). */
     onStage?: (report: StageReport) => void;
+    /**
+     * Called, and awaited, before the error of a stage that failed (or was stopped) is thrown: the stage, the error,
+     * and the stages before it, which finished (run.json's record of a failed run: runRecord.ts).
+     */
+    onFailure?: (stage: string, error: unknown, finished: string[]) => Promise<void>;
   } = {},
 ): Promise<StageReport[]> {
   const reports: StageReport[] = [];
   const ran = new Set<string>();
   for (const [i, stage] of stages.entries()) {
+    try {
+      await runOrSkip(i, stage);
+    } catch (e) {
+      await options.onFailure?.(stage.id, e, stages.slice(0, i).map((s) => s.id));
+      throw e;
+    }
+  }
+  return reports;
+
+  async function runOrSkip(i: number, stage: StageDef): Promise<void> {
     if (options.signal?.aborted) throw new CancelledError(`${options.what ?? 'run'}: cancelled`, { cause: options.signal.reason });
     const base = { stage: stage.id, index: i + 1, stages: stages.length };
     const p = plan.get(stage.id);
@@ -255,7 +270,7 @@ export async function runStages(
       reports.push({ stage: stage.id, status: 'skipped', seconds: 0, summary: m?.summary });
       options.onStage?.(reports[reports.length - 1]);
       options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
-      continue;
+      return;
     }
     // (a damaged output or a changed input file: said once, as the stage starts)
     options.onProgress?.({ ...base, fraction: 0, status: 'running', ...(p && !p.skip && !p.done && p.why ? { again: p.why } : {}) });
@@ -268,7 +283,6 @@ export async function runStages(
     options.onStage?.(reports[reports.length - 1]);
     options.onProgress?.({ ...base, fraction: 1, status: 'done' });
   }
-  return reports;
 }
 
 /**

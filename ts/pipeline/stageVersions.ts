@@ -3,9 +3,8 @@
  * written by the process that computed them: a batch's worker on its machine, or an earlier run that a resumed one
  * kept). Said once where every stage agrees (`same`), per stage where they differ, so the record stays small.
  */
-import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { configHash } from './config.js';
-import { paths, readManifest, readStageMarker, type StageVersionsSummary } from './runFolder.js';
+import { readStageMarker, type StageVersionsSummary } from './runFolder.js';
 
 type Versions = Record<string, string>;
 
@@ -51,14 +50,4 @@ export function summarizeVersions(entries: readonly (readonly [string, Versions 
 /** What computed each finished stage of `stages`, from their markers, for run.json. */
 export async function stageVersionsSummary(config: { out: string }, stages: readonly string[]): Promise<StageVersionsSummary> {
   return summarizeVersions(await stageRecords(config, stages));
-}
-
-/**
- * Rewrites run.json's `stageVersions` from the markers as they are now, the rest of it as it is (a batch's jobs:
- * each after its stage, the last one of the analysis after all). Nothing when run.json is not this config's run.
- */
-export async function recordStageVersions(config: { out: string }, stages: readonly string[]): Promise<void> {
-  const m = await readManifest(config.out);
-  if (m === null || m.configHash !== configHash(config)) return;
-  await writeJsonAtomic(paths(config.out).run, { ...m, stageVersions: await stageVersionsSummary(config, stages) });
 }
