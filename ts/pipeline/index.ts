@@ -10,4 +10,4 @@ export { resolveConfig, configHash, CONFIG_SCHEMA, DEFAULTS, DEFAULT_ALPHAS as D
 export type { ReconstructConfig, ReconstructConfigInput, DecoderConfig, FeatureNetworkConfig } from './config.js';
 export { ConfigError, PreflightError } from './errors.js';
 export { STAGES, paths as runPaths } from './runFolder.js';
-export type { StageName, RunManifest, StageVersionsSummary } from './runFolder.js';
+export type { StageName, RunFailure, RunManifest, StageVersionsSummary } from './runFolder.js';
