@@ -32,10 +32,30 @@ describe('a request that fails in several parts', () => {
     expect(r.status, r.text).toBe(400);
     expect(r.json.message).toMatch(/^the request body and querystring are not valid \(2 problems\):/);
     expect(r.json.problems).toEqual([expect.stringMatching(/^body\.steps: /), QUERY_X]);
-    // a config its schema passes whose own problems are found past it: those and the query's, together
+    // a config its schema passes whose own problems are found past it: those and the query's, together, each under
+    // its own part (Fastify's refusal was the query string's: the config's problems were listed under it, as 'body')
     const enc = await s.call('POST', '/v1/jobs?x=1', { kind: 'encode', config: { out: 'e', nsd: { root: 'n', subject: 1 }, featureSets: [{ name: 'z', kind: 'z' }] } });
     expect(enc.status, enc.text).toBe(400);
-    expect(enc.json.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^body\.config\.model: /), QUERY_X]));
+    expect(enc.json.message).toMatch(/^the request body and querystring are not valid \(2 problems\):\n {2}- body\.config\.model: .*\n {2}- querystring\.x: /);
+    expect(enc.json.problems).toEqual([expect.stringMatching(/^body\.config\.model: /), QUERY_X]);
+  });
+
+  it("POST /v1/jobs: a body its schema refuses, its config's own problems and the query string's, in that order", async () => {
+    const config = { out: 'e', nsd: { root: 'n', subject: 9 }, featureSets: [{ name: 'z', kind: 'z' }] };
+    const r = await s.call('POST', '/v1/jobs?x=1', { kind: 'encode', config });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.message).toMatch(/^the request body and querystring are not valid \(3 problems\):/);
+    expect(r.json.problems).toEqual([expect.stringMatching(/^body\.config\.nsd\.subject: /), expect.stringMatching(/^body\.config\.model: /), QUERY_X]);
+    // the query string alone, with a body whose config has problems only its own checks find: body first all the same
+    const ridge = await s.call('POST', '/v1/jobs?x=1', { kind: 'ridge-fit', config: { out: 'r', x: 'missing-x.npy', y: 'missing-y.npy', alphas: 'nope' } });
+    expect(ridge.status, ridge.text).toBe(400);
+    expect(ridge.json.message).toMatch(/^the request body and querystring are not valid \(4 problems\):/);
+    expect(ridge.json.problems).toEqual([
+      "body.config.alphas: the item 'nope' at position 0 of 'nope' is not a number",
+      'body.config.x: missing-x.npy: file not found',
+      'body.config.y: missing-y.npy: file not found',
+      QUERY_X,
+    ]);
   });
 
   it('one part alone is answered as before', async () => {

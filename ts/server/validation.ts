@@ -11,13 +11,45 @@ import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler, FastifySch
 import { CONFIG_AJV_OPTIONS, problemsFrom, validatorFor } from '../config/index.js';
 import { BrainlatentError } from '../errors.js';
 
-/** A request that does not match its route's schema: HTTP 400 with every problem. */
+/** The request parts in the order Fastify validates them, which is the order a 400 lists them in. */
+const PART_ORDER = ['params', 'body', 'querystring', 'headers'];
+
+/** Each failing part's problems, keyed by the part's name as Fastify gives it (params, body, querystring). */
+export type PartProblems = Readonly<Record<string, readonly string[]>>;
+
+/** `parts`' names that have problems, in PART_ORDER (an unknown name last). */
+function failingParts(parts: PartProblems): string[] {
+  const rank = (p: string) => (PART_ORDER.includes(p) ? PART_ORDER.indexOf(p) : PART_ORDER.length);
+  return Object.keys(parts)
+    .filter((p) => parts[p].length > 0)
+    .sort((a, b) => rank(a) - rank(b));
+}
+
+function refusal(names: string[], problems: string[]): string {
+  const part = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  return `the request ${part} ${names.length === 1 ? 'is' : 'are'} not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`;
+}
+
+/**
+ * A request that does not match its route's schema: HTTP 400 with every problem. Built with one part's problems
+ * (`new RequestValidationError('body', [...])`) or several parts' (`{ body: [...], querystring: [...] }`): the
+ * message names each part that failed, and `problems` lists them part by part, params, then body, then query string.
+ */
 export class RequestValidationError extends BrainlatentError {
   readonly problems: string[];
+  /** The problems of each part that failed (what `problems` lists, by part). */
+  readonly parts: PartProblems;
   readonly statusCode = 400;
-  constructor(part: string, problems: string[]) {
-    super(`the request ${part} ${part.includes(' and ') ? 'are' : 'is'} not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, 'InvalidRequest');
-    this.problems = problems;
+  constructor(part: string, problems: string[]);
+  constructor(parts: PartProblems);
+  constructor(part: string | PartProblems, problems: string[] = []) {
+    const parts: PartProblems = typeof part === 'string' ? { [part]: problems } : part;
+    // (a single part with no problem keeps its name: the message says 'the request body is not valid (0 problems)')
+    const names = typeof part === 'string' ? [part] : failingParts(parts);
+    const all = names.flatMap((n) => parts[n] ?? []);
+    super(refusal(names, all), 'InvalidRequest');
+    this.problems = all;
+    this.parts = Object.fromEntries(names.map((n) => [n, [...(parts[n] ?? [])]]));
   }
 }
 
@@ -53,18 +85,21 @@ type PartValidate = ((data: unknown, cxt?: object) => unknown) & { errors?: Fast
 
 /**
  * `error`, the refusal of the first part of `req` that failed its schema (Fastify's validation error, or the one a
- * route with attachValidation built from it: the part is then its req.validationError's), with the problems of the parts Fastify did not go on to check: a
- * request with a bad body and an unknown query key is told both at once, not one after the other. Any other error
- * (one a content parser or a handler threw) is returned as it is.
+ * route with attachValidation built from it: the part is then its req.validationError's), with the problems of the
+ * parts Fastify did not go on to check, each listed under its own part: a request with a bad body and an unknown
+ * query key is told both at once, not one after the other. Any other error (one a content parser or a handler
+ * threw) is returned as it is.
  */
 export function everyInvalidPart(error: unknown, req: FastifyRequest): unknown {
   type Validated = { validationContext?: string };
   const first = (error as Validated).validationContext ?? (req.validationError as Validated | undefined)?.validationContext;
   const at = PARTS.findIndex(([part]) => part === first);
   if (!(error instanceof RequestValidationError) || at < 0) return error;
-  const parts = [PARTS[at][0] as string];
-  const problems = [...error.problems];
+  // (the error may hold problems of a part Fastify had passed: POST /v1/jobs' config checks find the body's past its schema)
+  const parts: Record<string, readonly string[]> = { ...error.parts };
+  let added = false;
   for (const [part, field] of PARTS.slice(at + 1)) {
+    if (parts[part]) continue;
     // (a route with one body schema per content type has one validator for each: the request's, as Fastify picks it)
     const compiled = req.getValidationFunction(part) as PartValidate | Record<string, PartValidate> | undefined;
     const validate = typeof compiled === 'function' ? compiled : compiled && req.mediaType ? compiled[req.mediaType] : undefined;
@@ -73,10 +108,10 @@ export function everyInvalidPart(error: unknown, req: FastifyRequest): unknown {
     // (called as Fastify calls it: ajv may coerce or fill in the value in place)
     const ok = validate.schemaEnv ? validate(data, { parentData: req, parentDataProperty: field }) : validate(data);
     if (ok || !validate.errors?.length) continue;
-    parts.push(part);
-    problems.push(...problemsFrom(validate.errors as never, part));
+    parts[part] = problemsFrom(validate.errors as never, part);
+    added = true;
   }
-  return parts.length === 1 ? error : new RequestValidationError(`${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`, problems);
+  return added ? new RequestValidationError(parts) : error;
 }
 
 /**

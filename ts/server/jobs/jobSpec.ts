@@ -143,8 +143,10 @@ export async function withConfigProblems(refused: Error, body: unknown, root: Ro
     if (!(e instanceof ConfigError)) throw e;
     more.push(...e.problems);
   }
-  const all = [...new Set([...refused.problems, ...more])];
-  return all.length === refused.problems.length ? refused : new RequestValidationError('body', all);
+  // (the schema's refusal may be of another part, the query string's when the body passed: each keeps its own)
+  const bodyProblems = refused.parts.body ?? [];
+  const all = [...new Set([...bodyProblems, ...more])];
+  return all.length === bodyProblems.length ? refused : new RequestValidationError({ ...refused.parts, body: all });
 }
 
 /**
