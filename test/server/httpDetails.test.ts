@@ -56,18 +56,21 @@ describe('request details', () => {
   });
 
   it('JSON that does not parse: the 400 says where and what was expected', async () => {
+    const notJson = 'body: expected JSON (application/json), got text that stops being JSON at';
     const r = await s.call('POST', '/v1/jobs', '{"kind": "demo",\n "out": x}', { 'content-type': 'application/json' });
     expect(r.status).toBe(400);
     expect(r.json.code).toBe('FST_ERR_CTP_INVALID_JSON_BODY');
-    expect(r.json.message).toBe('the body is not valid JSON: line 2, column 9: invalid symbol');
+    expect(r.json.problems).toEqual([`${notJson} line 2, column 9: invalid symbol`]);
+    expect(r.json.message).toBe(`the request body is not valid (1 problem):\n  - ${notJson} line 2, column 9: invalid symbol`);
     const cut = await s.call('POST', '/v1/jobs', '{"kind": ', { 'content-type': 'application/json' });
-    expect(cut.json.message).toBe('the body is not valid JSON: line 1, column 10: value expected (at the end of the body)');
+    expect(cut.json.problems).toEqual([`${notJson} line 1, column 10: value expected (at the end of the body)`]);
     // the data routes' own parser, small and large bodies alike
     const small = await s.call('POST', '/v1/ridge/z/predict', '{"x": [[1, 2, 3, 4]]]', { 'content-type': 'application/json' });
-    expect(small.json.message).toBe('the body is not valid JSON: line 1, column 21: comma expected');
+    expect(small.json.problems).toEqual([`${notJson} line 1, column 21: comma expected`]);
     const large = await s.call('POST', '/v1/ridge/z/predict', `{"x": [${'[1, 2, 3, 4],'.repeat(30_000)}]}`, { 'content-type': 'application/json' });
     expect(large.status).toBe(400);
-    expect(large.json.message).toMatch(/^the body is not valid JSON: line 1, column [\d]+: value expected$/);
+    expect(large.json.code).toBe('FST_ERR_CTP_INVALID_JSON_BODY');
+    expect(large.json.problems).toEqual([expect.stringMatching(/^body: expected JSON \(application\/json\), got text that stops being JSON at line 1, column \d+: value expected$/)]);
     // a poisoned key is refused as before
     const proto = await s.call('POST', '/v1/jobs', '{"kind": "demo", "__proto__": {"x": 1}}', { 'content-type': 'application/json' });
     expect(proto.status).toBe(400);

@@ -99,7 +99,8 @@ describe('large bodies are decoded off the event loop, with the small path’s a
       const b = told(await s.call('POST', '/v1/ridge/r/predict', body(large), { 'content-type': 'application/json' }));
       expect(a.status, what).toBe(400);
       // (JSON that does not parse is told where: the same fault at the end of a longer body is at a later column)
-      const at = (t: typeof a) => ({ ...t, message: t.message?.replace(/column \d+/, 'column N') });
+      const place = (text: string) => text.replace(/column \d+/, 'column N');
+      const at = (t: typeof a) => ({ ...t, message: t.message && place(t.message), problems: t.problems?.map(place) });
       expect(at(b), what).toEqual(at(a));
     }
     const nan = (rows: number) => {
@@ -169,7 +170,9 @@ describe('large bodies are decoded off the event loop, with the small path’s a
       expect(beyond.problems, `depth ${depth}`).toEqual(["body: 1 number beyond float64's range (such as 1e999), nested too deeply to say where; finite numbers are required"]);
       const invalid = told(await s.call('POST', '/v1/ridge/r/predict', nested('1,'), { 'content-type': 'application/json' }));
       expect(invalid, `depth ${depth}`).toMatchObject({ status: 400 });
-      expect(invalid.message, `depth ${depth}`).toMatch(/not valid JSON, or holds a key that is refused; it is nested too deeply to say where/);
+      expect(invalid.problems, `depth ${depth}`).toEqual([
+        'body: expected JSON (application/json), got text that is not JSON or holds a key that is refused (__proto__, or constructor with a prototype); it is nested too deeply to say where',
+      ]);
     }
   });
 
@@ -198,12 +201,15 @@ describe('large bodies are decoded off the event loop, with the small path’s a
       const a = told(await predict(small));
       const b = told(await predict(large));
       expect(a, what).toMatchObject({ status: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' });
-      const at = (t: typeof a) => ({ ...t, message: t.message?.replace(/line \d+, column \d+/, 'line L, column N') });
+      const place = (text: string) => text.replace(/line \d+, column \d+/, 'line L, column N');
+      const at = (t: typeof a) => ({ ...t, message: t.message && place(t.message), problems: t.problems?.map(place) });
       expect(at(b), what).toEqual(at(a));
     }
-    expect(told(await predict(bodies(keys[0][1])[0])).message).toBe('the body is JSON but holds a key that is refused (__proto__, or constructor with a prototype)');
+    expect(told(await predict(bodies(keys[0][1])[0])).problems).toEqual([
+      'body: expected JSON (application/json) without a __proto__ key, or a constructor key holding a prototype, got JSON that holds one (such keys are refused)',
+    ]);
     // (the BOM is not counted: the syntax error is where it is in the JSON)
-    expect(told(await predict(`\uFEFF{"x": [[1,]]}`)).message).toBe('the body is not valid JSON: line 1, column 11: value expected');
+    expect(told(await predict(`\uFEFF{"x": [[1,]]}`)).problems).toEqual(['body: expected JSON (application/json), got text that stops being JSON at line 1, column 11: value expected']);
     // compressed: 415 naming the coding, JSON and .npy alike; identity is no coding
     const gzJson = bodies((x) => JSON.stringify({ x })).map((t) => gzipSync(t));
     const gzNpy = [2, LARGE_ROWS].map((n) => gzipSync(encodeNpy(X.data.subarray(0, n * FEATURES), [n, FEATURES])));

@@ -14,7 +14,7 @@ import { ConfigError } from '../config/index.js';
 import { BackendUnavailableError, BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { clientWentAway } from './clientGone.js';
 import { JobFinishedError } from './jobs/jobErrors.js';
-import { charsetOf, contentCodings } from './jsonBodies.js';
+import { bodyRefusal, charsetOf, contentCodings } from './jsonBodies.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { BatchNameTakenError } from './jobs/batchName.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
@@ -113,6 +113,17 @@ function bodyTooLarge(e: FastifyError, req: FastifyRequest): PublicError & { lim
   return { name: e.name, code: e.code, message: `the request body is ${over}${sent}`, ...(typeof limit === 'number' ? { limit } : {}) };
 }
 
+/**
+ * Fastify's own 4xx as it says it; a body its content parser refused (a 400 FST_ERR_CTP_*: not JSON, empty, …) in
+ * the form of the validator's 400, its problem naming the body (BodyRefusal; Fastify's own message otherwise).
+ */
+function fastifyRefusal(e: FastifyError, status: number): PublicError {
+  const parserRefused = status === 400 && e.code.startsWith('FST_ERR_CTP_');
+  const told = parserRefused && !Array.isArray((e as { problems?: unknown }).problems) ? bodyRefusal(e, `body: ${e.message}`) : e;
+  const problems = (told as { problems?: unknown }).problems;
+  return { name: told.name, code: told.code, message: told.message, ...(parserRefused && Array.isArray(problems) ? { problems: problems as string[] } : {}) };
+}
+
 const mib = (bytes: number) => (bytes >= 1 << 20 ? `${+(bytes / 2 ** 20).toFixed(2)} MiB` : `${+(bytes / 1024).toFixed(2)} KiB`);
 
 /** `show` rewrites what the client is told (the plugin's: the server's paths under the root made root-relative). */
@@ -129,7 +140,7 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   const fastifyError = e as FastifyError;
   const tooLarge = fastify4xx && fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? bodyTooLarge(fastifyError, req) : undefined;
   const mediaType = fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
-  const body = shownWith(tooLarge ?? (mediaType ? unsupportedMediaType(fastifyError, req, reply) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e)), show);
+  const body = shownWith(tooLarge ?? (mediaType ? unsupportedMediaType(fastifyError, req, reply) : fastify4xx ? fastifyRefusal(fastifyError, status) : publicError(e)), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
   const fields = e instanceof NotFoundError || e instanceof JobFinishedError ? e.fields : {};
   const limit = tooLarge?.limit !== undefined ? { limit: tooLarge.limit } : {};

@@ -8,13 +8,29 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 
-import { invalidJsonMessage, refuseNumbersBeyondFloat64, withoutBom, type JsonKeyRules } from './models/requestBodies.js';
+import { EMPTY_JSON_PROBLEM, invalidJsonProblem, refuseNumbersBeyondFloat64, withoutBom, type JsonKeyRules } from './models/requestBodies.js';
+import { notValidMessage } from './validation.js';
 
-/** Fastify's invalid-JSON error, its message saying where the body stops being JSON (invalidJsonMessage). */
-export function invalidJsonBody(message: string): FastifyError {
-  const e = new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY();
-  e.message = message;
-  return e;
+/**
+ * A body a content parser refused (Fastify's error, its code kept: clients branch on it), told as the validator's
+ * 400 tells a body's problems: `problems` naming the body and what was expected, and the same message.
+ */
+export type BodyRefusal = FastifyError & { problems: string[] };
+
+/** `e`, the FastifyError a content parser refused a body with, as a BodyRefusal of `problem`. */
+export function bodyRefusal(e: FastifyError, problem: string): BodyRefusal {
+  e.message = notValidMessage(['body'], [problem]);
+  return Object.assign(e, { problems: [problem] });
+}
+
+/** Fastify's invalid-JSON error, its problem saying where the body stops being JSON (invalidJsonProblem). */
+export function invalidJsonBody(problem: string): BodyRefusal {
+  return bodyRefusal(new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY(), problem);
+}
+
+/** Fastify's error for an empty body sent as JSON to a route that takes one, saying what was expected. */
+function emptyJsonBody(): BodyRefusal {
+  return bodyRefusal(new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY(), EMPTY_JSON_PROBLEM);
 }
 
 type JsonParser = (req: FastifyRequest, text: string) => Promise<unknown>;
@@ -74,7 +90,8 @@ export function jsonBodyParser(app: FastifyInstance): JsonParser {
           }
           return resolve(v);
         }
-        reject((e as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? invalidJsonBody(invalidJsonMessage(text)) : e);
+        const code = (e as FastifyError).code;
+        reject(code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? invalidJsonBody(invalidJsonProblem(text)) : code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? emptyJsonBody() : e);
       }),
     );
   };

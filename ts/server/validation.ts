@@ -25,7 +25,8 @@ function failingParts(parts: PartProblems): string[] {
     .sort((a, b) => rank(a) - rank(b));
 }
 
-function refusal(names: string[], problems: string[]): string {
+/** The message of a 400 for `problems` in the parts `names` ('the request body is not valid (1 problem): …'). */
+export function notValidMessage(names: readonly string[], problems: readonly string[]): string {
   const part = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
   return `the request ${part} ${names.length === 1 ? 'is' : 'are'} not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`;
 }
@@ -47,7 +48,7 @@ export class RequestValidationError extends BrainlatentError {
     // (a single part with no problem keeps its name: the message says 'the request body is not valid (0 problems)')
     const names = typeof part === 'string' ? [part] : failingParts(parts);
     const all = names.flatMap((n) => parts[n] ?? []);
-    super(refusal(names, all), 'InvalidRequest');
+    super(notValidMessage(names, all), 'InvalidRequest');
     this.problems = all;
     this.parts = Object.fromEntries(names.map((n) => [n, [...(parts[n] ?? [])]]));
   }

@@ -89,14 +89,23 @@ export const REFUSE_PROTO_KEYS: JsonKeyRules = { protoAction: 'error', construct
 /** A body's text without its UTF-8 byte order mark, which Fastify's JSON parser (secure-json-parse) skips. */
 export const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
-/** What is wrong with a body that is not JSON: where it stops being JSON and what was expected (never its text). */
-export function invalidJsonMessage(text: string): string {
+/** What a JSON parser refuses a body for expected: its content-type's media type. */
+const EXPECTED_JSON = 'expected JSON (application/json)';
+
+/**
+ * What is wrong with a body that is not JSON, as a 400's problem naming the body, as the validator's name their
+ * field: what was expected, where the body stops being JSON and what was expected there (never its text).
+ */
+export function invalidJsonProblem(text: string): string {
   const where = jsonSyntaxError(withoutBom(text));
-  if (where?.tooDeep) return 'the body is not valid JSON, or holds a key that is refused; it is nested too deeply to say where';
+  if (where?.tooDeep) return `body: ${EXPECTED_JSON}, got text that is not JSON or holds a key that is refused (__proto__, or constructor with a prototype); it is nested too deeply to say where`;
   return where
-    ? `the body is not valid JSON: line ${where.line}, column ${where.column}: ${where.what}${where.atEnd ? ' (at the end of the body)' : ''}`
-    : 'the body is JSON but holds a key that is refused (__proto__, or constructor with a prototype)';
+    ? `body: ${EXPECTED_JSON}, got text that stops being JSON at line ${where.line}, column ${where.column}: ${where.what}${where.atEnd ? ' (at the end of the body)' : ''}`
+    : `body: ${EXPECTED_JSON} without a __proto__ key, or a constructor key holding a prototype, got JSON that holds one (such keys are refused)`;
 }
+
+/** The problem of an empty body sent as JSON to a route that takes one. */
+export const EMPTY_JSON_PROBLEM = `body: ${EXPECTED_JSON}, got an empty body`;
 
 /**
  * Refuses a JSON body (`text`, parsed as `value`) that holds a number beyond float64's range: JSON.parse reads 1e999
@@ -119,9 +128,9 @@ export function refuseNumbersBeyondFloat64(text: string, value: unknown): void {
 
 /** A body that is not JSON (Fastify's own error for it is raised from this on the event loop, with this message). */
 export class InvalidJsonBodyError extends Error {
-  /** `text`: the body; the message says where it stops being JSON, as the event loop's does for a small body. */
+  /** `text`: the body; the message (a 400's problem) says where it stops being JSON, as the event loop's does for a small body. */
   constructor(text: string) {
-    super(invalidJsonMessage(text));
+    super(invalidJsonProblem(text));
     this.name = 'InvalidJsonBodyError';
   }
 }
