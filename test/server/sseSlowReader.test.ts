@@ -13,10 +13,10 @@ import { parseEvents } from './helpers.js';
 import { fill, startSseApp, type SseApp } from './sseApp.js';
 
 /** The stall limit: a reader that takes 64 KiB every 50 ms moves bytes far more often than this. */
-const STALL_MS = 1_000;
+const STALL_MS = 2_000;
 
-/** A last event the client takes ~3 s to read at that pace: three times the limit. */
-const LAST = 'y'.repeat(4 << 20);
+/** A last event the client takes ~5 s to read at that pace: more than twice the limit. */
+const LAST = 'y'.repeat(6 << 20);
 
 /**
  * Reads the response, 64 KiB (and what came with them) at a time with 50 ms between, until it ends or what has come
