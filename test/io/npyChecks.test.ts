@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, LimitError, MissingFileError, NonFiniteError } from '../../ts/errors.js';
+import { writeHdf5 } from '../../ts/io/hdf5.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
+import { writeSafetensors } from '../../ts/io/safetensors.js';
 import { hasPython, SYSTEM_PYTHON } from './python.js';
 import { failure } from '../helpers/failure.js';
 import { commandOutput } from '../helpers/nodeChild.js';
@@ -167,5 +169,22 @@ describe('a .npz given for a .npy (review s30-r2)', () => {
       writeFileSync(p, Buffer.concat([Buffer.from(head), Buffer.alloc(40)]));
       await expect(readNpy(p)).rejects.toThrow(`${p}: a .npz (zip) archive, not a .npy file: np.load it and np.save the array you need`);
     }
+  });
+});
+
+describe('a file of another kind given for a .npy', () => {
+  it('a model (safetensors), an HDF5 file, a NIfTI image are named as such; an unknown one as before', async () => {
+    await writeSafetensors(file('m.safetensors'), { coef: { data: new Float32Array(6), shape: [2, 3] } }, { format: 'brainlatent.ridge' });
+    await expect(readNpy(file('m.safetensors'))).rejects.toThrow(`${file('m.safetensors')}: a safetensors file (a brainlatent model?), not a .npy file (which starts with \\x93NUMPY)`);
+    await writeHdf5(file('b.h5'), [{ name: 'x', data: new Float32Array(4), shape: [4] }]);
+    await expect(readMatrixNpy(file('b.h5'), 'X')).rejects.toThrow(`${file('b.h5')}: an HDF5 file (.h5, .hdf5), not a .npy file (which starts with \\x93NUMPY)`);
+    const nii = Buffer.alloc(352);
+    nii.writeInt32LE(348, 0);
+    writeFileSync(file('v.nii'), nii);
+    await expect(readNpy(file('v.nii'))).rejects.toThrow(`${file('v.nii')}: a NIfTI image (.nii), not a .npy file (which starts with \\x93NUMPY)`);
+    writeFileSync(file('t.txt'), 'x,y\n1,2\n');
+    const e = await failure(readNpy(file('t.txt')));
+    expect(e.message).toBe(`${file('t.txt')}: not a .npy file (it does not start with \\x93NUMPY)`);
+    expect((e as FormatError).field).toBe('magic');
   });
 });

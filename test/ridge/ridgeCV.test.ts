@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -1024,6 +1024,25 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     const noVersion = path.join(dir, 'noversion.safetensors');
     await writeSafetensors(noVersion, Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }])), bare);
     expect((await RidgeModel.load(noVersion)).settings).toEqual(m.settings);
+  });
+
+  // a lab keeps models for years and copies them between machines: a flipped bit in coef passed every check and
+  // predicted other numbers in silence
+  it("a model file whose coef was damaged after it was saved is refused at load (its CRC-32), naming the file and the tensor", async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);
+    const dir = tempDir('bl-crc-');
+    const saved = path.join(dir, 'm.safetensors');
+    await m.save(saved);
+    const bytes = readFileSync(saved);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.toString('utf8', 8, 8 + n)) as Record<string, { data_offsets: [number, number] }>;
+    // coef[1]'s lowest mantissa bit: a value one float32 step away, finite, nothing else contradicts it
+    bytes[8 + n + header.coef.data_offsets[0] + 4] ^= 0x01;
+    const damaged = path.join(dir, 'damaged.safetensors');
+    writeFileSync(damaged, bytes);
+    await expectRefused((p) => RidgeModel.load(p), damaged, /^.*damaged\.safetensors: tensor 'coef' fails its checksum \(CRC-32 [0-9a-f]{8}, metadata 'tensor_crc32' records [0-9a-f]{8}\)/, 'coef');
+    expect(Array.from((await RidgeModel.load(saved)).coef.data)).toEqual(Array.from(m.coef.data));
   });
 
   it('a model file whose chosen alphas, best scores or settings contradict its tensors is refused at load, naming the file and the key', async () => {

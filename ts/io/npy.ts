@@ -14,6 +14,7 @@ import type { Matrix } from '../matrix.js';
 import { allocateArrayBuffer, mapFileRange } from './arrayAllocator.js';
 import { withAtomicFile, writeChunks } from './atomicWrite.js';
 import { fileOpenError, openRegularFile } from './byteStream.js';
+import { fileKindOf } from './fileKind.js';
 import { assertFinite, firstNonFinite } from './finite.js';
 import { bytesOf, checkShape, entryOf, product, type ArrayClass, type DType, type NumericArray } from './typedArrays.js';
 
@@ -132,7 +133,11 @@ function leadIn(path: string, size: number, pre: Buffer): { major: number; start
   if (zip) {
     throw fail(path, 'magic', 'a .npz (zip) archive, not a .npy file: np.load it and np.save the array you need');
   }
-  if (pre.length < 10 || !pre.subarray(0, 6).equals(MAGIC)) throw fail(path, 'magic', 'not a .npy file (it does not start with \\x93NUMPY)');
+  if (pre.length < 10 || !pre.subarray(0, 6).equals(MAGIC)) {
+    // (a model, an HDF5 file given as an array: said what it is)
+    const kind = pre.subarray(0, 6).equals(MAGIC) ? null : fileKindOf(pre);
+    throw fail(path, 'magic', kind ? `${kind}, not a .npy file (which starts with \\x93NUMPY)` : 'not a .npy file (it does not start with \\x93NUMPY)');
+  }
   const major = pre[6];
   let headerLen: number, start: number;
   if (major === 1) {

@@ -1,12 +1,22 @@
 /**
  * safetensors files (https://github.com/huggingface/safetensors): an 8-byte little-endian header
- * length, a JSON header naming each tensor's dtype, shape and byte range, then the raw data.
- * Readable from Python with `safetensors.numpy.load_file`; written atomically; read only after the whole
+ * length, a JSON header naming each tensor's dtype, shape and byte range, then the raw data, little-endian (the
+ * format's rule). The data are written and read as the typed arrays hold them, in the host's byte order: this code
+ * assumes a little-endian host (x86-64, arm64; README "File formats"), on which the files move between machines
+ * unchanged. Readable from Python with `safetensors.numpy.load_file`; written atomically; read only after the whole
  * header has been checked against the file (see readSafetensors).
+ *
+ * Each file written here records the CRC-32 of every tensor's data in its metadata (TENSOR_CRC32_KEY), and a read
+ * checks each tensor that has one: a bit flipped on a disk or in a copy is an error naming the tensor, where it
+ * loaded as other numbers. Other readers ignore the key (metadata is free text to them), and a file without it (one
+ * written before it was kept, or elsewhere) is read unchecked, as before: the layout itself did not change.
  */
+import { crc32 } from 'node:zlib';
+
 import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
 import { type PreparedFile, withAtomicFile, writeChunks } from './atomicWrite.js';
 import { openRegularFile } from './byteStream.js';
+import { FILE_KIND_BYTES, fileKindOf } from './fileKind.js';
 import { parseJson } from './json.js';
 import { allocate, arrayKind, BYTES, bytesOf, checkShape, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
@@ -27,9 +37,27 @@ const FROM_CODE: Record<string, DType> = { F32: 'float32', F64: 'float64', I16: 
 const CHUNK = 64 << 20;
 
 /**
- * Writes `tensors` and string `metadata`. What readSafetensors would refuse is refused here instead, naming the
- * tensor or key: data other than the five typed arrays of DType, shapes that are not integers >= 0 matching the
- * data, a tensor named __metadata__, metadata values that are not strings.
+ * The metadata key of the tensors' checksums: a JSON object of each tensor's name and the CRC-32 (zlib's, as gzip
+ * and PNG use) of its data bytes, 8 lowercase hex digits. writeSafetensors sets it (a value passed in is replaced);
+ * readSafetensors checks the tensors it names and leaves the key out of the metadata it returns, which are then
+ * those written.
+ */
+export const TENSOR_CRC32_KEY = 'tensor_crc32';
+
+/** The CRC-32 of `bytes` as 8 hex digits, in chunks (zlib takes at most 4 GiB at once). */
+function crc32Hex(bytes: Uint8Array): string {
+  let crc = 0;
+  for (let off = 0; off < bytes.length; off += CHUNK) crc = crc32(bytes.subarray(off, Math.min(off + CHUNK, bytes.length)), crc);
+  return hex(crc);
+}
+
+const hex = (crc: number) => (crc >>> 0).toString(16).padStart(8, '0');
+
+/**
+ * Writes `tensors` and string `metadata`, with each tensor's CRC-32 in metadata TENSOR_CRC32_KEY. What
+ * readSafetensors would refuse is refused here instead, naming the tensor or key: data other than the five typed
+ * arrays of DType, shapes that are not integers >= 0 matching the data, a tensor named __metadata__, metadata values
+ * that are not strings.
  */
 export async function writeSafetensors(
   path: string,
@@ -62,7 +90,8 @@ function safetensorsChunks(path: string, tensors: Record<string, SafetensorsTens
     if (typeof value !== 'string') throw new InvalidArgumentError(`${path}: metadata '${key}' is ${typeof value}; metadata values must be strings`);
   }
   // (without a prototype: a tensor named __proto__ is then a key like any other, written and read back)
-  const header: Record<string, unknown> = Object.assign(Object.create(null) as Record<string, unknown>, { __metadata__: metadata });
+  const crcs: Record<string, string> = Object.create(null) as Record<string, string>;
+  const header: Record<string, unknown> = Object.assign(Object.create(null) as Record<string, unknown>, { __metadata__: { ...metadata, [TENSOR_CRC32_KEY]: '' } });
   let offset = 0;
   const names = Object.keys(tensors);
   for (const name of names) {
@@ -74,7 +103,10 @@ function safetensorsChunks(path: string, tensors: Record<string, SafetensorsTens
     checkShape(t.shape, t.data.length, `${path}: tensor '${name}'`);
     header[name] = { dtype: CODE[dtype], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
+    // (a pass over data in memory, ~0.3 s per GB: the header, written first, holds the sums)
+    crcs[name] = crc32Hex(bytesOf(t.data));
   }
+  (header.__metadata__ as Record<string, string>)[TENSOR_CRC32_KEY] = JSON.stringify(crcs);
   // The header padded with spaces to a multiple of 8 bytes (UTF-8 bytes: metadata may hold any text), after its length.
   const json = JSON.stringify(header);
   const jsonBytes = Buffer.byteLength(json, 'utf8');
@@ -101,20 +133,27 @@ interface Entry {
  * Reads every tensor. The header is validated whole before anything is allocated, as the reference
  * implementation does: each entry's dtype, shape and byte range agree (shape × item size = range length), the
  * ranges tile the data exactly — from byte 0, without gaps or overlaps, to the end of the file — so a truncated
- * file, trailing bytes or two tensors sharing bytes are FormatErrors naming the file and the tensor.
+ * file, trailing bytes or two tensors sharing bytes are FormatErrors naming the file and the tensor. A file of
+ * another kind (an .npy, an HDF5 file) is named as such. Each tensor that metadata TENSOR_CRC32_KEY gives a CRC-32
+ * is checked against it as it is read.
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   // a folder or a device is refused naming the path (reading a folder fails with a bare EISDIR)
   const { fh, size } = await openRegularFile(path);
   try {
     const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
-    if (size < 8) throw bad('header_size', `not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
-    const pre = Buffer.alloc(8);
-    await fh.read(pre, 0, 8, 0);
+    const pre = Buffer.alloc(Math.min(size, FILE_KIND_BYTES));
+    await fh.read(pre, 0, pre.length, 0);
+    // a file that is not one: what it is instead, where its first bytes say (else what failed)
+    const notSafetensors = (field: string, msg: string) => {
+      const kind = fileKindOf(pre);
+      return kind && !kind.startsWith('a safetensors') ? bad(field, `${kind}, not a safetensors file`) : bad(field, msg);
+    };
+    if (size < 8) throw notSafetensors('header_size', `not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
     const n64 = pre.readBigUInt64LE();
-    if (n64 > BigInt(size - 8)) throw bad('header_size', `header length ${n64} runs past the end of the ${size}-byte file (not a safetensors file, or truncated)`);
+    if (n64 > BigInt(size - 8)) throw notSafetensors('header_size', `header length ${n64} runs past the end of the ${size}-byte file (not a safetensors file, or truncated)`);
     const n = Number(n64);
-    if (n < 2) throw bad('header_size', `header length ${n} is too short for a JSON header`);
+    if (n < 2) throw notSafetensors('header_size', `header length ${n} is too short for a JSON header`);
     if (n > MAX_HEADER_BYTES) throw new LimitError(`${path}: safetensors header of ${n} bytes is over the ${MAX_HEADER_BYTES}-byte limit`, { path, field: 'header_size' });
     const hb = Buffer.alloc(n);
     await fh.read(hb, 0, n, 8);
@@ -122,9 +161,9 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(hb);
     } catch {
-      throw bad('header', 'the header is not valid UTF-8');
+      throw notSafetensors('header', 'the header is not valid UTF-8');
     }
-    if (!text.startsWith('{')) throw bad('header', "the header does not start with '{' (not a safetensors file)");
+    if (!text.startsWith('{')) throw notSafetensors('header', "the header does not start with '{' (not a safetensors file)");
     const header = parseJson(text.trimEnd(), `${path} (safetensors header)`);
     if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad('header', 'the header is not a JSON object');
     // (tensors without a prototype: one named __proto__ set the object's prototype instead, and was lost in silence)
@@ -156,14 +195,32 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
       throw bad(last.name, `truncated file: tensor '${last.name}' ends at data byte ${at}, the file holds ${dataBytes} data bytes`);
     }
     if (at < dataBytes) throw bad('data', `${dataBytes - at} trailing bytes after the last tensor (the header covers ${at} of ${dataBytes} data bytes)`);
+    const recorded = recordedCrcs(out.metadata, bad);
+    // (the I/O layer's own key: the metadata read back are those written)
+    if (recorded) out.metadata = Object.fromEntries(Object.entries(out.metadata).filter(([k]) => k !== TENSOR_CRC32_KEY));
     const base = 8 + n;
     for (const e of entries) {
       const data = allocate(e.dtype, (e.end - e.begin) / BYTES[e.dtype]);
       const bytes = bytesOf(data);
-      for (let off = 0; off < bytes.length; off += CHUNK) {
+      let crc = 0;
+      const read = (off: number) => fh.read(bytes, off, Math.min(CHUNK, bytes.length - off), base + e.begin + off);
+      // (each chunk's sum taken while the next one is read: the check costs little more than the read)
+      let next = bytes.length > 0 ? read(0) : null;
+      for (let off = 0; next !== null; off += CHUNK) {
         const len = Math.min(CHUNK, bytes.length - off);
-        const { bytesRead } = await fh.read(bytes, off, len, base + e.begin + off);
+        const { bytesRead } = await next;
         if (bytesRead < len) throw bad(e.name, `tensor '${e.name}' is truncated (the file shrank while being read)`);
+        next = off + CHUNK < bytes.length ? read(off + CHUNK) : null;
+        crc = crc32(bytes.subarray(off, off + len), crc);
+      }
+      const expected = recorded?.[e.name];
+      if (expected !== undefined && hex(crc) !== expected) {
+        throw bad(
+          e.name,
+          `tensor '${e.name}' fails its checksum (CRC-32 ${hex(crc)}, metadata '${TENSOR_CRC32_KEY}' records ${expected}): its data changed after the file was written ` +
+            `(a damaged disk or copy: copy it again from a good one, or write it again), or a tool rewrote the tensor and kept the metadata ` +
+            `(then remove '${TENSOR_CRC32_KEY}' from the metadata to read it unchecked)`,
+        );
       }
       out.tensors[e.name] = { data, shape: e.shape, dtype: e.dtype };
     }
@@ -171,6 +228,25 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * The CRC-32 each tensor's data had when written (metadata TENSOR_CRC32_KEY), by name; null when the file records
+ * none. A value that is not an object of 8-hex-digit strings is refused: the header was damaged.
+ */
+function recordedCrcs(metadata: Record<string, string>, bad: (field: string, msg: string) => FormatError): Record<string, string> | null {
+  const text = metadata[TENSOR_CRC32_KEY];
+  if (text === undefined) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = null;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((c) => typeof c !== 'string' || !/^[0-9a-f]{8}$/.test(c))) {
+    throw bad('__metadata__', `metadata '${TENSOR_CRC32_KEY}' must be a JSON object of each tensor's CRC-32 (8 hex digits), got ${JSON.stringify(text.slice(0, 80))}`);
+  }
+  return Object.assign(Object.create(null) as Record<string, string>, v);
 }
 
 function checkEntry(name: string, value: unknown, bad: (field: string, msg: string) => FormatError): Entry {
