@@ -13,15 +13,20 @@ import { FormatError } from '../../ts/errors.js';
 import { tempDir } from '../helpers/tempDir.js';
 
 describe("encoding.json's version", () => {
-  it('a newer one is refused naming the file and the versions read; version 2 is read', async () => {
+  it('a newer one is refused naming the file, the versions read and to upgrade; version 2 is read', async () => {
     const out = tempDir('bl-enc-version-');
     const file = join(out, 'encoding.json');
     const maps = [{ kind: 'r', featureSet: 'z', file: 'maps/z.nii.gz', mosaic: 'mosaics/z.png', label: 'z', description: 'held-out r of z' }];
     writeFileSync(file, JSON.stringify({ format: 'brainlatent-encoding', version: 3, maps, featureSets: [], banded: [] }));
     const e = (await readMapRecords({ out } as EncodeConfig).catch((x: unknown) => x)) as FormatError;
     expect(e).toBeInstanceOf(FormatError);
-    expect(e.message).toBe(`${file}: version 3; this brainlatent reads encoding.json of version 1 or 2 (run the maps stage again: encode --force)`);
+    // (not --force, which replaced the newer brainlatent's outputs with this one's)
+    expect(e.message).toBe(`${file}: version 3; this brainlatent reads encoding.json of version 1 or 2 (written by a newer brainlatent: upgrade brainlatent to read it, or use the one that wrote it)`);
     expect(e.field).toBe('version');
+    // a version no brainlatent wrote: the maps stage writes the file again
+    writeFileSync(file, JSON.stringify({ format: 'brainlatent-encoding', version: 'x', maps, featureSets: [], banded: [] }));
+    const odd = (await readMapRecords({ out } as EncodeConfig).catch((x: unknown) => x)) as FormatError;
+    expect(odd.message).toBe(`${file}: version "x"; this brainlatent reads encoding.json of version 1 or 2 (run the maps stage again: encode --force)`);
     writeFileSync(file, JSON.stringify({ format: 'brainlatent-encoding', version: 2, maps, featureSets: [], banded: [] }));
     expect(await readMapRecords({ out } as EncodeConfig)).toEqual(maps);
   });

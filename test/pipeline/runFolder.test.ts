@@ -185,7 +185,7 @@ describe('run folder: lock and --force', () => {
     writeFileSync(join(out, 'run.json'), JSON.stringify({ ...run, version: 2 }));
     expect(await runFolderConflict({ out } as ReconstructConfig)).toBe(
       `run folder ${out} holds a run whose ${join(out, 'run.json')} has version 2; this brainlatent reads run records of version 1 ` +
-        '(the run was written by a newer brainlatent: resume it with that one); use another --out, or --force to replace them',
+        '(the run was written by a newer brainlatent: upgrade brainlatent to resume it, or resume it with the one that wrote it); use another --out, or --force to replace them',
     );
     expect(await runFolderConflict({ out } as ReconstructConfig, { force: true })).toBeNull();
     // the current version is this run's or another config's as before

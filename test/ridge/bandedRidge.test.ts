@@ -211,7 +211,7 @@ describe('BandedRidgeCV', () => {
     const newer = await BandedRidgeModel.load(v2).then(() => null, (e: unknown) => e);
     expect(newer).toBeInstanceOf(FormatError);
     expect((newer as FormatError).message).toBe(
-      `${v2}: metadata 'version' is "2"; this brainlatent reads brainlatent.banded-ridge version '1' (the file was written by a newer brainlatent: load it with that one)`,
+      `${v2}: metadata 'version' is "2"; this brainlatent reads brainlatent.banded-ridge version '1' (the file was written by a newer brainlatent: upgrade brainlatent to load it, or load it with the one that wrote it)`,
     );
     expect((newer as FormatError).field).toBe('__metadata__');
     // other text is refused naming the key

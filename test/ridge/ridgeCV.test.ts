@@ -1016,7 +1016,7 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect(f.metadata.version).toBe('1');
     await refused(
       await write('v99.safetensors', undefined, { version: '99' }),
-      `metadata 'version' is "99"; this brainlatent reads brainlatent.ridge version '1' (the file was written by a newer brainlatent: load it with that one)`,
+      `metadata 'version' is "99"; this brainlatent reads brainlatent.ridge version '1' (the file was written by a newer brainlatent: upgrade brainlatent to load it, or load it with the one that wrote it)`,
     );
     await refused(await write('vx.safetensors', undefined, { version: '1.0' }), `metadata 'version' is "1.0"; this brainlatent reads brainlatent.ridge version '1'`);
     // absent (a file of the same layout written elsewhere): read as this version

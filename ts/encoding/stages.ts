@@ -572,7 +572,9 @@ export async function readMapRecords(c: EncodeConfig): Promise<MapRecord[]> {
     // (versions 1 and 2 are read here; a newer layout's was read as version 2's)
     const version = (summary as { version?: unknown }).version;
     if (version !== 1 && version !== 2) {
-      throw new FormatError(`${p.summary}: version ${JSON.stringify(version)}; this brainlatent reads encoding.json of version 1 or 2 (run the maps stage again: encode --force)`, {
+      // (--force would replace a newer brainlatent's outputs with this one's: not the advice for those)
+      const advice = typeof version === 'number' && version > 2 ? 'written by a newer brainlatent: upgrade brainlatent to read it, or use the one that wrote it' : 'run the maps stage again: encode --force';
+      throw new FormatError(`${p.summary}: version ${JSON.stringify(version)}; this brainlatent reads encoding.json of version 1 or 2 (${advice})`, {
         path: p.summary,
         field: 'version',
       });

@@ -266,7 +266,7 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
     const newer = typeof m.version === 'number' && m.version > RUN_VERSION;
     return (
       `run folder ${config.out} holds a run whose ${paths(config.out).run} has version ${JSON.stringify(m.version)}; this brainlatent reads run records of version ${RUN_VERSION}` +
-      `${newer ? ' (the run was written by a newer brainlatent: resume it with that one)' : ''}; ${options.remedy ?? RUN_FOLDER_REMEDY}`
+      `${newer ? ' (the run was written by a newer brainlatent: upgrade brainlatent to resume it, or resume it with the one that wrote it)' : ''}; ${options.remedy ?? RUN_FOLDER_REMEDY}`
     );
   }
   const hash = configHash(config);

@@ -36,7 +36,7 @@ export function checkFormatVersion(path: string, metadata: Record<string, string
   const newer = /^[0-9]+$/.test(v) && supported.every((s) => Number(v) > Number(s));
   throw new FormatError(
     `${path}: metadata 'version' is ${JSON.stringify(v)}; this brainlatent reads ${format} version ${supported.map((s) => `'${s}'`).join(' or ')}` +
-      (newer ? ' (the file was written by a newer brainlatent: load it with that one)' : ''),
+      (newer ? ' (the file was written by a newer brainlatent: upgrade brainlatent to load it, or load it with the one that wrote it)' : ''),
     { path, field: '__metadata__' },
   );
 }

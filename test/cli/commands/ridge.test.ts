@@ -95,7 +95,7 @@ describe('brainlatent ridge fit / predict', () => {
     const tensors = Object.fromEntries(Object.entries(m.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
     await writeSafetensors(f('v99.safetensors'), tensors, { ...m.metadata, version: '99' });
     await expect(run('ridge', 'predict', '--model', f('v99.safetensors'), '--x', f('x.npy'), '--out', f('q.npy'))).rejects.toThrow(
-      `--model: ${f('v99.safetensors')}: metadata 'version' is "99"; this brainlatent reads brainlatent.ridge version '1' (the file was written by a newer brainlatent: load it with that one)`,
+      `--model: ${f('v99.safetensors')}: metadata 'version' is "99"; this brainlatent reads brainlatent.ridge version '1' (the file was written by a newer brainlatent: upgrade brainlatent to load it, or load it with the one that wrote it)`,
     );
     const raw = readFileSync(f('x.npy'));
     writeFileSync(f('trunc.npy'), raw.subarray(0, raw.length - 100));
