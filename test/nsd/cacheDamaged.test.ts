@@ -56,6 +56,14 @@ const corruptHeaderLength = (len: number, grow = 0) => (e: string) => {
   writeFileSync(f, b);
 };
 
+/** Data byte `at` of .npy file `name` of the entry with its lowest bit flipped: a value one step away, finite. */
+const flipDataBit = (name: string, at: number) => (e: string) => {
+  const f = join(e, name);
+  const b = readFileSync(f);
+  b[b.readUInt16LE(8) + 10 + at] ^= 0x01;
+  writeFileSync(f, b);
+};
+
 /** Each damage, done to an entry, and what the extraction says was wrong. */
 const DAMAGES: [string, (entry: string, key: string) => void | Promise<void>, string | RegExp][] = [
   ['a broken manifest.json', (e) => writeFileSync(join(e, 'manifest.json'), '{bad'), /^manifest\.json: not valid JSON \(.+\)$/],
@@ -76,6 +84,9 @@ const DAMAGES: [string, (entry: string, key: string) => void | Promise<void>, st
   // (inside the file, but over the reader's 1 MiB cap: a LimitError, which left the entry "unreadable" for good)
   ['a .npy header length over the 1 MiB cap, inside the file', corruptHeaderLength(2 << 20, 3 << 20), 'test_betas.npy: .npy header of 2097152 bytes is over the 1048576-byte limit'],
   ['voxels.npy of another shape', (e) => writeNpy(join(e, 'voxels.npy'), new Int32Array(6), [2, 3]), /^voxels\.npy: int32 \[2, 3\], expected int32 \[\d+, 3\] as manifest\.json records$/],
+  // (whole and finite, but other numbers: found by the data's checksum at the load; such an entry was loaded as it was)
+  ['a bit flipped in the training betas', flipDataBit('train_betas.npy', 5), /^train_betas\.npy: its data fail their checksum \(CRC-32 [0-9a-f]{8}, manifest\.json records [0-9a-f]{8}\): the file changed after the extraction was written \(a damaged disk or copy\); extract it again$/],
+  ['a bit flipped in the test image ids', flipDataBit('test_image_ids.npy', 0), /^test_image_ids\.npy: its data fail their checksum/],
   // (whole, and of the shape recorded, but its data cannot be loaded: found by the load, not by the inspection)
   [
     'NaN in the training betas',
@@ -111,6 +122,21 @@ describe('a damaged cache entry is a miss: extracted afresh and written again in
       expect(readdirSync(dir)).toEqual([entry.split('/').pop()]);
     });
   }
+});
+
+describe("an entry's data checksums", () => {
+  it('are recorded for every file; an entry from before them (none in its manifest) loads from the cache, unchecked', async () => {
+    const { entry, first, extract } = await cacheWithEntry();
+    const files = first.manifest.files;
+    expect(Object.keys(files).sort()).toEqual(['test_betas.npy', 'test_image_ids.npy', 'train_betas.npy', 'train_image_ids.npy', 'voxels.npy']);
+    for (const f of Object.values(files)) expect(f.crc32).toMatch(/^[0-9a-f]{8}$/);
+    editManifest(entry, (m) => {
+      for (const f of Object.values(m.files as Record<string, Record<string, unknown>>)) delete f.crc32;
+    });
+    const loaded = await extract();
+    expect(loaded.fromCache).toBe(true);
+    expect(loaded.train.data).toEqual(first.train.data);
+  });
 });
 
 describe('cache list and cache prune --stale see damaged entries', () => {

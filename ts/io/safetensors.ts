@@ -2,7 +2,7 @@
  * safetensors files (https://github.com/huggingface/safetensors): an 8-byte little-endian header
  * length, a JSON header naming each tensor's dtype, shape and byte range, then the raw data, little-endian (the
  * format's rule). The data are written and read as the typed arrays hold them, in the host's byte order: this code
- * assumes a little-endian host (x86-64, arm64; README "File formats"), on which the files move between machines
+ * assumes a little-endian host (x86-64, arm64; docs/data.md "Files kept for years"), between which the files move
  * unchanged. Readable from Python with `safetensors.numpy.load_file`; written atomically; read only after the whole
  * header has been checked against the file (see readSafetensors).
  *
@@ -11,11 +11,10 @@
  * loaded as other numbers. Other readers ignore the key (metadata is free text to them), and a file without it (one
  * written before it was kept, or elsewhere) is read unchecked, as before: the layout itself did not change.
  */
-import { crc32 } from 'node:zlib';
-
 import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
 import { type PreparedFile, withAtomicFile, writeChunks } from './atomicWrite.js';
 import { openRegularFile } from './byteStream.js';
+import { crc32Hex, crc32Text, crc32Update, isCrc32Text } from './crc32.js';
 import { FILE_KIND_BYTES, fileKindOf } from './fileKind.js';
 import { parseJson } from './json.js';
 import { allocate, arrayKind, BYTES, bytesOf, checkShape, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
@@ -43,15 +42,6 @@ const CHUNK = 64 << 20;
  * those written.
  */
 export const TENSOR_CRC32_KEY = 'tensor_crc32';
-
-/** The CRC-32 of `bytes` as 8 hex digits, in chunks (zlib takes at most 4 GiB at once). */
-function crc32Hex(bytes: Uint8Array): string {
-  let crc = 0;
-  for (let off = 0; off < bytes.length; off += CHUNK) crc = crc32(bytes.subarray(off, Math.min(off + CHUNK, bytes.length)), crc);
-  return hex(crc);
-}
-
-const hex = (crc: number) => (crc >>> 0).toString(16).padStart(8, '0');
 
 /**
  * Writes `tensors` and string `metadata`, with each tensor's CRC-32 in metadata TENSOR_CRC32_KEY. What
@@ -211,13 +201,13 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
         const { bytesRead } = await next;
         if (bytesRead < len) throw bad(e.name, `tensor '${e.name}' is truncated (the file shrank while being read)`);
         next = off + CHUNK < bytes.length ? read(off + CHUNK) : null;
-        crc = crc32(bytes.subarray(off, off + len), crc);
+        crc = crc32Update(bytes.subarray(off, off + len), crc);
       }
       const expected = recorded?.[e.name];
-      if (expected !== undefined && hex(crc) !== expected) {
+      if (expected !== undefined && crc32Text(crc) !== expected) {
         throw bad(
           e.name,
-          `tensor '${e.name}' fails its checksum (CRC-32 ${hex(crc)}, metadata '${TENSOR_CRC32_KEY}' records ${expected}): its data changed after the file was written ` +
+          `tensor '${e.name}' fails its checksum (CRC-32 ${crc32Text(crc)}, metadata '${TENSOR_CRC32_KEY}' records ${expected}): its data changed after the file was written ` +
             `(a damaged disk or copy: copy it again from a good one, or write it again), or a tool rewrote the tensor and kept the metadata ` +
             `(then remove '${TENSOR_CRC32_KEY}' from the metadata to read it unchecked)`,
         );
@@ -243,7 +233,7 @@ function recordedCrcs(metadata: Record<string, string>, bad: (field: string, msg
   } catch {
     v = null;
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((c) => typeof c !== 'string' || !/^[0-9a-f]{8}$/.test(c))) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((c) => !isCrc32Text(c))) {
     throw bad('__metadata__', `metadata '${TENSOR_CRC32_KEY}' must be a JSON object of each tensor's CRC-32 (8 hex digits), got ${JSON.stringify(text.slice(0, 80))}`);
   }
   return Object.assign(Object.create(null) as Record<string, string>, v);

@@ -14,7 +14,8 @@
  * load holds it; this user cannot delete it), with cache prune's words for why.
  *
  * A damaged entry (its manifest.json broken or missing, or a file it lists missing, truncated or of another shape: a
- * copy cut short, a full disk, a file deleted by hand; inspectEntry) is a miss for extractNsd, which extracts afresh
+ * copy cut short, a full disk, a file deleted by hand; inspectEntry; or, found by the load, data that fail the CRC-32
+ * the manifest records: a bit flipped on a disk) is a miss for extractNsd, which extracts afresh
  * and writes the entry again in its place (whole, as every entry), and `cache prune --stale` removes it. A damaged
  * entry this user cannot delete (another user's, in a sticky shared folder or a folder of theirs; a read-only file
  * system: deletionBlocker) is left as it is, and extractNsd returns its extraction uncached, saying why

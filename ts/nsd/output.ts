@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir, withAtomicDir, writeJsonAtomic } from '../io/atomicWrite.js';
 import { fileOpenError } from '../io/byteStream.js';
+import { crc32Hex } from '../io/crc32.js';
 import { assertFinite } from '../io/finite.js';
 import { readNpy, writeNpy } from '../io/npy.js';
+import { bytesOf } from '../io/typedArrays.js';
 import type { Matrix } from '../matrix.js';
 
 /** What `nsd extract` produces: matrices, the 73k id of every row, the voxels, and a manifest. */
@@ -101,7 +103,12 @@ export interface NsdManifest {
     /** Voxels with zero spread when z-scoring (left at 0). */
     flatVoxels: number;
   };
-  files: Record<string, { shape: number[]; dtype: string; meaning: string }>;
+  /**
+   * Each data file's shape, dtype and meaning, and the CRC-32 of its data (the bytes after the .npy header,
+   * ts/io/crc32.ts), which a load checks: a file damaged since (a disk, a copy) is refused, and in the cache it is a
+   * damaged entry, extracted again. `crc32` is absent in manifests from before it was kept (their data are read unchecked).
+   */
+  files: Record<string, { shape: number[]; dtype: string; meaning: string; crc32?: string }>;
 }
 
 export const EXTRACTION_FILES = {
@@ -113,20 +120,39 @@ export const EXTRACTION_FILES = {
   manifest: 'manifest.json',
 } as const;
 
-/** Describes the files in the manifest (shapes filled from the data). */
+/** Describes the files in the manifest (shapes filled from the data, and each file's data checksum). */
 export function describeFiles(ex: Omit<NsdExtraction, 'manifest' | 'fromCache'>): NsdManifest['files'] {
   const F = EXTRACTION_FILES;
+  const crc = (a: Float32Array | Int32Array) => crc32Hex(bytesOf(a));
   return {
-    [F.train]: { shape: [ex.train.rows, ex.train.cols], dtype: 'float32', meaning: 'train rows × voxels' },
-    [F.test]: { shape: [ex.test.rows, ex.test.cols], dtype: 'float32', meaning: 'test rows × voxels' },
-    [F.trainIds]: { shape: [ex.trainImageIds.length], dtype: 'int32', meaning: "NSD 73k id (1-based) of each train row; the ridge's CV groups" },
-    [F.testIds]: { shape: [ex.testImageIds.length], dtype: 'int32', meaning: 'NSD 73k id (1-based) of each test row' },
+    [F.train]: { shape: [ex.train.rows, ex.train.cols], dtype: 'float32', meaning: 'train rows × voxels', crc32: crc(ex.train.data) },
+    [F.test]: { shape: [ex.test.rows, ex.test.cols], dtype: 'float32', meaning: 'test rows × voxels', crc32: crc(ex.test.data) },
+    [F.trainIds]: { shape: [ex.trainImageIds.length], dtype: 'int32', meaning: "NSD 73k id (1-based) of each train row; the ridge's CV groups", crc32: crc(ex.trainImageIds) },
+    [F.testIds]: { shape: [ex.testImageIds.length], dtype: 'int32', meaning: 'NSD 73k id (1-based) of each test row', crc32: crc(ex.testImageIds) },
     [F.voxels]: {
       shape: [ex.voxels.length / 3, 3],
       dtype: 'int32',
       meaning: 'x, y, z grid index of each column; flat NIfTI index = x + X·(y + Y·z) on the grid in "grid"',
+      crc32: crc(ex.voxels),
     },
   };
+}
+
+/**
+ * Refuses `data`, read from `path` (file `name` of the extraction), when the manifest records a CRC-32 of it that
+ * its bytes do not give: a FormatError naming the file (field 'crc32'), which the cache takes for damage.
+ */
+function checkDataCrc(path: string, name: string, manifest: NsdManifest, data: Float32Array | Int32Array): void {
+  const recorded = manifest.files?.[name]?.crc32;
+  if (recorded === undefined) return;
+  const now = crc32Hex(bytesOf(data));
+  if (now !== recorded) {
+    throw new FormatError(
+      `${path}: its data fail their checksum (CRC-32 ${now}, ${EXTRACTION_FILES.manifest} records ${recorded}): the file changed after the extraction was written ` +
+        '(a damaged disk or copy); extract it again',
+      { path, field: 'crc32' },
+    );
+  }
 }
 
 /**
@@ -216,12 +242,15 @@ export async function readNsdExtraction(dir: string): Promise<NsdExtraction> {
     if (!(a.data instanceof Float32Array) || a.shape.length !== 2) {
       throw new ShapeError(`${join(dir, name)}: expected a 2-D float32 array, got ${a.dtype} (${a.shape.join(', ')})`);
     }
+    // (NaN said as such first: the more telling of the two)
     assertFinite(a.data, `betas (${join(dir, name)})`, { shape: a.shape, axes: ['row', 'voxel'] });
+    checkDataCrc(join(dir, name), name, manifest, a.data);
     return { data: a.data, rows: a.shape[0], cols: a.shape[1] };
   };
   const ints = async (name: string): Promise<Int32Array> => {
     const a = await readNpy(join(dir, name));
     if (!(a.data instanceof Int32Array)) throw new ShapeError(`${join(dir, name)}: expected int32, got ${a.dtype}`);
+    checkDataCrc(join(dir, name), name, manifest, a.data);
     return a.data;
   };
   return {
