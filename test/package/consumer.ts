@@ -92,7 +92,7 @@ export const peakBytes = (info: NativeRidgeInfo | undefined): number => info?.pe
 // and the types its jobs are read with.
 export const plugin: typeof brainlatentPlugin = brainlatentPlugin;
 export async function embed(root: string): Promise<string | undefined> {
-  const options: BrainlatentPluginOptions = { root, token: 'secret', predict: { concurrency: 1 } };
+  const options: BrainlatentPluginOptions = { root, token: 'consumer-token-0123456789abcdef', predict: { concurrency: 1 } };
   let server: RunningServer;
   try {
     server = await startServer({ ...options, port: 0 });
@@ -100,7 +100,7 @@ export async function embed(root: string): Promise<string | undefined> {
     if (e instanceof InvalidArgumentError) return e.message;
     throw e;
   }
-  const job = (await server.app.inject({ method: 'GET', url: '/v1/jobs', headers: { authorization: 'Bearer secret' } })).json() as { jobs: JobView[] };
+  const job = (await server.app.inject({ method: 'GET', url: '/v1/jobs', headers: { authorization: 'Bearer consumer-token-0123456789abcdef' } })).json() as { jobs: JobView[] };
   const error: PublicError | undefined = job.jobs[0]?.error;
   await server.close();
   return error?.message;

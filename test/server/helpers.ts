@@ -9,6 +9,11 @@ import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { startServer, type RunningServer, type ServeOptions } from '../../ts/server/serve.js';
 import { planted } from '../helpers/random.js';
 
+/** A token the service takes (at least 16 characters, not one repeated: tokenStrength.ts), for tests that need one. */
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+/** A second one, for tests of two services. */
+export const OTHER_TEST_TOKEN = 'test-token-fedcba9876543210';
+
 export interface TestServer extends RunningServer {
   root: string;
   /** fetch relative to the server, JSON body sent and parsed. */

@@ -15,12 +15,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
-import { failingFitJob, readEvents, startServerWithRidge, startTestServer, until, type TestServer } from './helpers.js';
+import { failingFitJob, readEvents, startServerWithRidge, startTestServer, until, TEST_TOKEN, type TestServer } from './helpers.js';
 
 describe('auth: a credential of another scheme', () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ token: 'tok-1' });
+    s = await startTestServer({ token: TEST_TOKEN });
   });
   afterAll(async () => s?.stop());
 
@@ -30,7 +30,7 @@ describe('auth: a credential of another scheme', () => {
     expect(r.json.message).toBe("the Authorization header is of scheme 'Basic': this service expects a bearer token (Authorization: Bearer <token>)");
     expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'Bearer nope' })).json.message).toBe('the bearer token is not valid');
     // the scheme's name is case-insensitive
-    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'bearer tok-1' })).status).toBe(200);
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: `bearer ${TEST_TOKEN}` })).status).toBe(200);
   });
 });
 

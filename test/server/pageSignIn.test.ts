@@ -6,11 +6,11 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
-import { startTestServer, type TestServer } from './helpers.js';
+import { startTestServer, TEST_TOKEN, type TestServer } from './helpers.js';
 
 if (!chromiumPath) console.warn(NO_BROWSER);
 
-const TOKEN = 'page-token-42';
+const TOKEN = TEST_TOKEN;
 
 describe.skipIf(!chromiumPath)('the web page signs in and out', () => {
   let s: TestServer;

@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { JobView } from '../../ts/server/jobs/types.js';
 import { chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
-import { startTestServer, type TestServer } from './helpers.js';
+import { startTestServer, TEST_TOKEN, type TestServer } from './helpers.js';
 import { StartedJobsRunner } from './startedJobsRunner.js';
 
 if (!chromiumPath) console.warn(NO_BROWSER);
 
-const TOKEN = 'page-signed-out-7';
+const TOKEN = TEST_TOKEN;
 
 /** Jobs start when submitted and run until the test ends or forgets them. */
 class ScriptedRunner extends StartedJobsRunner {

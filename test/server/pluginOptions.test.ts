@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../ts/errors.js';
 import { brainlatentPlugin, startServer, type BrainlatentPluginOptions } from '../../ts/server/index.js';
 import { runCommand } from '../helpers/nodeChild.js';
-import { startServeCli } from './helpers.js';
+import { startServeCli, TEST_TOKEN } from './helpers.js';
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-plugin-options-')));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -56,7 +56,7 @@ describe('brainlatentPlugin options', () => {
       prefix: '/bl',
       logLevel: 'warn',
       root,
-      token: 's3cret',
+      token: TEST_TOKEN,
       jobs: { concurrency: 2, maxQueued: 10, workers: 256 },
       predict: { concurrency: 1, maxQueued: 0 },
       img2img: { concurrency: 1, maxQueued: 2 },
@@ -82,6 +82,7 @@ describe('brainlatentPlugin options', () => {
     [{ root: join(root, 'a-file') }, /brainlatentPlugin options\.root: '.*a-file' is not a folder/],
     [{ root, token: 42 }, /options\.token: expected a non-empty string .*got 42/],
     [{ root, token: '' }, /options\.token: expected a non-empty string/],
+    [{ root, token: 's3cret' }, /^brainlatentPlugin options\.token: the token is too easy to guess \(it has 6 characters; at least 16 are needed\): use a long random one/],
     [{ root, predict: { concurrency: 0 } }, /brainlatentPlugin options\.predict\.concurrency: expected an integer >= 1, got 0/],
     [{ root, img2img: { maxQueued: -1 } }, /options\.img2img\.maxQueued: expected an integer >= 0, got -1/],
     [{ root, jobs: { concurrency: 1.5 } }, /options\.jobs\.concurrency: expected an integer >= 1, got 1\.5/],

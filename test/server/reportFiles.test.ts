@@ -5,7 +5,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
-import { failingFitJob, startTestServer, until, type TestServer } from './helpers.js';
+import { failingFitJob, startTestServer, until, TEST_TOKEN, type TestServer } from './helpers.js';
 
 // A report served by the service loads its own files beside it: the encoding report runs NiiVue from
 // report_files/niivue.umd.js. Served as application/octet-stream with nosniff, chromium refused to run it
@@ -82,7 +82,7 @@ describe("a run folder's report with its own scripts, served", () => {
 // job list came back (chromium, signed in with a token). Now the report frames nothing and its popups are cut off
 // (COOP), while its own images and scripts still load with the cookie.
 describe("a served report cannot reach the API through another window of the service's origin", () => {
-  const TOKEN = 'tok-report-csp';
+  const TOKEN = TEST_TOKEN;
   let s: TestServer;
   let id: string;
   beforeAll(async () => {

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { brainlatentPlugin } from '../../ts/server/index.js';
 import { startServer } from '../../ts/server/serve.js';
-import { failingFitJob, startTestServer, until, type TestServer } from './helpers.js';
+import { runCommand } from '../helpers/nodeChild.js';
+import { failingFitJob, startTestServer, until, TEST_TOKEN, type TestServer } from './helpers.js';
 
 const SECRET = 'TOPSECRET-7f3a9c';
 
@@ -137,7 +138,7 @@ describe('paths stay inside --root', () => {
 describe('authentication', () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ token: 'tok-123' });
+    s = await startTestServer({ token: TEST_TOKEN });
   });
   afterAll(async () => s?.stop());
 
@@ -148,7 +149,7 @@ describe('authentication', () => {
       expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
     }
     expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
-    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'Bearer tok-123' })).status).toBe(200);
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: `Bearer ${TEST_TOKEN}` })).status).toBe(200);
     expect((await s.call('GET', '/healthz')).status).toBe(200);
     expect((await s.call('GET', '/readyz')).status).toBe(200);
   });
@@ -156,7 +157,7 @@ describe('authentication', () => {
   it('gives the page a session cookie for the right token only', async () => {
     expect((await s.call('GET', '/v1/session')).json).toEqual({ tokenRequired: true, signedIn: false });
     expect((await s.call('POST', '/v1/session', { token: 'nope' })).status).toBe(401);
-    const ok = await s.call('POST', '/v1/session', { token: 'tok-123' });
+    const ok = await s.call('POST', '/v1/session', { token: TEST_TOKEN });
     expect(ok.status).toBe(204);
     const cookie = ok.headers.get('set-cookie')!;
     expect(cookie).toMatch(/HttpOnly/);
@@ -194,6 +195,36 @@ describe('authentication', () => {
     await expect(startServer({ root: s.root, host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a token/);
   });
 
+  // review: a short token or a word was taken, and POST /v1/session answered ~3,200 wrong tokens a second
+  it('refuses at start a token shorter than 16 characters or one character repeated, naming the option and how to make one', async () => {
+    for (const [token, problem] of [
+      ['s3cret', 'it has 6 characters; at least 16 are needed'],
+      ['tok-123456789ab', 'it has 15 characters; at least 16 are needed'],
+      ['a'.repeat(40), 'it is one character repeated 40 times'],
+      // (counted in characters, not UTF-16 units: 8 of these are 16 units)
+      ['🔑🗝🔒🔓🔐🛡🚪🧰', 'it has 8 characters; at least 16 are needed'],
+    ]) {
+      await expect(startServer({ root: s.root, port: 0, token })).rejects.toThrow(
+        `brainlatentPlugin options.token: the token is too easy to guess (${problem}): use a long random one, e.g. randomBytes(32).toString('hex') (node:crypto), or the output of openssl rand -hex 32`,
+      );
+    }
+    // 16 characters will do
+    const t = await startServer({ root: s.root, port: 0, token: 'tok-123456789abc', defaultMetrics: false });
+    await t.close();
+  });
+
+  it('brainlatent serve refuses a weak --token or $BRAINLATENT_TOKEN, naming which, without quoting it', async () => {
+    const cli = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+    const run = (args: string[], env: Record<string, string> = {}) => runCommand(process.execPath, [cli, 'serve', '--root', s.root, '--port', '0', ...args], { env: { ...process.env, BRAINLATENT_SERVE_V8_FLAGS: '0', ...env }, hangLimitMs: 30_000 });
+    const flag = await run(['--token', 'hunter2']);
+    expect(flag.status).toBe(1);
+    expect(flag.stderr).toContain('--token: the token is too easy to guess (it has 7 characters; at least 16 are needed): use a long random one, e.g. --token "$(openssl rand -hex 32)"');
+    expect(flag.stderr).not.toContain('hunter2');
+    const env = await run([], { BRAINLATENT_TOKEN: 'x'.repeat(20) });
+    expect(env.status).toBe(1);
+    expect(env.stderr).toContain('$BRAINLATENT_TOKEN: the token is too easy to guess (it is one character repeated 20 times): use a long random one, e.g. BRAINLATENT_TOKEN=$(openssl rand -hex 32)');
+  });
+
   it('refuses to trust a proxy without a token (a proxy on this machine connects from loopback)', async () => {
     await expect(startServer({ root: s.root, port: 0, trustProxy: '127.0.0.1' })).rejects.toThrow(/^refusing to trust a proxy \(trustProxy, --trust-proxy\) without a token: .* Pass --token$/);
     await expect(startServer({ root: s.root, port: 0, trustProxy: true })).rejects.toThrow(/without a token/);
@@ -203,7 +234,7 @@ describe('authentication', () => {
     const open = await s.call('GET', '/readyz');
     expect(open.status).toBe(200);
     expect(open.json).toEqual({ ready: true });
-    const full = await s.call('GET', '/readyz', undefined, { authorization: 'Bearer tok-123' });
+    const full = await s.call('GET', '/readyz', undefined, { authorization: `Bearer ${TEST_TOKEN}` });
     expect(full.json).toEqual({ ready: true, runner: expect.stringMatching(/^in-process, /), models: [] });
     expect((await s.call('GET', '/readyz', undefined, { authorization: 'Bearer wrong' })).json).toEqual({ ready: true });
   });
@@ -214,17 +245,17 @@ describe('authentication', () => {
       expect(r.status, path).toBe(status);
       expect(r.headers.get('x-content-type-options'), path).toBe('nosniff');
     }
-    const notFound = await s.call('GET', '/v1/jobs/x/files/%3Cscript%3E', undefined, { authorization: 'Bearer tok-123' });
+    const notFound = await s.call('GET', '/v1/jobs/x/files/%3Cscript%3E', undefined, { authorization: `Bearer ${TEST_TOKEN}` });
     expect(notFound.status).toBe(404);
     expect(notFound.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
   it.skipIf(!externalIp)('enforces the token for clients off loopback', async () => {
-    const t = await startServer({ root: s.root, host: externalIp!, port: 0, token: 'tok-ext', defaultMetrics: false });
+    const t = await startServer({ root: s.root, host: externalIp!, port: 0, token: TEST_TOKEN, defaultMetrics: false });
     try {
       const r = await fetch(`${t.url}/v1/jobs`);
       expect(r.status).toBe(401);
-      expect((await fetch(`${t.url}/v1/jobs`, { headers: { authorization: 'Bearer tok-ext' } })).status).toBe(200);
+      expect((await fetch(`${t.url}/v1/jobs`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).status).toBe(200);
       expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
     } finally {
       await t.close();
@@ -305,11 +336,11 @@ describe('authentication', () => {
   });
 
   it('with a token, a forwarded request is judged by its token alone', async () => {
-    const t = await startTestServer({ token: 'tok-proxy', trustProxy: '127.0.0.1' });
+    const t = await startTestServer({ token: TEST_TOKEN, trustProxy: '127.0.0.1' });
     try {
       const headers = { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' };
       expect((await t.call('GET', '/v1/jobs', undefined, headers)).status).toBe(401);
-      expect((await t.call('GET', '/v1/jobs', undefined, { ...headers, authorization: 'Bearer tok-proxy' })).status).toBe(200);
+      expect((await t.call('GET', '/v1/jobs', undefined, { ...headers, authorization: `Bearer ${TEST_TOKEN}` })).status).toBe(200);
     } finally {
       await t.stop();
     }

@@ -16,7 +16,7 @@ import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { overlaps } from '../../ts/server/jobs/jobBoard.js';
 import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
 import { rootRelative } from '../../ts/server/rootPaths.js';
-import { readEvents, startTestServer, until, type TestServer } from './helpers.js';
+import { readEvents, startTestServer, until, TEST_TOKEN, type TestServer } from './helpers.js';
 import { saveOverflowingRidgeModel } from '../helpers/overflowModel.js';
 
 /** A runner whose jobs run until cancelled (no job process). */
@@ -64,7 +64,7 @@ describe('run folders that overlap', () => {
 
 describe('every error body has error, message and code', () => {
   it('a missing or wrong token: 401 with code Unauthorized', async () => {
-    const s = await startTestServer({ token: 's3cret' });
+    const s = await startTestServer({ token: TEST_TOKEN });
     try {
       for (const headers of [{}, { authorization: 'Bearer nope' }] as Record<string, string>[]) {
         const r = await s.call('GET', '/v1/jobs', undefined, headers);
@@ -78,7 +78,7 @@ describe('every error body has error, message and code', () => {
 
   // review s43: these were Fastify's own bodies ({error, code, message, statusCode}, no name)
   it("a URL the router cannot decode (400) or a path parameter over Fastify's 100 characters (414): the same format, through frameworkErrors", async () => {
-    const s = await startTestServer({ token: 's3cret' });
+    const s = await startTestServer({ token: TEST_TOKEN });
     try {
       const bad = await s.call('GET', '/v1/models/%ZZ');
       expect(bad.status, bad.text).toBe(400);

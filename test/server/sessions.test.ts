@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brainlatentPlugin } from '../../ts/server/index.js';
 import { trustProxyFlag } from '../../ts/server/serve.js';
 import { SessionStore } from '../../ts/server/sessions.js';
-import { startTestServer, type TestServer } from './helpers.js';
+import { OTHER_TEST_TOKEN, startTestServer, TEST_TOKEN, type TestServer } from './helpers.js';
 
-const TOKEN = 'tok-sessions-1';
+const TOKEN = TEST_TOKEN;
 
 /** The session cookie's default name: it carries the service's port. */
 const cookieName = (s: TestServer) => `brainlatent_session_${new URL(s.url).port}`;
@@ -206,7 +206,7 @@ describe("the session cookie is the service's own", () => {
   // one service replaced the other's session)
   it('two services on one host (two ports): a client signed in to both stays signed in to both', async () => {
     const a = await startTestServer({ token: TOKEN });
-    const b = await startTestServer({ token: 'tok-sessions-2' });
+    const b = await startTestServer({ token: OTHER_TEST_TOKEN });
     try {
       // a browser's jar for the host: one cookie per name (and path), whatever the port; a later one of the same name replaces it
       const jar = new Map<string, string>();
@@ -215,7 +215,7 @@ describe("the session cookie is the service's own", () => {
         jar.set(name, value);
       };
       keep((await a.call('POST', '/v1/session', { token: TOKEN })).headers.get('set-cookie')!);
-      keep((await b.call('POST', '/v1/session', { token: 'tok-sessions-2' })).headers.get('set-cookie')!);
+      keep((await b.call('POST', '/v1/session', { token: OTHER_TEST_TOKEN })).headers.get('set-cookie')!);
       expect(jar.size).toBe(2);
       const header = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
       expect((await a.call('GET', '/v1/jobs', undefined, { cookie: header })).status).toBe(200);

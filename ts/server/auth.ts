@@ -5,6 +5,8 @@
  * SameSite=Strict (other sites cannot ride on it), and Secure when the request came over TLS. Without a token the
  * service answers loopback clients only, and not requests a proxy forwarded, so neither a plugin mounted in an app
  * that listens on every interface nor a service behind a reverse proxy on the same machine is exposed by accident.
+ * Every comparison with the token goes through a GuessLimiter (guessLimit.ts): a wrong token is answered late, and an
+ * address with a few wrong ones waiting is answered 429 without its token being compared.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -12,6 +14,7 @@ import { hostname } from 'node:os';
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
+import { GUESS_RETRY_AFTER_S, GuessLimiter, tooManyGuessesMessage, type Attempt } from './guessLimit.js';
 import { SessionStore } from './sessions.js';
 
 /** The session cookie's name before what makes it this service's own (below). */
@@ -134,30 +137,45 @@ function liveSession(sessions: SessionStore, req: FastifyRequest, name: string):
 
 export interface Authenticator {
   /**
-   * Whether the request may proceed; answers 401/403 itself when not (unless `quiet`), closing the connection: its
-   * body is not read, and Node otherwise read what was left of it to keep the connection, so a client without a token
-   * that sent a byte every few seconds held the socket until requestTimeoutMs (313 s measured, 300 s by default).
+   * Whether the request may proceed; answers 401/403 (or 429: its address has too many wrong tokens waiting) itself
+   * when not (unless `quiet`), closing the connection: its body is not read, and Node otherwise read what was left
+   * of it to keep the connection, so a client without a token that sent a byte every few seconds held the socket
+   * until requestTimeoutMs (313 s measured, 300 s by default). A wrong bearer token is known false only after the
+   * limiter's delay, quiet or not (a quiet check's answer also tells whether the token was right).
    */
-  check(req: FastifyRequest, reply: FastifyReply, options?: { quiet?: boolean }): boolean;
-  /** Whether `candidate` is the token (constant time). */
-  matches(candidate: string): boolean;
+  check(req: FastifyRequest, reply: FastifyReply, options?: { quiet?: boolean }): Promise<boolean>;
+  /** Whether `candidate` is the token (constant time), through the limiter: 'wrong' late, 'busy' not compared. */
+  attempt(req: FastifyRequest, candidate: string): Promise<Attempt>;
   readonly hasToken: boolean;
   /** The sign-in sessions (ids in the cookie). */
   readonly sessions: SessionStore;
   /** The session cookie's name for this request (sessionCookieNamer). */
   cookieName(req: FastifyRequest): string;
+  /** How wrong tokens are slowed. */
+  readonly limiter: GuessLimiter;
 }
 
-/** `sessions`: the store of sign-in sessions (default: one whose sessions last DEFAULT_SESSION_MAX_AGE_S); `cookieName`: the session cookie's name per request. */
-export function authenticator(token: string | null, sessions: SessionStore = new SessionStore(), cookieName: (req: FastifyRequest) => string = () => SESSION_COOKIE): Authenticator {
+/** The 429 of an address with too many wrong tokens waiting (closing the connection, as a 401 does). */
+export function tooManyGuesses(reply: FastifyReply, limiter: GuessLimiter): FastifyReply {
+  return reply.code(429).header('retry-after', String(GUESS_RETRY_AFTER_S)).header('connection', 'close').send({ error: 'Too Many Requests', message: tooManyGuessesMessage(limiter), code: 'TooManyGuesses' });
+}
+
+/**
+ * `sessions`: the store of sign-in sessions (default: one whose sessions last DEFAULT_SESSION_MAX_AGE_S); `cookieName`:
+ * the session cookie's name per request; `limiter`: how wrong tokens are slowed (default: GuessLimiter's).
+ */
+export function authenticator(token: string | null, sessions: SessionStore = new SessionStore(), cookieName: (req: FastifyRequest) => string = () => SESSION_COOKIE, limiter: GuessLimiter = new GuessLimiter()): Authenticator {
   const want = token ? digest(token) : null;
   const matches = (candidate: string) => want !== null && timingSafeEqual(digest(candidate), want);
+  // (req.ip: the client as Fastify sees it, through a trusted proxy; a request whose socket has gone may have none)
+  const attempt = (req: FastifyRequest, candidate: string) => limiter.attempt(req.ip ?? req.socket?.remoteAddress ?? '', () => matches(candidate));
   return {
     hasToken: want !== null,
-    matches,
+    attempt,
     sessions,
     cookieName,
-    check(req, reply, options = {}) {
+    limiter,
+    async check(req, reply, options = {}) {
       if (!want) {
         const local = isLoopback(req.socket.remoteAddress);
         const proxied = forwardedHeader(req.headers);
@@ -175,9 +193,15 @@ export function authenticator(token: string | null, sessions: SessionStore = new
       // (the scheme's name is case-insensitive: RFC 9110 §11.1)
       const scheme = header?.trim().split(/\s+/)[0] ?? '';
       const bearer = scheme.toLowerCase() === 'bearer' ? header!.trim().slice(scheme.length).trim() : undefined;
-      // a bearer header is checked alone (a wrong token is not rescued by a cookie); else the session cookie
-      if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req, cookieName(req)) !== undefined) return true;
+      // a bearer header is checked alone (a wrong token is not rescued by a cookie); else the session cookie (a
+      // random id of 32 bytes: nothing to guess, so a stale one is answered at once)
+      const result = bearer !== undefined ? await attempt(req, bearer) : liveSession(sessions, req, cookieName(req)) !== undefined ? 'right' : 'wrong';
+      if (result === 'right') return true;
       if (options.quiet) return false;
+      if (result === 'busy') {
+        tooManyGuesses(reply, limiter);
+        return false;
+      }
       void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').header('connection', 'close').send({ error: 'Unauthorized', message: unauthorized(header, scheme, sentSession(req.headers.cookie, cookieName(req))), code: 'Unauthorized' });
       return false;
     },

@@ -110,7 +110,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   });
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public) return;
-    if (!ctx.auth.check(req, reply)) return reply;
+    if (!(await ctx.auth.check(req, reply))) return reply;
   });
   // (after the token: a client without one holds no share of the bytes in flight)
   useBodyBudget(app, ctx.bodyBudget, () => ctx.metrics.rejected.inc({ pool: 'bodies' }));

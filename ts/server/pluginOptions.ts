@@ -13,6 +13,7 @@ import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkKnownKeys, MAX_TIMER_MS } from '../ridge/options.js';
 import { COOKIE_NAME } from './auth.js';
 import type { JobRunner } from './jobs/JobRunner.js';
+import { MAKE_TOKEN, weakToken, weakTokenMessage } from './tokenStrength.js';
 
 export interface PoolLimits {
   /** Requests computed at once. */
@@ -24,7 +25,10 @@ export interface PoolLimits {
 export interface BrainlatentPluginOptions {
   /** Every path a request names must resolve inside this folder (relative paths are taken from it). */
   root: string;
-  /** Bearer token required on every route but the health checks. Without one, only loopback clients are answered. */
+  /**
+   * Bearer token required on every route but the health checks. Without one, only loopback clients are answered.
+   * At least 16 characters, not one character repeated (refused otherwise): e.g. `openssl rand -hex 32`.
+   */
   token?: string | null;
   /** Runs the jobs (default: in this process, one at a time). */
   runner?: JobRunner;
@@ -173,6 +177,8 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
   if (o.token !== undefined && o.token !== null && (typeof o.token !== 'string' || o.token.length === 0)) {
     throw new InvalidArgumentError(`${WHAT} ${name('token')}: expected a non-empty string (or null/undefined: loopback clients only), got ${describeNumber(o.token)}`);
   }
+  const weak = typeof o.token === 'string' ? weakToken(o.token) : undefined;
+  if (weak) throw new InvalidArgumentError(weakTokenMessage(`${WHAT} ${name('token')}`, weak, `randomBytes(32).toString('hex') (node:crypto), or the output of ${MAKE_TOKEN}`));
   if (o.runner !== undefined) {
     const r = o.runner as Record<string, unknown> | null;
     const methods = ['submit', 'cancel', 'queueDepth', 'ready', 'close'];

@@ -89,21 +89,22 @@ const ERROR_MEANING: Record<number, string> = {
   409: 'a conflict: JobConflict (a run folder in use), BatchNameTaken (with --redis, a manifest whose name another manifest\'s batch holds, or a job accepted with another manifest has claimed), ModelExists (the name is loaded, or another request is loading it), TooManyModels (maxModels models are loaded: DELETE /v1/models/NAME frees one), ModelLoadCancelled (a DELETE of the name, or a later load of it with `replace`, came first: the model this load loaded was dropped), JobFinished (with `id`, `state`)',
   413: 'the body is over the limit (`limit`, bytes), or content over a reader’s limit (LimitError)',
   415: 'a body of a media type the route does not take, or compressed (a Content-Encoding other than identity)',
+  429: 'TooManyGuesses: this address has a few wrong tokens waiting for their answer (each is answered late); its token was not compared: retry after Retry-After',
   500: "the service failed (ModelOutput: a model made NaN/Inf, with `model` and `output`; OutOfMemory with `reason` 'budget': a memory budget refused the work); details in its log",
   503: "try again later (Retry-After): QueueFull, ShuttingDown, RedisUnreachable, OutOfMemory with `reason` 'allocation' (the machine could not provide the memory just now)",
 };
 
 export type ErrorStatus = keyof typeof ERROR_MEANING;
 
-/** Every route can answer these: a token (401/403), a closing service (503), a failure (500). */
-const ALWAYS: ErrorStatus[] = [401, 403, 500, 503];
+/** Every route can answer these: a token (401/403; 429 while its address has wrong tokens waiting), a closing service (503), a failure (500). */
+const ALWAYS: ErrorStatus[] = [401, 403, 429, 500, 503];
 
 /** `statuses` (and the ones every route that needs the token has) with the shared error body, each described. */
 export function errorResponses(...statuses: ErrorStatus[]): Record<number, TSchema> {
   return errorsOf([...statuses, ...ALWAYS]);
 }
 
-/** The same for a route answered without the token (no 401/403). */
+/** The same for a route answered without the token (no 401/403/429). */
 export function publicErrorResponses(...statuses: ErrorStatus[]): Record<number, TSchema> {
   return errorsOf([...statuses, 500, 503]);
 }

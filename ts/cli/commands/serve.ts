@@ -9,6 +9,7 @@ import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer, trustProxyFlag, type LogLevel } from '../../server/serve.js';
 import { MAX_SESSION_MAX_AGE_S, MAX_SHUTDOWN_DEADLINE_MS } from '../../server/pluginOptions.js';
 import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
+import { MAKE_TOKEN, MIN_TOKEN_LENGTH, weakToken, weakTokenMessage } from '../../server/tokenStrength.js';
 import { integerFlag } from '../flagValue.js';
 import { MAX_TIMER_MS } from '../../ridge/options.js';
 
@@ -51,10 +52,16 @@ function rootFolder(dir: string): string {
   return dir;
 }
 
-/** --token, else $BRAINLATENT_TOKEN (an empty variable counts as unset), else none. */
+/** --token, else $BRAINLATENT_TOKEN (an empty variable counts as unset), else none; a weak one is refused naming where it came from. */
 function tokenOf(flag: string | undefined): string | null {
   if (flag !== undefined && flag.length === 0) throw new Error(`--token: expected a non-empty secret, got ''`);
-  return flag ?? (process.env.BRAINLATENT_TOKEN || null);
+  const token = flag ?? (process.env.BRAINLATENT_TOKEN || null);
+  const weak = token === null ? undefined : weakToken(token);
+  if (weak) {
+    const [source, example] = flag !== undefined ? ['--token', `--token "$(${MAKE_TOKEN})"`] : ['$BRAINLATENT_TOKEN', `BRAINLATENT_TOKEN=$(${MAKE_TOKEN})`];
+    throw new InvalidArgumentError(weakTokenMessage(source, weak, example));
+  }
+  return token;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -65,7 +72,7 @@ export function registerServeCommand(program: Command): void {
     .option('--port <n>', 'port (0: any free port)', '8080')
     .option('--root <dir>', 'the folder every path in a request must stay inside (relative paths start there)', '.')
     .option('--redis <url>', 'run reconstruct, encode and batch jobs through BullMQ on this Redis, shared with `brainlatent worker` processes')
-    .option('--token <secret>', 'bearer token required on every route but /healthz, /readyz, the page (/) and its sign-in (/v1/session) (default: $BRAINLATENT_TOKEN)')
+    .option('--token <secret>', `bearer token required on every route but /healthz, /readyz, the page (/) and its sign-in (/v1/session) (default: $BRAINLATENT_TOKEN); at least ${MIN_TOKEN_LENGTH} characters, e.g. $(${MAKE_TOKEN})`)
     .option('--jobs <n>', 'jobs run at once by this process', '1')
     .option('--workers <n>', 'with --redis (refused without it): job processes this service gives the shared queue while its jobs run (default 1; 0: only `brainlatent worker` processes work)')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
@@ -94,11 +101,12 @@ Jobs run in processes of their own at a lower CPU priority (nice +10, and their 
 
 Examples:
   brainlatent serve --root /data                    # http://127.0.0.1:8080/
-  BRAINLATENT_TOKEN=s3cret brainlatent serve --host 0.0.0.0 --root /data
+  export BRAINLATENT_TOKEN=$(${MAKE_TOKEN})
+  brainlatent serve --host 0.0.0.0 --root /data     # every client needs the token
   brainlatent serve --root /data --redis redis://10.0.0.5:6379/0 --workers 0   # the work done by:
   brainlatent worker --redis redis://10.0.0.5:6379/0                            #   (on each compute node)
-  brainlatent serve --root /data --token s3cret --trust-proxy 127.0.0.1    # behind nginx/Caddy on this host (TLS there)
-  curl -H "Authorization: Bearer s3cret" -d '{"kind":"demo","out":"demo1"}' \\
+  brainlatent serve --root /data --trust-proxy 127.0.0.1    # behind nginx/Caddy on this host (TLS there), token as above
+  curl -H "Authorization: Bearer $BRAINLATENT_TOKEN" -d '{"kind":"demo","out":"demo1"}' \\
        -H 'content-type: application/json' http://HOST:8080/v1/jobs
 
 See docs/server.md (every route, option, the page, Redis, metrics).`,
@@ -123,9 +131,9 @@ See docs/server.md (every route, option, the page, Redis, metrics).`,
       const bodyTimeoutMs = 1000 * integerFlag(flags.bodyTimeout, '--body-timeout', 1, Math.floor(MAX_TIMER_MS / 1000));
       const logger = loggerOf(flags.logLevel);
       const trustProxy = flags.trustProxy === undefined ? undefined : trustProxyFlag(flags.trustProxy);
+      const token = tokenOf(flags.token);
       // then: this process may be replaced by itself with the service's V8 flags
       await ensureServiceFlags();
-      const token = tokenOf(flags.token);
       const root = rootFolder(flags.root);
       // The signal handlers come first: a supervisor may send SIGTERM as soon as it reads the line below (the
       // write wakes it, and it may run before this process does again), or while the service is starting.

@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import { cookies } from '../auth.js';
+import { cookies, tooManyGuesses } from '../auth.js';
 import type { ServiceContext } from '../context.js';
 import { binary, described, errorBody, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
 import { SessionBodySchema } from '../schemas.js';
@@ -26,7 +26,7 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
     const runner = await ctx.runner.ready();
     // Without credentials only the readiness: the runner's detail names the Redis host (and user) the jobs go
     // through and the models' names, which a client that may not call the API has no need of (a probe reads the status).
-    if (!ctx.auth.check(req, reply, { quiet: true })) return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok });
+    if (!(await ctx.auth.check(req, reply, { quiet: true }))) return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok });
     return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok, runner: runner.detail, models: ctx.models.list().map((m) => ({ name: m.name, kind: m.kind })) });
   });
 
@@ -38,7 +38,7 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
   app.get('/v1/openapi.json', { schema: { operationId: 'openapi', tags: ['health'], summary: 'This OpenAPI document', response: { 200: OpenApiSchema, ...errorResponses() } } }, async () => app.swagger());
 
   app.get('/v1/session', { config: { public: true }, schema: { operationId: 'getSession', tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)', response: { 200: SessionStateSchema, ...publicErrorResponses() } } }, async (req, reply) => {
-    const signedIn = ctx.auth.check(req, reply, { quiet: true });
+    const signedIn = await ctx.auth.check(req, reply, { quiet: true });
     return { tokenRequired: ctx.auth.hasToken, signedIn };
   });
 
@@ -57,13 +57,16 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
         summary: 'Sign in: exchange the token for a session cookie (for the web page)',
         description: 'Set-Cookie: a session id (not the token), Max-Age, HttpOnly, SameSite=Strict; a 204 without a cookie when the service has no token',
         body: SessionBodySchema,
-        response: { ...NO_CONTENT, ...publicErrorResponses(400, 413, 415), 401: errorResponses()[401] },
+        response: { ...NO_CONTENT, ...publicErrorResponses(400, 413, 415), 401: errorResponses()[401], 429: errorResponses()[429] },
       },
     },
     async (req, reply) => {
       const { token } = req.body as { token: string };
       if (!ctx.auth.hasToken) return reply.code(204).send();
-      if (!ctx.auth.matches(token)) return reply.code(401).send({ error: 'Unauthorized', message: 'the token is not valid', code: 'Unauthorized' });
+      // (a wrong token is answered late, and an address with a few of them waiting 429 without comparing: guessLimit.ts)
+      const attempt = await ctx.auth.attempt(req, token);
+      if (attempt === 'busy') return tooManyGuesses(reply, ctx.auth.limiter);
+      if (attempt === 'wrong') return reply.code(401).send({ error: 'Unauthorized', message: 'the token is not valid', code: 'Unauthorized' });
       // a random id, not the token: it expires, a sign-out revokes it, and a restart forgets it
       const id = ctx.auth.sessions.create();
       return reply.header('set-cookie', `${ctx.auth.cookieName(req)}=${id}; ${attributes(req, ctx.auth.sessions.maxAgeSeconds)}`).code(204).send();
