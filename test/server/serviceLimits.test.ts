@@ -15,7 +15,7 @@ import { encodeNpy } from '../../ts/io/npy.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { planted } from '../helpers/random.js';
-import { startTestServer, until, type TestServer } from './helpers.js';
+import { startTestServer, TEST_TOKEN, until, type TestServer } from './helpers.js';
 
 const b64 = (shape: number[]) => encodeNpy(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape).toString('base64');
 
@@ -245,5 +245,42 @@ describe('bodyTimeoutMs: a request body that stalls', () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect((await s.call('GET', '/healthz')).status).toBe(200);
     socket.destroy();
+  });
+});
+
+// A byte every few seconds kept any body going (each within bodyTimeoutMs) until requestTimeoutMs, 300 s: POST
+// /v1/session's, answered without the token, and every route's with it (reproduced: a byte every 5 s, both still open
+// at 120 s). Past its first bodyTimeoutMs a body must now average 1,024 bytes a second: 408, connection closed.
+describe('bodyTimeoutMs: a request body that comes too slowly', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ token: TEST_TOKEN, bodyTimeoutMs: 400 });
+  });
+  afterAll(async () => s?.stop());
+
+  it.each([
+    ['POST', '/v1/session', '/v1/session', ''],
+    ['POST', '/v1/jobs', '/v1/jobs', 'token'],
+    ['POST', '/v1/models', '/v1/models', 'token'],
+    ['POST', '/v1/ridge/m/predict', '/v1/ridge/:model/predict', 'token'],
+    ['POST', '/v1/sd/m/img2img', '/v1/sd/:model/img2img', 'token'],
+    ['DELETE', '/v1/jobs/x', '/v1/jobs/:id', 'token'],
+    ['DELETE', '/v1/session', '/v1/session', ''],
+  ])('%s %s: a byte every 100 ms (each within the 400 ms) is answered 408 and closed', async (method, path, route, auth) => {
+    const { socket, io } = await rawRequest(s, (host) => `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n${auth ? `Authorization: Bearer ${TEST_TOKEN}\r\n` : ''}\r\n{`);
+    const drip = setInterval(() => socket.write(' '), 100);
+    try {
+      const answer = await until(() => (io.closed ? io.got : undefined), 10_000, `${method} ${path} to be answered and closed`);
+      expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
+      expect(body.code).toBe('RequestTimeout');
+      expect(body.message).toMatch(
+        new RegExp(`^${method} ${route.replace(/[/:]/g, (c) => `\\${c}`)}: the request body came too slowly \\(\\d+ bytes received of 4,000 declared, in \\d+\\.\\d s\\): past its first 0\\.4 s a body must average 1,024 bytes a second; the connection is closed: send the body again, faster \\(bodyTimeoutMs\\)$`),
+      );
+    } finally {
+      clearInterval(drip);
+      socket.destroy();
+    }
   });
 });

@@ -69,7 +69,8 @@ export interface BrainlatentPluginOptions {
   /**
    * How long a client may move no bytes, in ms (default 30,000): a request body that sends nothing for it is answered
    * 408 RequestTimeout and its connection closed (a stalled upload held its share of inFlightBodyLimit for as long as
-   * its client kept the socket), and an event stream whose client reads nothing for it, with events waiting, is
+   * its client kept the socket), as is one that, past it, averages less than 1,024 bytes a second (a trickle held its
+   * socket until requestTimeoutMs); and an event stream whose client reads nothing for it, with events waiting, is
    * closed (its events waited in the service's memory; an EventSource reconnects with Last-Event-ID).
    */
   bodyTimeoutMs?: number;

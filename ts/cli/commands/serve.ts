@@ -77,7 +77,7 @@ export function registerServeCommand(program: Command): void {
     .option('--workers <n>', 'with --redis (refused without it): job processes this service gives the shared queue while its jobs run (default 1; 0: only `brainlatent worker` processes work)')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
-    .option('--body-timeout <s>', 'seconds a request body may send nothing before it is answered 408 and its connection closed (a stalled upload holds its share of the bytes in flight; a whole request gets 300 s at most), and an event stream whose client reads nothing may wait before it is closed', '30')
+    .option('--body-timeout <s>', 'seconds a request body may send nothing before it is answered 408 and its connection closed (a stalled upload holds its share of the bytes in flight; a whole request gets 300 s at most), and after which it must average 1,024 bytes a second, and an event stream whose client reads nothing may wait before it is closed', '30')
     .option('--session-max-age <s>', "seconds a sign-in session (the page's cookie) lasts", '43200')
     .option('--trust-proxy <proxies>', "behind a reverse proxy that terminates TLS (needs --token): whose X-Forwarded-Proto/-For to believe (the proxy's addresses or CIDR ranges, comma-separated, or 'loopback'; true: any peer), so the session cookie is Secure over https (default: none)")
     .option('--log-level <level>', `what the service logs on stderr, as JSON lines: ${CLI_LOG_LEVELS.join(', ')}; each logs every request answered 5xx with its stack, 'info' logs every request`, 'warn')
