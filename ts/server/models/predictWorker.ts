@@ -5,8 +5,6 @@
  * their bytes. A model's arrays come from the thread that loaded it (or from any thread that holds it, to a thread
  * started later) over a channel of their own, and the thread collects its heap when it drops one.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parentPort, receiveMessageOnPort, type MessagePort, type Transferable } from 'node:worker_threads';
 
 import { nativeSync } from '../../native/call.js';
@@ -14,6 +12,7 @@ import { predictionArray } from '../../ridge/predictionArray.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import type { ModelGift, PoolMessage, PoolReply, SharedRidge, WireError } from './predictPool.js';
 import { decodeLargeBody, joinSegments, type DecodedBody } from './requestBodies.js';
+import { threadGc } from './threadGc.js';
 
 const models = new Map<string, SharedRidge>();
 /** Models on their way from another thread (a predict or a share of one waits for it); a drop marks it `dropped`. */
@@ -25,15 +24,7 @@ const port = parentPort!;
  * only once every thread that held them has collected them, and a thread that only predicts allocates too little
  * to collect on its own (the service runs with --no-memory-reducer): without this, a DELETE freed nothing.
  */
-const collect: () => void =
-  (globalThis as { gc?: () => void }).gc ??
-  (() => {
-    // (the flag reaches contexts made after it: this one's gc, then off again for everyone else's)
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    setFlagsFromString('--no-expose-gc');
-    return gc;
-  })();
+const collect = threadGc();
 
 let collecting: NodeJS.Timeout | undefined;
 /** Collects once, shortly: a burst of drops (a replace, a close) costs one collection. */
