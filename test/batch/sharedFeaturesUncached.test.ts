@@ -10,7 +10,7 @@
  * Permission errors are injected at the fs layer (root may write anywhere); the entry's bytes, the computations made and
  * the cache folder's files are real.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -265,6 +265,11 @@ describe("a batch's jobs over such an entry", () => {
 
     const recon = join(out, 'subj01', 'recon');
     expect((await runNode(byId('uncached.subj01.recon.extract'), ctl)).status).toBe('done');
+    // what an earlier attempt killed before its removal left: a whole copy of other bytes, and a half-written one
+    const left = join(recon, UNCACHED_FEATURES, zKey);
+    cpSync(entry, left, { recursive: true });
+    writeFileSync(join(left, 'data.npy'), Buffer.from(intact).fill(0, h.dataOffset));
+    mkdirSync(join(recon, UNCACHED_FEATURES, `.${zKey}.tmp-abcdef-4242-0badf00d`));
     const link = await runNode(byId('uncached.subj01.recon.features'), ctl);
     expect(link).toMatchObject({ status: 'done', summary: { computedHere: [zKey], warnings: [`${head}, so this job computed its features without caching them; ${remedy}`] } });
     // the features the entry would have given, bit for bit; the uncached copy gone once linked; the cache as it was

@@ -193,6 +193,48 @@ describe('run folder: lock and --force', () => {
     expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(/holds another run's outputs/);
   });
 
+  /**
+   * What a batch's features job killed before it removed its uncached copy of a shared entry leaves (its time limit,
+   * a SIGKILL, a crash): the copy whole, a second one half written by a writer of another host sharing the folder (not
+   * removeStaleTemporaries' to judge), and a removal killed half way, moved aside; with a file of the user's of a
+   * like name. --force listed all of them as files no run wrote, and kept them.
+   */
+  function killedFeaturesJob(): { out: string; left: string[]; mine: string[] } {
+    const out = oldRun();
+    const left = [
+      '.shared-features-uncached/z-1a2b/data.npy',
+      '.shared-features-uncached/z-1a2b/ids.npy',
+      '.shared-features-uncached/z-1a2b/entry.json',
+      '.shared-features-uncached/.c-3c4d.tmp-abcdef-4242-0badf00d/data.npy',
+      '..shared-features-uncached.tmp-abcdef-4343-deadbeef/z-5e6f/data.npy',
+    ];
+    const mine = ['shared-features-uncached/notes.txt', '.shared-features-uncached.txt'];
+    for (const f of [...left, ...mine]) {
+      mkdirSync(dirname(join(out, f)), { recursive: true });
+      writeFileSync(join(out, f), f);
+    }
+    return { out, left, mine };
+  }
+
+  it("a killed batch features job's uncached copy is the run's temporary: --force removes it and never names it a file of the user's", async () => {
+    const { out, mine } = killedFeaturesJob();
+    const plan = await clearingPlan(out);
+    expect(plan).toMatch(
+      /^--force: first removes the previous run's outputs in .* \(\.\.shared-features-uncached\.tmp-abcdef-4343-deadbeef, \.shared-features-uncached, images, metrics\.csv, metrics\.json, report\.html, run\.json, stages\); other files there stay \(2 no run wrote: \.shared-features-uncached\.txt, shared-features-uncached\/notes\.txt\)$/,
+    );
+    expect((await clearingFiles(out)).kept).toEqual([...mine].sort());
+    await clearRunFolder(out);
+    expect(filesUnder(out)).toEqual(['cache/subj01_x/manifest.json', ...mine, 'run.json'].sort());
+    expect(readdirSync(out).filter((f) => f.includes('uncached')).sort()).toEqual(['.shared-features-uncached.txt', 'shared-features-uncached']);
+  });
+
+  it('the next run removes it when it takes the folder (whatever host left it), and nothing else', async () => {
+    const { out, mine } = killedFeaturesJob();
+    const lock = await lockRunFolder(out, 'next');
+    expect(filesUnder(out)).toEqual(['cache/subj01_x/manifest.json', 'images/00001_org.png', 'metrics.csv', 'metrics.json', 'report.html', 'run.json', 'stages/evaluate.json', ...mine, LOCK_FILE].sort());
+    await lock.release();
+  });
+
   it('a folder that never held a run keeps its files under --force', async () => {
     const out = join(root, 'mine');
     mkdirSync(out);

@@ -5,7 +5,7 @@
  * it ran (the shard's job is not told that they ran again). Markers are written last, so an interrupted job is redone.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -16,6 +16,7 @@ import { inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
 import type { OrtUse } from '../native/ortUse.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import { PreflightError } from '../pipeline/errors.js';
+import { removeUncachedFeatures, UNCACHED_FEATURES } from '../pipeline/uncachedFeatures.js';
 import { withModelRoots } from '../sd/modelRoots.js';
 import type { OutputRecord } from '../pipeline/outputRecords.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
@@ -309,12 +310,13 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
     const warnings = [z, c].flatMap((e) => (e.notCached ? [e.notCached] : []));
     return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere, ...(warnings.length ? { warnings } : {}) } };
   } finally {
-    await rm(uncached, { recursive: true, force: true });
+    // (moved aside, then deleted: a kill meanwhile leaves no part of a copy under its name; the next lock holder
+    // removes whatever a kill left, and nothing ever reads it: pipeline/uncachedFeatures.ts)
+    await removeUncachedFeatures(config.out);
   }
 }
 
-/** The folder of a run folder where a features job computes an entry the shared cache cannot take, removed once linked. */
-export const UNCACHED_FEATURES = '.shared-features-uncached';
+export { UNCACHED_FEATURES };
 
 /**
  * The betas job's warnings: for each extraction that reads every session with betas (no sessions given), a

@@ -6,7 +6,9 @@
  * - its name is one reconstruct or encode gives its outputs (RUN_FILE_PATTERNS), or one the previous run's config
  *   gives its tables and maps (runConfigFiles, from run.json's config): what an interrupted stage left before
  *   writing its marker;
- * - an interrupted clearing listed it (the clearing marker's `removing`).
+ * - an interrupted clearing listed it (the clearing marker's `removing`);
+ * - it is under the run's own temporary folder for features computed uncached, which a killed batch job left
+ *   (uncachedFeatures.ts): never a file of the user's.
  * The extraction cache (`cache/`, keyed by its inputs) and the folder's lock are never a run's outputs.
  */
 import { readdir, readFile } from 'node:fs/promises';
@@ -14,6 +16,7 @@ import { join, resolve, sep } from 'node:path';
 
 import { mapFile } from '../encoding/mapFiles.js';
 import { LOCK_FILE } from '../io/folderLock.js';
+import { UNCACHED_FEATURES_FILES } from './uncachedFeatures.js';
 
 /**
  * The names reconstruct, encode and the demo give the files they write, as paths relative to the run folder ('/'
@@ -32,6 +35,8 @@ export const RUN_FILE_PATTERNS: readonly RegExp[] = [
   /^images\/\d{5}_(org|z|\d{3})\.png$/,
   /^metrics(\.csv|\.json|_per_image\.csv)$/,
   /^demo-world\.json$/,
+  // a batch's features job's uncached copy of a shared entry, which a kill left (uncachedFeatures.ts): the run's temporary
+  UNCACHED_FEATURES_FILES,
   // encode (encoding/runPaths' encodePaths(), the report's files); maps and computed tables: runConfigFiles
   /^data\/(noise_ceiling\.npy|maps\.json)$/,
   /^features\/embed\/(z|c|image_ids)\.npy$/,

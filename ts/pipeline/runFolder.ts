@@ -17,6 +17,7 @@ import { currentCommand, lockFolder, type FolderLock, type LockOptions } from '.
 import { configHash, type ReconstructConfig } from './config.js';
 import { outputRecordChange, outputRecords, type OutputRecord } from './outputRecords.js';
 import { runFiles, topEntries, type RunFiles } from './runFiles.js';
+import { removeUncachedFeatures } from './uncachedFeatures.js';
 
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -393,12 +394,14 @@ export async function markStage(
 
 /**
  * Locks the run folder (created if missing) for this process: a second run there refuses, naming this one; a lock
- * left by a killed run is taken over. Temporaries left by killed writers are removed once the lock is held.
+ * left by a killed run is taken over. Temporaries left by killed writers are removed once the lock is held, and so
+ * is the folder a killed batch features job computed uncached features in (uncachedFeatures.ts).
  */
 export async function lockRunFolder(out: string, command = currentCommand(), options: LockOptions = {}): Promise<FolderLock> {
   const lock = await lockFolder(out, command, options);
   try {
     await removeStaleTemporaries(out, { recursive: true });
+    await removeUncachedFeatures(out);
   } catch (e) {
     await lock.release();
     throw e;
