@@ -12,7 +12,7 @@ import { loadRedisQueue } from '../optionalDependencies.js';
 import { InvalidArgumentError } from '../errors.js';
 import { BatchError, RedisUnreachableError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
-import { connectionClosed, keys, openShortLivedRedis, PREFIX, PURGED_TTL_S, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
+import { connectionClosed, keys, openShortLivedRedis, PREFIX, PURGED_TTL_S, shownRedisUrl, withShortLivedRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
 import { batchStatus, CANCELLED_REASON, isCancelledReason, isJobCount, jobCount, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
@@ -21,6 +21,7 @@ import { BatchPreflightError, forcedReplacements, preflightPlanned } from './pre
 import { clearSubject, submitPlan } from './submit.js';
 import { checkJobTimeoutMs } from './jobTimeout.js';
 import { liveState } from './liveLock.js';
+import { stampResubmission, unstampResubmission } from './resubmission.js';
 
 /** Where the batch queues are: a Redis URL (`redis://host:6379`). */
 export interface RedisOptions {
@@ -528,7 +529,7 @@ export async function cancelBatch(batch: string, options: CancelOptions): Promis
     const after = await present();
     const removed = [...before].filter((id) => !after.has(id)).length;
     if (options.purge && running.length === 0) {
-      await client.del(keys.batch(batch), keys.cancelled(batch), keys.cancelledSubjects(batch), keys.claim(batch));
+      await client.del(keys.batch(batch), keys.cancelled(batch), keys.cancelledSubjects(batch), keys.resubmitted(batch), keys.claim(batch));
       await client.hdel(keys.batches, batch);
       // a tombstone: a worker that hung meanwhile (the purge took its job for a dead worker's) and resumes finds its job
       // gone with neither record nor cancel mark, and said Redis had lost its data; it says the batch was purged now
@@ -594,21 +595,35 @@ export async function retryBatch(batch: string, options: RedisOptions & RetryOpt
     const problems = await preflightPlanned(batch, subjects, { force: options.force });
     if (problems.length) throw new BatchPreflightError({ id: batch, subjects }, problems, { refused: 'nothing was resubmitted', skip: '--no-preflight' });
   }
+  // the subjects stamped as resubmitted before their cancel marks are lifted and their jobs removed: a worker that hung
+  // with one of their jobs (its lock expired, so it goes below, or the cancel removed it) says so when it resumes
+  const at = new Date().toISOString();
+  const before = new Map<string, string>();
+  await withShortLivedRedis(options.redis, async (client) => {
+    for (const name of again) before.set(name, await stampResubmission(client, batch, name, at, 'batch retry'));
+  });
   await withQueues(options.redis, async (queues) => (await queues.control.getBackend().client).del(keys.cancelled(batch), keys.cancelledSubjects(batch)));
   const retried: string[] = [];
   const busy: string[] = [];
   await withQueues(options.redis, async (queues) => {
     for (const s of plan.subjects) {
-      if (FINISHED_OR_QUEUED.has(await rootState(queues, s.root))) continue;
-      // a cancel leaves the subject's finished jobs (and a job it stopped) without their removed parents: every
-      // job of the subject goes, so that the new tree is whole (finished stages are skipped by their markers)
-      const all = [...plan.jobs.filter((j) => j.subject === s.name), { id: s.root, queue: 'control' as QueueClass }];
-      if (await clearSubject((q) => queues[q], all)) retried.push(s.name);
-      else busy.push(s.name);
+      const clear = async () => {
+        if (FINISHED_OR_QUEUED.has(await rootState(queues, s.root))) return null;
+        // a cancel leaves the subject's finished jobs (and a job it stopped) without their removed parents: every
+        // job of the subject goes, so that the new tree is whole (finished stages are skipped by their markers)
+        const all = [...plan.jobs.filter((j) => j.subject === s.name), { id: s.root, queue: 'control' as QueueClass }];
+        return clearSubject((q) => queues[q], all);
+      };
+      const cleared = await clear();
+      if (cleared) retried.push(s.name);
+      else if (cleared === false) busy.push(s.name);
+      // (one left as it was keeps the stamp it had)
+      const had = before.get(s.name);
+      if (!cleared && had !== undefined) await withShortLivedRedis(options.redis, (client) => unstampResubmission(client, batch, s.name, had));
     }
   });
   // (listed before the jobs are queued: a worker may clear a folder at once)
   const replaces = options.force ? await forcedReplacements(subjects.filter((s) => retried.includes(s.name))) : [];
-  if (retried.length) await submitPlan(options.force ? forceSubjects(saved, retried) : saved, { redis: options.redis, only: retried });
+  if (retried.length) await submitPlan(options.force ? forceSubjects(saved, retried) : saved, { redis: options.redis, only: retried, stamped: true });
   return { retried, busy, replaces };
 }

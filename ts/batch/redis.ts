@@ -64,6 +64,11 @@ export const keys = {
    * of the batch's jobs says it was purged, not that Redis lost its data.
    */
   purged: (id: string) => `${PREFIX}:batch:${id}:purged`,
+  /**
+   * A hash of the batch's subjects that `batch retry` (or `batch submit` again) re-added (subject → JSON `{ at, by }`),
+   * kept 7 days (resubmission.ts): a worker that resumes with a job the resubmission removed says so.
+   */
+  resubmitted: (id: string) => `${PREFIX}:batch:${id}:resubmitted`,
   /** A hash of the batch's subjects that `batch cancel --subject` cancelled (subject → when): workers stop their jobs. */
   cancelledSubjects: (id: string) => `${PREFIX}:batch:${id}:cancelled-subjects`,
   /** A service's claim on the name before its job records the batch (nameClaim.ts): a hash, `hash` and its holding jobs. */

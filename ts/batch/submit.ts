@@ -15,6 +15,7 @@ import { openShortLivedRedis, PREFIX, requireRedis, shownRedisUrl, type BatchRec
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 import { checkJobTimeoutMs } from './jobTimeout.js';
 import { liveState } from './liveLock.js';
+import { stampResubmission, unstampResubmission } from './resubmission.js';
 
 /**
  * @internal What a job carries: its node, the submission that added it (submissionId; absent in jobs queued by a
@@ -203,7 +204,7 @@ export function batchRecord(plan: BatchPlan): BatchRecord {
 }
 
 /** Records the plan (in Redis and as <out>/batch.json) and adds its subjects (or `only` those) that are not in the queue yet. */
-export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { only?: string[] }): Promise<SubmitResult> {
+export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { only?: string[]; stamped?: boolean }): Promise<SubmitResult> {
   const { FlowProducer, Queue } = (await loadRedisQueue()).bullmq;
   // one short-lived connection for the queues and the flows (BullMQ's own connections wait for ever): a Redis that is not
   // there, or stops answering mid-submit, fails here with RedisUnreachableError naming it (what was added stays added:
@@ -245,8 +246,12 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
         existingStates[s.name] = await existingState(root, queues, nodes.filter((n) => n.subject === s.name));
         continue;
       }
+      // a subject of a batch submitted before (re-added after a cancel) is stamped so, before its jobs left in the queue
+      // go: a worker that hung with one of them says so when it resumes (resubmission.ts; batch retry stamps its own)
+      const had = recorded.created || options.stamped ? null : await stampResubmission(redis.client, plan.id, s.name, record.submittedAt, 'batch submit');
       // no subject join, but jobs of the subject left by a cancel: they go first
       if (!(await clearSubject((q) => queues[q], nodes.filter((n) => n.subject === s.name)))) {
+        if (had !== null) await unstampResubmission(redis.client, plan.id, s.name, had);
         busy.push(s.name);
         continue;
       }

@@ -32,6 +32,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { lockTokens } from './lockToken.js';
 import { MAX_JOB_PROCESSES, PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
+import { resubmissionOfJob } from './resubmission.js';
 import { runNode, type NodeResult } from './runNode.js';
 import { blockedByReason, blockedRoot, failedChildKey, rootOfFailedChild } from './blocked.js';
 import { CANCELLED_REASON, isCancelledReason, oneLine, resultUnet, resultWarnings, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
@@ -251,7 +252,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   /**
    * Why Redis no longer has a job that ran here, and what to do: `batch cancel` removed it (its batch, or its subject,
    * has the cancel mark: a job whose worker hung, or that the cancel found with its lock expired), `batch cancel
-   * --purge` removed it with its batch (the purge's tombstone), or Redis lost its data. (The worker said "restarted
+   * --purge` removed it with its batch (the purge's tombstone), `batch retry` (or `batch submit` again) re-added its
+   * subject (its stamp: resubmission.ts), or Redis lost its data. (The worker said "restarted
    * without its data?" and "submit the batch again" of a cancelled or purged batch's jobs too.)
    */
   const goneWords = async (data: JobData, stopping: boolean) => {
@@ -261,9 +263,13 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     // submission (a batch submitted again under the name since is another one)
     const purgedAt = await purgedSince(data).catch(() => null);
     if (purgedAt) return `its batch was cancelled and purged (batch cancel --purge, at ${purgedAt})${stop}`;
+    // its subject re-added since (batch retry, or batch submit after a cancel): the stamp it left (keys.resubmitted)
+    const again = await resubmittedSince(data).catch(() => null);
+    if (again) return `its subject ${data.node.subject} was resubmitted (${again.by}, at ${again.at}), which runs its jobs anew${stop}`;
     return `Redis no longer has the job (restarted without its data?): ${stopping ? 'stopping it here; ' : ''}submit the batch again`;
   };
   const purgedSince = async (data: JobData): Promise<string | null> => purgeOfJob(await (await redis()).get(keys.purged(data.node.batch)), data.submission);
+  const resubmittedSince = async (data: JobData) => resubmissionOfJob(await (await redis()).hget(keys.resubmitted(data.node.batch), data.node.subject), data.submission);
 
   // one BullMQ Worker per queue, without a processor: jobs are fetched by hand below
   const workers = new Map<QueueClass, Worker<JobData, NodeResult>>();
