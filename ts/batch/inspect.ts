@@ -595,14 +595,14 @@ export async function retryBatch(batch: string, options: RedisOptions & RetryOpt
     const problems = await preflightPlanned(batch, subjects, { force: options.force });
     if (problems.length) throw new BatchPreflightError({ id: batch, subjects }, problems, { refused: 'nothing was resubmitted', skip: '--no-preflight' });
   }
-  // the subjects stamped as resubmitted before their cancel marks are lifted and their jobs removed: a worker that hung
-  // with one of their jobs (its lock expired, so it goes below, or the cancel removed it) says so when it resumes
+  // the subjects stamped as resubmitted before their jobs are removed: a worker that hung with one of their jobs (its
+  // lock expired, so it goes below, or the cancel removed it) says so when it resumes. Their cancel marks stay until
+  // submitPlan adds them again (cancelMarks.ts): a subject left here (one of its jobs still running) stays cancelled
   const at = new Date().toISOString();
   const before = new Map<string, string>();
   await withShortLivedRedis(options.redis, async (client) => {
     for (const name of again) before.set(name, await stampResubmission(client, batch, name, at, 'batch retry'));
   });
-  await withQueues(options.redis, async (queues) => (await queues.control.getBackend().client).del(keys.cancelled(batch), keys.cancelledSubjects(batch)));
   const retried: string[] = [];
   const busy: string[] = [];
   await withQueues(options.redis, async (queues) => {

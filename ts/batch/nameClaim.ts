@@ -13,6 +13,7 @@
  * connection but stalls fails it with a RedisUnreachableError instead of holding a submission, a cancel or a service's
  * shutdown for ever.
  */
+import { splitBatchMarkLua } from './cancelMarks.js';
 import { keys, withShortLivedRedis, type BatchRecord } from './redis.js';
 
 /**
@@ -51,15 +52,20 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 and redis.call('HLEN', KEYS[1]) <= 
 return 0`;
 
 /**
- * KEYS: record, claim, batches, cancelled, cancelled subjects. ARGV: hash, record JSON, batch id, now. Records the
- * batch (a submission lifts its cancel marks: the subjects a cancel cut off are added again); 'created' when there was
- * no record.
+ * KEYS: record, claim, batches, cancelled, cancelled subjects. ARGV: hash, record JSON, batch id, now, the subjects'
+ * names. Records the batch; 'created' when there was no record (marks left of an earlier batch of the name go). A
+ * submission of a batch recorded before splits its cancel mark into its subjects' (cancelMarks.ts): each subject's
+ * is lifted as the submission adds it again, and a subject it leaves (one of its jobs still running) stays cancelled.
  */
 const RECORD = `${RECORD_HASH}
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('DEL', KEYS[2], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
-if rec then return {'replaced'} end
+if rec then
+${splitBatchMarkLua(4, 5, 4, 5)}
+  return {'replaced'}
+end
+redis.call('DEL', KEYS[4], KEYS[5])
 return {'created'}`;
 
 /** KEYS: record, batches. ARGV: record JSON, batch id. Removes the record if it is still exactly this one. */
@@ -99,7 +105,7 @@ export async function releaseBatchName(url: string, batch: string, job: string):
  * was no record before (undoRecord can take it back).
  */
 export async function recordBatch(url: string, record: BatchRecord): Promise<{ held: NameHolder } | { created: boolean }> {
-  const answer = await withShortLivedRedis(url, (c) => c.eval(RECORD, 5, keys.batch(record.id), keys.claim(record.id), keys.batches, keys.cancelled(record.id), keys.cancelledSubjects(record.id), record.hash, JSON.stringify(record), record.id, new Date().toISOString()));
+  const answer = await withShortLivedRedis(url, (c) => c.eval(RECORD, 5, keys.batch(record.id), keys.claim(record.id), keys.batches, keys.cancelled(record.id), keys.cancelledSubjects(record.id), record.hash, JSON.stringify(record), record.id, new Date().toISOString(), ...record.subjects.map((s) => s.name)));
   const held = holderOf(answer);
   return held ? { held } : { created: (answer as string[])[0] === 'created' };
 }

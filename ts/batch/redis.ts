@@ -57,7 +57,7 @@ export const PURGED_TTL_S = 7 * 86_400;
 export const keys = {
   /** JSON: the batch's plan summary (hash, out, job list). */
   batch: (id: string) => `${PREFIX}:batch:${id}`,
-  /** Set when the batch is cancelled: workers stop its jobs. */
+  /** Set when the batch is cancelled: workers stop its jobs (a resubmission splits it into its subjects': cancelMarks.ts). */
   cancelled: (id: string) => `${PREFIX}:batch:${id}:cancelled`,
   /**
    * Left by `batch cancel --purge` for PURGED_TTL_S (JSON: `at`, when): a worker that resumes after the purge with one
@@ -69,7 +69,10 @@ export const keys = {
    * kept 7 days (resubmission.ts): a worker that resumes with a job the resubmission removed says so.
    */
   resubmitted: (id: string) => `${PREFIX}:batch:${id}:resubmitted`,
-  /** A hash of the batch's subjects that `batch cancel --subject` cancelled (subject → when): workers stop their jobs. */
+  /**
+   * A hash of the batch's subjects that `batch cancel --subject` cancelled (subject → when; `batch <when>` for a mark
+   * split from the batch's): workers stop their jobs; a resubmission lifts a subject's as it adds it again.
+   */
   cancelledSubjects: (id: string) => `${PREFIX}:batch:${id}:cancelled-subjects`,
   /** A service's claim on the name before its job records the batch (nameClaim.ts): a hash, `hash` and its holding jobs. */
   claim: (id: string) => `${PREFIX}:batch:${id}:claim`,

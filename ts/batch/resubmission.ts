@@ -1,7 +1,7 @@
 /**
  * A subject's resubmission stamp (keys.resubmitted: subject → JSON `{ at, by }`, kept RESUBMITTED_TTL_S), so that a
  * worker that hung with one of its jobs and resumes after `batch retry` (or `batch submit` again) re-added the subject
- * says so. The resubmission lifts the cancel marks and removes the subject's jobs left in the queue, a hung worker's
+ * says so. The resubmission lifts the subject's cancel mark and removes its jobs left in the queue, a hung worker's
  * job among them once its lock has expired (or the cancel had removed it already); the resumed worker found its job
  * gone with no mark, and said "Redis no longer has the job (restarted without its data?): … submit the batch again".
  */

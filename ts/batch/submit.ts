@@ -15,6 +15,7 @@ import { openShortLivedRedis, PREFIX, requireRedis, shownRedisUrl, type BatchRec
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 import { checkJobTimeoutMs } from './jobTimeout.js';
 import { liveState } from './liveLock.js';
+import { liftSubjectMark } from './cancelMarks.js';
 import { stampResubmission, unstampResubmission } from './resubmission.js';
 
 /**
@@ -252,9 +253,12 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
       // no subject join, but jobs of the subject left by a cancel: they go first
       if (!(await clearSubject((q) => queues[q], nodes.filter((n) => n.subject === s.name)))) {
         if (had !== null) await unstampResubmission(redis.client, plan.id, s.name, had);
+        // (its cancel mark stays: the job still running stops, and the jobs the cancel removed stay cancelled)
         busy.push(s.name);
         continue;
       }
+      // added again: its cancel mark goes (cancelMarks.ts)
+      await liftSubjectMark(redis.client, plan.id, s.name);
       await flows.add(subjectFlow(plan, s, submission));
       added.push(s.name);
     }

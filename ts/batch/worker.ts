@@ -32,6 +32,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { lockTokens } from './lockToken.js';
 import { MAX_JOB_PROCESSES, PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
+import { cancelOfMarks } from './cancelMarks.js';
 import { resubmissionOfJob } from './resubmission.js';
 import { runNode, type NodeResult } from './runNode.js';
 import { blockedByReason, blockedRoot, failedChildKey, rootOfFailedChild } from './blocked.js';
@@ -244,8 +245,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   /** Whether the job's batch was cancelled, or its subject alone (`batch cancel --subject`): which, or null. */
   const cancelOf = async (node: BatchNode): Promise<'batch' | 'subject' | null> => {
     const c = await redis();
-    const [batch, subject] = await Promise.all([c.get(keys.cancelled(node.batch)), c.hexists(keys.cancelledSubjects(node.batch), node.subject)]);
-    return batch !== null ? 'batch' : subject ? 'subject' : null;
+    const [batch, subject] = await Promise.all([c.get(keys.cancelled(node.batch)), c.hget(keys.cancelledSubjects(node.batch), node.subject)]);
+    return cancelOfMarks(batch, subject);
   };
   /** The words of a cancel, in the worker's log: the batch's, or its subject's. */
   const cancelWords = (node: BatchNode, of: 'batch' | 'subject' | null) => (of === 'subject' ? `${CANCELLED}: its subject ${node.subject}, batch cancel --subject` : CANCELLED);
