@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 
@@ -8,7 +7,7 @@ import { probePlan } from '../../ts/batch/graph.js';
 import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { createWorker } from '../../ts/batch/worker.js';
-import { redisAvailable, redisTestBed } from './redis.js';
+import { cliWorker, redisAvailable, redisTestBed } from './redis.js';
 import { until } from '../helpers/waitFor.js';
 
 // A stop signal to a worker's whole process group or cgroup: Ctrl-C in the terminal it runs in (SIGINT to the
@@ -19,27 +18,19 @@ import { until } from '../helpers/waitFor.js';
 
 const { dir, workers, url } = redisTestBed('bl-group-signal-');
 
-const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
-
 /**
  * A CLI worker leading a process group of its own; the whole group gets `signal` once the job `jobId` has reported
  * progress from its job process (at the worker's "started" line that process may not be forked yet).
  */
 async function signalledGroup(name: string, batch: string, jobId: string, signal: NodeJS.Signals, grace: number, submit: () => Promise<unknown>): Promise<{ code: number | null; log: string }> {
-  const p = spawn(process.execPath, [cli, 'worker', '--redis', url(), '--name', name, '--grace', `${grace}`, '--lock-ms', '3000', '--poll', '100'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: true,
-  });
-  let log = '';
-  p.stderr!.setEncoding('utf8');
-  p.stderr!.on('data', (d: string) => (log += d));
+  const { child: p, log } = cliWorker(url(), ['--name', name, '--grace', `${grace}`, '--lock-ms', '3000', '--poll', '100'], { detached: true });
   const exited = once(p, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   try {
     await submit();
     await until(`${jobId} running in a job process`, async () => (await getBatchStatus(batch, { redis: url() })).jobs.find((j) => j.id === jobId && j.state === 'active' && j.fraction > 0));
     process.kill(-p.pid!, signal);
     const [code] = await exited;
-    return { code, log };
+    return { code, log: log() };
   } finally {
     if (p.exitCode === null && p.signalCode === null) process.kill(-p.pid!, 'SIGKILL');
   }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
@@ -10,7 +9,7 @@ import { keys } from '../../ts/batch/redis.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { purgeOfJob } from '../../ts/batch/worker.js';
 import { until } from '../helpers/waitFor.js';
-import { redisAvailable, redisTestBed } from './redis.js';
+import { cliWorker, redisAvailable, redisTestBed } from './redis.js';
 
 // `batch cancel --purge` removes a batch's jobs, its record and its cancel mark. A worker that hung meanwhile (its lock
 // expired, so the purge took its job for a dead worker's and removed it) and then resumed found neither job nor mark,
@@ -19,8 +18,6 @@ import { redisAvailable, redisTestBed } from './redis.js';
 // Here the worker (a CLI process) is hung for real with SIGSTOP while its probe runs, and resumed after the purge.
 
 const { dir, url } = redisTestBed('bl-purge-tombstone-');
-
-const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
 
 const WRONG = /no longer has the job|restarted without its data|submit the batch again|runs again|another worker has the job/;
 
@@ -43,10 +40,7 @@ describe.skipIf(!redisAvailable)('a worker that resumes after its batch was purg
   it('says the batch was cancelled and purged, not that Redis lost its data', { timeout: 120_000 }, async () => {
     const plan = probePlan('pt', 1, join(dir, 'pt'), 60_000);
     const id = plan.subjects[0].shared[0].id;
-    const worker = spawn(process.execPath, [cli, 'worker', '--redis', url(), '--name', 'sleeper', '--lock-ms', '1000', '--poll', '100'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    worker.stderr!.setEncoding('utf8');
-    worker.stderr!.on('data', (d: string) => (log += d));
+    const { child: worker, log } = cliWorker(url(), ['--name', 'sleeper', '--lock-ms', '1000', '--poll', '100']);
     const client = new Redis(url());
     try {
       await submitPlan(plan, { redis: url() });
@@ -69,11 +63,11 @@ describe.skipIf(!redisAvailable)('a worker that resumes after its batch was purg
       const said = new RegExp(
         `${esc}(: its batch was cancelled and purged \\(batch cancel --purge, at ${stone.at}\\): stopping it here| \\S+ here in .*, but that could not be recorded \\(Missing key .*\\): its batch was cancelled and purged \\(batch cancel --purge, at ${stone.at}\\))\\n`,
       );
-      await until('the worker to say why its job is gone', async () => said.test(log) || WRONG.test(log), 30_000).catch((e: Error) => {
-        throw new Error(`${e.message} (log: ${log})`);
+      await until('the worker to say why its job is gone', async () => said.test(log()) || WRONG.test(log()), 30_000).catch((e: Error) => {
+        throw new Error(`${e.message} (log: ${log()})`);
       });
-      expect(log.split('\n').filter((l) => l.includes(id) && WRONG.test(l))).toEqual([]);
-      expect(log).toMatch(said);
+      expect(log().split('\n').filter((l) => l.includes(id) && WRONG.test(l))).toEqual([]);
+      expect(log()).toMatch(said);
     } finally {
       client.disconnect();
       worker.kill('SIGCONT');

@@ -103,3 +103,15 @@ export function redisTestBed(prefix: string): { dir: string; workers: BatchWorke
   });
   return { dir, workers, url: () => redis!.url, redis: () => redis! };
 }
+
+/** The CLI worker of dist/ (`brainlatent worker --redis URL …args`), its stderr gathered for the test to read. */
+export function cliWorker(url: string, args: string[], options: { detached?: boolean } = {}): { child: ChildProcess; log: () => string } {
+  const child = spawn(process.execPath, [join(process.cwd(), 'dist', 'cli', 'main.js'), 'worker', '--redis', url, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: options.detached ?? false,
+  });
+  let log = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => (log += d));
+  return { child, log: () => log };
+}

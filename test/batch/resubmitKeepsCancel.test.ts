@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
@@ -10,7 +9,7 @@ import { cancelBatch, getBatchStatus, retryBatch } from '../../ts/batch/inspect.
 import { keys } from '../../ts/batch/redis.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { until } from '../helpers/waitFor.js';
-import { redisAvailable, redisTestBed } from './redis.js';
+import { cliWorker, redisAvailable, redisTestBed } from './redis.js';
 
 // A resubmission (`batch retry`, `batch submit` again) lifted every cancel mark, the batch's and each subject's. A
 // cancelled subject whose stopped job had not stopped yet (its worker checks every 2 s) is not added again (busy), and
@@ -21,8 +20,6 @@ import { redisAvailable, redisTestBed } from './redis.js';
 // resubmission comes.
 
 const { dir, url } = redisTestBed('bl-resubmit-cancel-');
-
-const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
 
 /** A subject of probes: a shared probe (on `queue`), then its join adds a chain of two (the second waits for the first). */
 function probeSubject(batch: string, out: string, name: string, first: number, queue: QueueClass): SubjectPlan {
@@ -58,10 +55,7 @@ describe.skipIf(!redisAvailable)('a resubmission that leaves a cancelled subject
       const b = how === 'batch retry' ? 'kr' : 'ks';
       const out = join(dir, b);
       const plan: BatchPlan = { id: b, out, hash: b, retry: { attempts: 3, backoffMs: 200 }, subjects: [probeSubject(b, out, 'a', 4000, 'compute'), probeSubject(b, out, 'c', 50, 'data')] };
-      const worker = spawn(process.execPath, [cli, 'worker', '--redis', url(), '--name', 'w', '--queues', 'compute,control', '--lock-ms', '60000', '--poll', '100'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let log = '';
-      worker.stderr!.setEncoding('utf8');
-      worker.stderr!.on('data', (d: string) => (log += d));
+      const { child: worker, log } = cliWorker(url(), ['--name', 'w', '--queues', 'compute,control', '--lock-ms', '60000', '--poll', '100']);
       const client = new Redis(url());
       try {
         await submitPlan(plan, { redis: url() });
@@ -82,16 +76,16 @@ describe.skipIf(!redisAvailable)('a resubmission that leaves a cancelled subject
         worker.kill('SIGCONT');
         // the batch's words for a batch's cancel, the subject's for its own
         const words = how === 'batch retry' ? 'batch cancelled' : 'batch cancelled: its subject a, batch cancel --subject';
-        await until('a.s1 to stop', async () => log.includes(`${b}.a.s1 cancelled while it ran`) || log.includes(`${b}.a.s1 done`), 30_000);
-        expect(log).toContain(`${b}.a.s1 cancelled while it ran (${words})\n`);
-        expect(log).not.toContain(`${b}.a.s1 done`);
+        await until('a.s1 to stop', async () => log().includes(`${b}.a.s1 cancelled while it ran`) || log().includes(`${b}.a.s1 done`), 30_000);
+        expect(log()).toContain(`${b}.a.s1 cancelled while it ran (${words})\n`);
+        expect(log()).not.toContain(`${b}.a.s1 done`);
         expect(await states(b)).toEqual({ 'a.p0': 'done', 'a.s1': 'cancelled', 'a.s2': 'cancelled', a: 'cancelled', 'c.p0': 'waiting', 'c.s1': 'waiting', 'c.s2': 'waiting', c: 'waiting' });
 
         // once it has stopped, a retry adds it again, its mark lifted: it runs to done
         expect(await retryBatch(b, { redis: url(), preflight: false })).toEqual({ retried: ['a'], busy: [], replaces: [] });
         expect(await client.hexists(keys.cancelledSubjects(b), 'a')).toBe(0);
         await until('a done', async () => (await states(b)).a === 'done', 60_000);
-        expect(log).toContain(`${b}.a.s1 done`);
+        expect(log()).toContain(`${b}.a.s1 done`);
       } finally {
         client.disconnect();
         worker.kill('SIGCONT');

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
@@ -10,7 +9,7 @@ import { keys } from '../../ts/batch/redis.js';
 import { resubmissionOfJob, stampResubmission, unstampResubmission } from '../../ts/batch/resubmission.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { until } from '../helpers/waitFor.js';
-import { redisAvailable, redisTestBed } from './redis.js';
+import { cliWorker, redisAvailable, redisTestBed } from './redis.js';
 
 // `batch retry` (and `batch submit` again after a cancel) lifts the cancel marks and removes the subject's jobs left in
 // the queue, a hung worker's job among them once its lock has expired. The worker, resumed, found its job gone with no
@@ -21,8 +20,6 @@ import { redisAvailable, redisTestBed } from './redis.js';
 // new submission adds only when the subject's join runs again, so Redis has no job of that id when the worker resumes.
 
 const { dir, url } = redisTestBed('bl-retry-tombstone-');
-
-const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
 
 const WRONG = /no longer has the job|restarted without its data|submit the batch again|another worker has the job/;
 
@@ -78,10 +75,7 @@ describe.skipIf(!redisAvailable)('a worker that resumes after its subject was re
       const out = join(dir, b);
       const plan: BatchPlan = { id: b, out, hash: b, retry: { attempts: 3, backoffMs: 200 }, subjects: [probeSubject(b, out, 'a', { shared: 1500, first: 60_000 })] };
       const id = `${b}.a.s1`;
-      const worker = spawn(process.execPath, [cli, 'worker', '--redis', url(), '--name', 'sleeper', '--lock-ms', '1000', '--poll', '100'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let log = '';
-      worker.stderr!.setEncoding('utf8');
-      worker.stderr!.on('data', (d: string) => (log += d));
+      const { child: worker, log } = cliWorker(url(), ['--name', 'sleeper', '--lock-ms', '1000', '--poll', '100']);
       const client = new Redis(url());
       try {
         await submitPlan(plan, { redis: url() });
@@ -111,11 +105,11 @@ describe.skipIf(!redisAvailable)('a worker that resumes after its subject was re
         const esc = id.replace(/\./g, '\\.');
         const words = `its subject a was resubmitted \\(${how}, at ${stamp.at}\\), which runs its jobs anew`;
         const said = new RegExp(`${esc}(: ${words}: stopping it here| \\S+ here in .*, but that could not be recorded \\(Missing key .*\\): ${words})\\n`);
-        await until('the worker to say why its job is gone', async () => said.test(log) || WRONG.test(log), 30_000).catch((e: Error) => {
-          throw new Error(`${e.message} (log: ${log})`);
+        await until('the worker to say why its job is gone', async () => said.test(log()) || WRONG.test(log()), 30_000).catch((e: Error) => {
+          throw new Error(`${e.message} (log: ${log()})`);
         });
-        expect(log.split('\n').filter((l) => l.includes(id) && WRONG.test(l))).toEqual([]);
-        expect(log).toMatch(said);
+        expect(log().split('\n').filter((l) => l.includes(id) && WRONG.test(l))).toEqual([]);
+        expect(log()).toMatch(said);
 
         // a purge takes the stamps with the batch (its own tombstone says what became of its jobs)
         worker.kill('SIGKILL');
