@@ -203,6 +203,10 @@ describe('authentication', () => {
       ['a'.repeat(40), 'it is one character repeated 40 times'],
       // (counted in characters, not UTF-16 units: 8 of these are 16 units)
       ['🔑🗝🔒🔓🔐🛡🚪🧰', 'it has 8 characters; at least 16 are needed'],
+      // (a bearer header is trimmed and carries visible ASCII: these could never be sent as they are)
+      [' 0123456789abcdef', 'character 1 is white space, which an Authorization header cannot carry as is: use visible ASCII only'],
+      ['0123456789abcdef\n', 'character 17 is white space, which an Authorization header cannot carry as is: use visible ASCII only'],
+      ['0123456789abcdéf', 'character 15 is outside visible ASCII, which an Authorization header cannot carry as is: use visible ASCII only'],
     ]) {
       await expect(startServer({ root: s.root, port: 0, token })).rejects.toThrow(
         `brainlatentPlugin options.token: the token is too easy to guess (${problem}): use a long random one, e.g. randomBytes(32).toString('hex') (node:crypto), or the output of openssl rand -hex 32`,
