@@ -229,6 +229,17 @@ describe('the OpenAPI document', () => {
     expect(doc.components.schemas.Error.required).toEqual(['error', 'message', 'code']);
   });
 
+  // (bodyTimeout.ts ends a body that comes too slowly with a 408: every route that takes a body declares it)
+  it('declares the 408 of a body that comes too slowly on every route that takes a body', () => {
+    const withBody: string[] = [];
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>>)) {
+      for (const [method, op] of Object.entries(ops)) if (op.requestBody) withBody.push(`${method} ${path}: ${'408' in op.responses ? '408' : 'none'}`);
+    }
+    expect(withBody.length).toBeGreaterThanOrEqual(5);
+    expect(withBody.filter((w) => !w.endsWith(': 408'))).toEqual([]);
+    expect(doc.paths['/v1/session'].post.responses['408'].description).toMatch(/^RequestTimeout: /);
+  });
+
   it('declares the real success codes: 202 for a job submitted or cancelled, 201 for a model loaded, 204 for no body', () => {
     expect(Object.keys(doc.paths['/v1/jobs'].post.responses)).toContain('202');
     expect(doc.paths['/v1/jobs'].post.responses['200']).toBeUndefined();
