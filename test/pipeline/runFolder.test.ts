@@ -235,6 +235,13 @@ describe('run folder: lock and --force', () => {
     await lock.release();
   });
 
+  it("run.json's rewrite lock, left by a rewrite killed while it held it, is never named a file of the user's", async () => {
+    const out = oldRun();
+    writeFileSync(join(out, '.run.json.lock'), '{}');
+    expect(await clearingPlan(out)).not.toMatch(/run\.json\.lock/);
+    expect((await clearingFiles(out)).kept).toEqual([]);
+  });
+
   it('a folder that never held a run keeps its files under --force', async () => {
     const out = join(root, 'mine');
     mkdirSync(out);

@@ -9,7 +9,8 @@
  * - an interrupted clearing listed it (the clearing marker's `removing`);
  * - it is under the run's own temporary folder for features computed uncached, which a killed batch job left
  *   (uncachedFeatures.ts): never a file of the user's.
- * The extraction cache (`cache/`, keyed by its inputs) and the folder's lock are never a run's outputs.
+ * The extraction cache (`cache/`, keyed by its inputs), the folder's lock and run.json's rewrite lock are never a
+ * run's outputs (a rewrite killed while it held the latter leaves it, taken over by the next).
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
@@ -17,6 +18,9 @@ import { join, resolve, sep } from 'node:path';
 import { mapFile } from '../encoding/mapFiles.js';
 import { LOCK_FILE } from '../io/folderLock.js';
 import { UNCACHED_FEATURES_FILES } from './uncachedFeatures.js';
+
+/** The lock file of a run folder's run.json rewrites (runRecord.ts). */
+export const RUN_JSON_LOCK = '.run.json.lock';
 
 /**
  * The names reconstruct, encode and the demo give the files they write, as paths relative to the run folder ('/'
@@ -121,7 +125,7 @@ async function folderFiles(folder: string): Promise<FolderWalk> {
     }
     for (const e of entries) {
       const path = rel ? `${rel}/${e.name}` : e.name;
-      if (rel === '' && (e.name === LOCK_FILE || e.name === 'cache')) continue;
+      if (rel === '' && (e.name === LOCK_FILE || e.name === RUN_JSON_LOCK || e.name === 'cache')) continue;
       // (a link is not followed: it is a file here, removed as a link when it is a run's)
       if (e.isDirectory()) await visit(path);
       else walk.files.push(path);

@@ -18,11 +18,11 @@ import { LockedError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { lockPath, type FolderLock } from '../io/folderLock.js';
 import { configHash } from './config.js';
+import { RUN_JSON_LOCK } from './runFiles.js';
 import { paths, readManifest, type RunFailure, type RunManifest } from './runFolder.js';
 import { stageVersionsSummary } from './stageVersions.js';
 
-/** The lock file of a run folder's run.json rewrites. */
-export const RUN_JSON_LOCK = '.run.json.lock';
+export { RUN_JSON_LOCK };
 
 /** How often a rewrite waiting for another's lock looks again, and how long it waits before giving up. */
 const POLL_MS = 10;
