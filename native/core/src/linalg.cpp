@@ -127,11 +127,19 @@ void symmetrize_from_upper_colmajor(std::int64_t n, float* c, std::int64_t ldc) 
       for (std::int64_t j = i + 1; j < n; ++j) c[i * ldc + j] = c[j * ldc + i];
   });
 }
+void symmetrize_from_lower_colmajor(std::int64_t n, float* c, std::int64_t ldc) {
+  // Column-major lower triangle (i >= j at c[j*ldc+i]) is the row-major upper triangle:
+  // copy row-major upper into lower.
+  parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i)
+      for (std::int64_t j = 0; j < i; ++j) c[i * ldc + j] = c[j * ldc + i];
+  });
+}
 }  // namespace
 
 namespace {
-// Upper triangle of a column-major symmetric rank-k product: C = B·Bᵀ with B (N×K) ('N'), or C =
-// Bᵀ·B with B (K×N) ('T'). Past twice the slice size (in flops, N²K) it runs by blocks of C's
+// A column-major symmetric rank-k product, the whole of C: C = B·Bᵀ with B (N×K) ('N'), or C =
+// Bᵀ·B with B (K×N) ('T'), one triangle by ?syrk and mirrored. Past twice the slice size (in flops, N²K) it runs by blocks of C's
 // columns, each the diagonal block's ?syrk and one GEMM above it, the blocks' edges at N·√(s/parts)
 // so that they hold equal flops, with poll_cancel() before each: the NSD-sized kernel (8,859
 // samples over 15,724 voxels) is a 1.2 TFLOP product, ~6.5 s in one call at 178–184 GFLOP/s, and
@@ -139,16 +147,24 @@ namespace {
 // more than a GEMM's slices do (4,000 rows over 8,000 in 4 blocks: 233 GFLOP/s against 264 whole, in
 // one process), so only past 128 GFLOP (0.45–0.85 s on two cores); the NSD-sized kernel (1.23 TFLOP) then
 // runs in 20 blocks, ~5–8% (0.3–0.5 s) slower than in 10, for an abort within ~0.35 s instead of ~0.65.
-void syrk_upper(char trans, int N, int K, float alpha, const float* b, int LDA, float beta, float* c, int LDC) {
+// Blocks compute the upper triangle; one call the lower: OpenBLAS 0.3.21's ?syrk ran 'L' at 126–143
+// GFLOP/s against 'U' at 73–125 for the exact kernel route's (I − H)_vv blocks (400 × 400 over 1,999,
+// two Cooper Lake cores, alone; in the medium bench fit its 50 blocks 0.22 s against 0.24–0.31) and at
+// 170–190 against 165–180 for a 2,000 × 2,000 Gram over 4,000. (With beta ≠ 0, C's lower triangle is read.)
+void syrk_symmetric(char trans, int N, int K, float alpha, const float* b, int LDA, float beta, float* c, int LDC) {
   const double flops = static_cast<double>(N) * N * K;
   const double slice = 2 * g_slice_flops.load();
   const int parts = flops > 2 * slice ? static_cast<int>(std::min<double>(N, std::ceil(flops / slice))) : 1;
-  const char uplo = 'U';
   if (parts == 1) {
-    BlasTurn turn;
-    ssyrk_(&uplo, &trans, &N, &K, &alpha, b, &LDA, &beta, c, &LDC);
+    const char lower = 'L';
+    {
+      BlasTurn turn;
+      ssyrk_(&lower, &trans, &N, &K, &alpha, b, &LDA, &beta, c, &LDC);
+    }
+    symmetrize_from_lower_colmajor(N, c, LDC);
     return;
   }
+  const char uplo = 'U';
   const std::size_t lda = static_cast<std::size_t>(LDA), ldc = static_cast<std::size_t>(LDC);
   int j0 = 0;
   for (int s = 1; s <= parts; ++s) {
@@ -167,6 +183,7 @@ void syrk_upper(char trans, int N, int K, float alpha, const float* b, int LDA, 
     ssyrk_(&uplo, &trans, &w, &K, &alpha, bj, &LDA, &beta, cj + j0, &LDC);
     j0 = j1;
   }
+  symmetrize_from_upper_colmajor(N, c, LDC);
 }
 }  // namespace
 
@@ -175,16 +192,14 @@ void gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t lda, f
   // Row-major A (rows×k) is column-major Aᵀ (k×rows); AᵀA = (Aᵀ)(Aᵀ)ᵀ: syrk 'N'.
   const int N = to_int(k, "k"), K = to_int(rows, "rows"), LDA = to_int(lda, "lda"), LDC = to_int(ldc, "ldc");
   if (N == 0) return;
-  syrk_upper('N', N, K, alpha, a, LDA, beta, c, LDC);
-  symmetrize_from_upper_colmajor(k, c, ldc);
+  syrk_symmetric('N', N, K, alpha, a, LDA, beta, c, LDC);
 }
 
 void outer_gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t lda, float alpha, float beta,
                 float* c, std::int64_t ldc) {
   const int N = to_int(rows, "rows"), K = to_int(k, "k"), LDA = to_int(lda, "lda"), LDC = to_int(ldc, "ldc");
   if (N == 0) return;
-  syrk_upper('T', N, K, alpha, a, LDA, beta, c, LDC);
-  symmetrize_from_upper_colmajor(rows, c, ldc);
+  syrk_symmetric('T', N, K, alpha, a, LDA, beta, c, LDC);
 }
 
 namespace {
