@@ -178,6 +178,30 @@ describe('run folder: lock and --force', () => {
     expect(readdirSync(out).sort()).toEqual(['notes.txt', 'run.json', 'stages']);
   });
 
+  // (review s47, file formats: a run.json cut short or with a flipped byte was called "a file of yours?")
+  it('a run record damaged past reading is named so, with the way back; refused with or without --force and left as it is', async () => {
+    const out = oldRun();
+    const whole = readFileSync(join(out, 'run.json'), 'utf8');
+    const cut = whole.slice(0, Math.floor(whole.length / 2));
+    writeFileSync(join(out, 'run.json'), cut);
+    const damaged = new RegExp(
+      `^${join(out, 'run.json')} is a brainlatent run manifest that cannot be read \\(not valid JSON: .+\\): it was damaged after the run wrote it\\. ` +
+        `Delete it and run the same config again to resume \\(every stage is checked against the records in ${join(out, 'stages')}\\), or choose another --out$`,
+    );
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(damaged);
+    expect(await runFolderConflict({ out } as ReconstructConfig, { force: true })).toMatch(damaged);
+    await expect(clearRunFolder(out)).rejects.toThrow(damaged);
+    expect(readFileSync(join(out, 'run.json'), 'utf8')).toBe(cut);
+    // parsed, but a field lost to an edit
+    const run = JSON.parse(whole);
+    delete run.configHash;
+    writeFileSync(join(out, 'run.json'), JSON.stringify(run));
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(/cannot be read \(it has no "configHash"\)/);
+    // deleted as told, the folder is a run's again: nothing in the way of the same config (its stages resume by their markers)
+    rmSync(join(out, 'run.json'));
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toBeNull();
+  });
+
   // (review C #11's gap: a run record of any version was resumed as this one's)
   it('a run.json of a newer layout is refused naming its version, and replaced under --force', async () => {
     const out = oldRun();

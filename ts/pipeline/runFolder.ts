@@ -211,18 +211,37 @@ export const paths = (out: string) => ({
   report: join(out, 'report.html'),
 });
 
-/** run.json as a run wrote it; 'foreign' when the file is something else (a user's own run.json, a config). */
-async function readRunJson(out: string): Promise<RunManifest | ClearingMarker | 'foreign' | null> {
+/** A run.json that is not a run's record to read: the refusal, naming the file and what to do. */
+interface Foreign {
+  foreign: string;
+}
+const isForeign = (m: unknown): m is Foreign => m !== null && typeof m === 'object' && 'foreign' in m;
+
+/**
+ * run.json as a run wrote it; Foreign when the file is something else (a user's own run.json, a config) or a run's
+ * record damaged past reading (cut short, a flipped byte, an edit).
+ */
+async function readRunJson(out: string): Promise<RunManifest | ClearingMarker | Foreign | null> {
   const p = paths(out).run;
   if (!existsSync(p)) return null;
+  let text: string;
   try {
-    const m = JSON.parse(await readFile(p, 'utf8')) as Partial<RunManifest> | Partial<ClearingMarker> | null;
-    if (m === null || typeof m !== 'object' || m.format !== 'brainlatent-run') return 'foreign';
-    if ('clearing' in m && m.clearing === true) return m as ClearingMarker;
-    return typeof (m as Partial<RunManifest>).configHash === 'string' ? (m as RunManifest) : 'foreign';
+    text = await readFile(p, 'utf8');
   } catch {
-    return 'foreign';
+    return { foreign: foreignRunJson(out) };  // (a folder of that name, say)
   }
+  // (a record is written whole, by rename, so this is damage after the fact: named so, with the way back)
+  const damaged = (why: string): Foreign | null => (/"format"\s*:\s*"brainlatent-run"/.test(text) ? { foreign: damagedRunJson(out, why) } : null);
+  let m: Partial<RunManifest> | Partial<ClearingMarker> | null;
+  try {
+    m = JSON.parse(text) as Partial<RunManifest> | Partial<ClearingMarker> | null;
+  } catch (e) {
+    return damaged(`not valid JSON: ${(e as Error).message}`) ?? { foreign: foreignRunJson(out) };
+  }
+  if (m === null || typeof m !== 'object' || m.format !== 'brainlatent-run') return damaged('its "format" is not in place') ?? { foreign: foreignRunJson(out) };
+  if ('clearing' in m && m.clearing === true) return m as ClearingMarker;
+  if (typeof (m as Partial<RunManifest>).configHash === 'string') return m as RunManifest;
+  return damaged('it has no "configHash"') ?? { foreign: foreignRunJson(out) };
 }
 
 /** The error for a run.json that no run wrote: the folder is not ours to write, with or without --force. */
@@ -230,15 +249,25 @@ const foreignRunJson = (out: string) =>
   `${paths(out).run} exists but is not a brainlatent run manifest (a file of yours?): a run writes its manifest there; ` +
   'choose another --out (or move the file)';
 
+/**
+ * The error for a run's record damaged past reading: not replaced, even under --force (what it held, the run's
+ * config, is gone); without it the stages' own markers still say what each wrote, and a run of the same config
+ * resumes from them, each output checked against its record.
+ */
+const damagedRunJson = (out: string, why: string) =>
+  `${paths(out).run} is a brainlatent run manifest that cannot be read (${why}): it was damaged after the run wrote it. ` +
+  `Delete it and run the same config again to resume (every stage is checked against the records in ${join(out, 'stages')}), ` +
+  'or choose another --out';
+
 export async function readManifest(out: string): Promise<RunManifest | null> {
   const m = await readRunJson(out);
-  return m && m !== 'foreign' && !('clearing' in m) ? m : null;
+  return m && !isForeign(m) && !('clearing' in m) ? m : null;
 }
 
 /** True when a --force clearing of this folder was interrupted (the next run finishes it). */
 export async function clearingInterrupted(out: string): Promise<boolean> {
   const m = await readRunJson(out);
-  return m !== null && m !== 'foreign' && 'clearing' in m && m.clearing === true;
+  return m !== null && !isForeign(m) && 'clearing' in m && m.clearing === true;
 }
 
 /** What a folder holding another run's outputs is refused with, by default: the remedies of reconstruct and encode. */
@@ -260,7 +289,7 @@ export interface RunFolderConflictOptions {
  */
 export async function runFolderConflict(config: { out: string }, options: RunFolderConflictOptions = {}): Promise<string | null> {
   const m = await readRunJson(config.out);
-  if (m === 'foreign') return foreignRunJson(config.out);
+  if (isForeign(m)) return m.foreign;
   if (m === null || 'clearing' in m || options.force) return null;
   // (a run of a newer layout was resumed as this one's: its record read, its outputs trusted)
   if (m.version !== undefined && m.version !== RUN_VERSION) {
@@ -292,7 +321,7 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
 export async function runFolderTakenOver(config: { out: string }, remedy: string): Promise<string | null> {
   const m = await readRunJson(config.out);
   if (m === null) return null;
-  if (m === 'foreign') return foreignRunJson(config.out);
+  if (isForeign(m)) return m.foreign;
   const hash = configHash(config);
   if ('clearing' in m) {
     return (
@@ -446,7 +475,7 @@ function ancestors(file: string): string[] {
  */
 export async function clearRunFolder(out: string): Promise<void> {
   const current = await readRunJson(out);
-  if (current === 'foreign') throw new InvalidArgumentError(foreignRunJson(out));
+  if (isForeign(current)) throw new InvalidArgumentError(current.foreign);
   const { remove } = await filesOf(out, current);
   const earlier = current !== null && 'clearing' in current ? (current.removing ?? []) : [];
   if (remove.length === 0) {
@@ -485,8 +514,8 @@ async function removeEmptied(out: string, folders: Set<string>): Promise<void> {
  */
 export async function clearingFiles(out: string): Promise<{ entries: string[]; kept: string[]; interrupted: boolean }> {
   const current = await readRunJson(out);
-  const { remove, keep } = await filesOf(out, current === 'foreign' ? null : current);
-  const interrupted = current !== null && current !== 'foreign' && 'clearing' in current;
+  const { remove, keep } = await filesOf(out, isForeign(current) ? null : current);
+  const interrupted = current !== null && !isForeign(current) && 'clearing' in current;
   return { entries: topEntries(remove), kept: remove.length ? keep : [], interrupted };
 }
 
