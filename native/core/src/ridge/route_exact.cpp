@@ -150,6 +150,10 @@ class Exact final : public Route {
     // pages cost ~1–2 ms a MiB on the bench VM, whose host backs them at first touch). With several
     // batches every batch's refit would form it again: kept.
     if (primal_ || (be_.host_visible() && ctx_.single_batch)) {
+      // (the kernel form's folds then share one stack, formed in score(): X̃'s pages, already touched,
+      // take it where they hold it; 4·n·p bytes against 4·(n − 1)·A·n_v, which the bench shapes' p = 2n,
+      // 10 alphas and 5 folds just fit: ~31 MB not faulted in again at the medium shape, ~0.5 ms a MiB on the bench VM)
+      if (!primal_) spare_ = std::move(ctx_.x_buf);
       ctx_.x_buf.reset();
       ctx_.x = ViewF{};
       panel_cols_ = x_panel_cols(n, p);
@@ -181,6 +185,7 @@ class Exact final : public Route {
     // scoring GEMM, in one stack buffer (r × A·n_v floats, 32 MB at the medium bench shape) instead
     // of one per fold: 1/k of the memory, and of the fresh pages to fault in.
     fused_ = !primal_ && ctx_.single_batch;
+    if (!fused_) spare_.reset();
     if (!fused_)
       for (int v = 0; v < k; ++v) leverage(v);
   }
@@ -195,7 +200,11 @@ class Exact final : public Route {
     const ViewF qv = eig_.q.col_range(s, nv);  // kernel: Q_vᵀ (r × n_v)
     if (!primal_) {
       if (!fused_) stacks_[Z(v)] = be_.alloc(DType::F32, Z(r * A * nv));
-      else if (!shared_stack_) shared_stack_ = be_.alloc(DType::F32, Z(r * A * pb_.folds.max_size()));
+      else if (!shared_stack_) {
+        const std::size_t need = Z(r * A * pb_.folds.max_size());
+        shared_stack_ = spare_ && spare_->count() >= need ? std::move(spare_) : be_.alloc(DType::F32, need);
+        spare_.reset();
+      }
       all_projected_[Z(v)] = 1;
     }
     for (int a0 = 0; a0 < A; a0 += ac) {
@@ -456,6 +465,7 @@ class Exact final : public Route {
   // The shared stack and leverage()'s scratch (kept factors and per-fold stacks stay).
   void free_leverage() {
     shared_stack_.reset();
+    spare_.reset();
     l_s_.reset();
     h_s_.reset();
     inv_s_.reset();
@@ -524,6 +534,7 @@ class Exact final : public Route {
   std::vector<char> all_projected_;   // kernel: the fold's every alpha has its projection
   bool fused_ = false;                // kernel, one batch: folds formed in score() (see begin_candidate)
   BufferPtr shared_stack_;            // fused: the stack the folds share
+  BufferPtr spare_;                   // kernel form: X̃'s buffer after setup, for the shared stack
   BufferPtr alphas_, wres_;           // the alphas, and the kernel form's α/(λ+α) per alpha and eigenvector
   Scratch<float> l_s_, h_s_, inv_s_;  // leverage(): scaled rows, (I − H)_vv blocks, inverses
   Scratch<float> z_, zs_, res_, rv_;
