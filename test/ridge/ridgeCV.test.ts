@@ -705,6 +705,19 @@ describe('RidgeCV routes by name', () => {
 });
 
 describe('RidgeCV memory budget', () => {
+  // (the exact kernel route keeps X̃'s buffer, no longer read after its setup, as the folds' projection stack where it
+  // is no larger than the stack: a wide X̃ held as a small stack raised the scoring's peak by X̃'s size, 0.7 of 3.2 MB here)
+  it('the exact kernel route frees a wide X̃ after its setup: the scoring peak does not hold it', async () => {
+    const y = planted(60, 10, 4000, 3).y;
+    const fit = async (p: number) =>
+      (await new RidgeCV({ alphas: [1, 10, 100], folds: 5, solver: 'exact-kernel' }).fit(planted(60, p, 1, 5).x, y)).info!;
+    const narrow = await fit(300), wide = await fit(3000);
+    expect(narrow.nBatches).toBe(1);
+    expect(wide.nBatches).toBe(1);
+    // (the kernel route's scoring buffers do not depend on p; the wide fit's refit forms X̃ in panels of 60 × 128 floats)
+    expect(wide.peakBytes).toBeLessThanOrEqual(narrow.peakBytes + 100_000);
+  });
+
   it('refuses a budget below the fixed footprint, naming it; stays within one above it', async () => {
     const { x, y } = planted(200, 150, 300, 5);
     await expect(new RidgeCV({ alphas: [1, 10], memoryBudget: 50_000 }).fit(x, y)).rejects.toThrow(OutOfMemoryError);

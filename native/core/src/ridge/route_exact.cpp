@@ -57,6 +57,8 @@ i64 x_panel_cols(i64 n, i64 p) {
   return std::min(most, ((p + panels - 1) / panels + 63) / 64 * 64);
 }
 double eig_flops(double m) { return 20.0 * m * m * m; }
+// Floats by which X̃'s buffer may exceed the kernel form's shared stack and still hold it (256 KiB).
+constexpr std::size_t kSpareSlack = std::size_t{1} << 16;
 
 // A Cholesky factor's largest over smallest diagonal entry: cond(A) ≈ its square.
 double diagonal_ratio(const std::vector<double>& d) {
@@ -151,9 +153,13 @@ class Exact final : public Route {
     // batches every batch's refit would form it again: kept.
     if (primal_ || (be_.host_visible() && ctx_.single_batch)) {
       // (the kernel form's folds then share one stack, formed in score(): X̃'s pages, already touched,
-      // take it where they hold it; 4·n·p bytes against 4·(n − 1)·A·n_v, which the bench shapes' p = 2n,
-      // 10 alphas and 5 folds just fit: ~31 MB not faulted in again at the medium shape, ~0.5 ms a MiB on the bench VM)
-      if (!primal_) spare_ = std::move(ctx_.x_buf);
+      // take it where they hold it, and X̃ is freed here where they do not; 4·n·p bytes against 4·(n − 1)·A·n_v,
+      // which the bench shapes' p = 2n, 10 alphas and 5 folds just fit: ~31 MB not faulted in again at the medium
+      // shape, ~0.5 ms a MiB on the bench VM. Held from here, it raises no peak: the stack is taken with the
+      // first fold's scoring, everything taken in between still live; and only where it is no more than
+      // kSpareSlack larger than the stack, within the plan's 1 MiB reserve: a wide X̃ is freed, not held as a small stack)
+      const std::size_t stack = Z(eig_.q.rows * pb_.n_alphas() * pb_.folds.max_size());
+      if (!primal_ && ctx_.x_buf && ctx_.x_buf->count() >= stack && ctx_.x_buf->count() - stack <= kSpareSlack) spare_ = std::move(ctx_.x_buf);
       ctx_.x_buf.reset();
       ctx_.x = ViewF{};
       panel_cols_ = x_panel_cols(n, p);
@@ -201,9 +207,8 @@ class Exact final : public Route {
     if (!primal_) {
       if (!fused_) stacks_[Z(v)] = be_.alloc(DType::F32, Z(r * A * nv));
       else if (!shared_stack_) {
-        const std::size_t need = Z(r * A * pb_.folds.max_size());
-        shared_stack_ = spare_ && spare_->count() >= need ? std::move(spare_) : be_.alloc(DType::F32, need);
-        spare_.reset();
+        // (X̃'s buffer when setup() kept it: it holds the stack)
+        shared_stack_ = spare_ ? std::move(spare_) : be_.alloc(DType::F32, Z(r * A * pb_.folds.max_size()));
       }
       all_projected_[Z(v)] = 1;
     }
