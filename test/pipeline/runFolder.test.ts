@@ -197,6 +197,9 @@ describe('run folder: lock and --force', () => {
     delete run.configHash;
     writeFileSync(join(out, 'run.json'), JSON.stringify(run));
     expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(/cannot be read \(it has no "configHash"\)/);
+    // a file of the user's that only holds the marker inside (a copy of a record, nested) is theirs: never told to delete it
+    writeFileSync(join(out, 'run.json'), JSON.stringify({ saved: run }));
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(/exists but is not a brainlatent run manifest \(a file of yours\?\)/);
     // deleted as told, the folder is a run's again: nothing in the way of the same config (its stages resume by their markers)
     rmSync(join(out, 'run.json'));
     expect(await runFolderConflict({ out } as ReconstructConfig)).toBeNull();

@@ -238,7 +238,8 @@ async function readRunJson(out: string): Promise<RunManifest | ClearingMarker | 
   } catch (e) {
     return damaged(`not valid JSON: ${(e as Error).message}`) ?? { foreign: foreignRunJson(out) };
   }
-  if (m === null || typeof m !== 'object' || m.format !== 'brainlatent-run') return damaged('its "format" is not in place') ?? { foreign: foreignRunJson(out) };
+  // (parsed, the marker elsewhere than on top, a nested copy say, is not a run's record: never told to delete it)
+  if (m === null || typeof m !== 'object' || m.format !== 'brainlatent-run') return { foreign: foreignRunJson(out) };
   if ('clearing' in m && m.clearing === true) return m as ClearingMarker;
   if (typeof (m as Partial<RunManifest>).configHash === 'string') return m as RunManifest;
   return damaged('it has no "configHash"') ?? { foreign: foreignRunJson(out) };
