@@ -235,19 +235,46 @@ int workspace_int(std::int64_t need, std::int64_t n) {
   return static_cast<int>(need);
 }
 
+// A workspace of `count` elements: the caller's scratch where it has room (memory it uses next,
+// already faulted in or about to be, instead of fresh pages), else pages of its own.
 template <typename T>
-void syevd_whole(std::int64_t n, T* a, std::int64_t lda, T* w) {
-  const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
+class Workspace {
+ public:
+  Workspace(std::int64_t count, T* scratch, std::size_t scratch_count) {
+    const std::size_t c = static_cast<std::size_t>(std::max<std::int64_t>(1, count));
+    if (scratch && scratch_count >= c) {
+      p_ = scratch;
+    } else {
+      own_.resize(c);
+      p_ = own_.data();
+    }
+  }
+  T* data() { return p_; }
+
+ private:
+  LargeVector<T> own_;  // (2n² elements: huge pages)
+  T* p_ = nullptr;
+};
+
+template <typename T>
+std::int64_t syevd_lwork(std::int64_t n) {
+  const int N = to_int(n, "n"), LDA = std::max(1, N);
   const char jobz = 'V', uplo = 'U';
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   T work_query = 0;
-  Lapack<T>::syevd(&jobz, &uplo, &N, a, &LDA, w, &work_query, &lwork, &iwork_query, &liwork, &info);
+  Lapack<T>::syevd(&jobz, &uplo, &N, nullptr, &LDA, nullptr, &work_query, &lwork, &iwork_query, &liwork, &info);
   // The query returns LWORK as a T: in float32 it is rounded (1 + 6n + 2n² loses its low bits past
   // n ≈ 3000) and can come back below the minimum. Take the documented minimum when larger.
   const std::int64_t need = 1 + 6 * n + 2 * n * n;
-  lwork = workspace_int(std::max<std::int64_t>(need, static_cast<std::int64_t>(work_query) + 1), n);
-  liwork = std::max(iwork_query, 3 + 5 * N);
-  LargeVector<T> work(static_cast<std::size_t>(lwork));  // (2n² elements: huge pages)
+  return workspace_int(std::max<std::int64_t>(need, static_cast<std::int64_t>(work_query) + 1), n);
+}
+
+template <typename T>
+void syevd_whole(std::int64_t n, T* a, std::int64_t lda, T* w, T* scratch, std::size_t scratch_count) {
+  const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
+  const char jobz = 'V', uplo = 'U';
+  int info = 0, lwork = static_cast<int>(syevd_lwork<T>(n)), liwork = 3 + 5 * N;
+  Workspace<T> work(lwork, scratch, scratch_count);
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, liwork)));
   BlasTurn turn;
   Lapack<T>::syevd(&jobz, &uplo, &N, a, &LDA, w, work.data(), &lwork, iwork.data(), &liwork, &info);
@@ -310,21 +337,34 @@ void sytrd_upper_blocked(int n, T* a, int lda, T* d, T* e, T* tau, T* work, cons
   Lapack<T>::sytd2("U", &kk, a, &lda, d, e, tau, &info);
 }
 
+// The blocked path's workspace after Z (n²): the reduction's panel W (n × 32), what ?stedc asks
+// for, and the reflector blocks' T and product; and ?stedc's integer workspace.
 template <typename T>
-void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
-  if (n == 0) return;
-  if (n < kWideReflectorsFrom || !within_syevd_scale(n, a, lda)) return syevd_whole(n, a, lda, w);
-  const int N = to_int(n, "n"), LDA = to_int(lda, "lda"), NB = kReflectorBlock;
+std::pair<int, int> blocked_lwork(std::int64_t n) {
+  const int N = to_int(n, "n"), NB = kReflectorBlock;
   const char compz = 'I';
   int info = 0, query = -1, iquery = 0;
-  std::vector<T> e(static_cast<std::size_t>(n)), tau(static_cast<std::size_t>(n));
-  // Workspace: the reduction's panel W (n × 32), what ?stedc asks for, and the reflector blocks' T and product.
-  T q_dc = 0;
-  Lapack<T>::stedc(&compz, &N, w, e.data(), nullptr, &N, &q_dc, &query, &iquery, &query, &info);
+  T q_dc = 0, d = 0, e = 0;
+  Lapack<T>::stedc(&compz, &N, &d, &e, nullptr, &N, &q_dc, &query, &iquery, &query, &info);
   const std::int64_t need = std::max({std::int64_t{kSytrdBlock} * n, static_cast<std::int64_t>(q_dc) + 1, 1 + 4 * n + n * n,
                                       n * NB + std::int64_t{NB} * NB});
-  const int lwork = workspace_int(need, n), liwork = std::max(iquery, 3 + 5 * N);
-  LargeVector<T> z(static_cast<std::size_t>(n * n)), work(static_cast<std::size_t>(lwork));
+  return {workspace_int(need, n), std::max(iquery, 3 + 5 * N)};
+}
+
+template <typename T>
+void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w, T* scratch, std::size_t scratch_count) {
+  if (n == 0) return;
+  if (n < kWideReflectorsFrom || !within_syevd_scale(n, a, lda)) return syevd_whole(n, a, lda, w, scratch, scratch_count);
+  const int N = to_int(n, "n"), LDA = to_int(lda, "lda"), NB = kReflectorBlock;
+  const char compz = 'I';
+  int info = 0;
+  std::vector<T> e(static_cast<std::size_t>(n)), tau(static_cast<std::size_t>(n));
+  const std::pair<int, int> lw = blocked_lwork<T>(n);
+  int lwork = lw.first, liwork = lw.second;
+  // Z (n × n) and the workspace after it
+  Workspace<T> ws(n * n + lwork, scratch, scratch_count);
+  T* const z = ws.data();
+  T* const work = z + n * n;
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
   // Progress between blocks (long_ops.h), the three steps weighted by their time: about a third
   // each at n = 2000 in float32 (in cache), the reduction ~0.6 from n = 4000 in float32 and float64
@@ -333,7 +373,7 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   // A = Q T Qᵀ; Q = H(n−1)⋯H(1), H(i)'s vector in column i+1 of A above the diagonal.
   {
     profile::Scope ps("eigh: sytrd");
-    sytrd_upper_blocked(N, a, LDA, w, e.data(), tau.data(), work.data(), [&](double f) { step_done(w_trd * f); });
+    sytrd_upper_blocked(N, a, LDA, w, e.data(), tau.data(), work, [&](double f) { step_done(w_trd * f); });
   }
   step_done(w_trd);
   // T = Z Λ Zᵀ: ~1/5 of the time. One ?stedc call up to kStedcWhole (~0.25 s here); above, its
@@ -343,10 +383,10 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
     if (n <= kStedcWhole<T>) {
       // (Z's fresh pages faulted in on every core first: ?stedc zeroes Z on one, and a fresh page costs ~0.8–2 ms
       // a MiB on the bench VM, whose host backs it at first touch; tridiagonal_eigh zeroes it on every core itself)
-      parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) { std::fill(z.data() + b * n, z.data() + e * n, T(0)); });
+      parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) { std::fill(z + b * n, z + e * n, T(0)); });
       BlasTurn turn;
-      Lapack<T>::stedc(&compz, &N, w, e.data(), z.data(), &N, work.data(), &lwork, iwork.data(), &liwork, &info);
-    } else { tridiagonal_eigh(N, w, e.data(), z.data(), N, work.data(), lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
+      Lapack<T>::stedc(&compz, &N, w, e.data(), z, &N, work, &lwork, iwork.data(), &liwork, &info);
+    } else { tridiagonal_eigh(N, w, e.data(), z, N, work, lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
     }
   }
   if (info != 0) eigh_failed("stedc", n, info);
@@ -354,8 +394,8 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   // Z := Q Z, NB reflectors at a time from the first (as ?ormql for Q·Z): block i0.. acts on rows
   // 0 .. i0 + ib of Z.
   profile::Scope ps("eigh: back-transform");
-  T* t = work.data();
-  T* prod = work.data() + std::int64_t{NB} * NB;
+  T* t = work;
+  T* prod = work + std::int64_t{NB} * NB;
   const int k = N - 1;
   for (int i0 = 0; i0 < k; i0 += NB) {
     // (block i0 works on rows 0 .. i0 + ib: the blocks before it did (i0/k)² of the work)
@@ -365,11 +405,11 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
     const T* v = a + static_cast<std::int64_t>(i0 + 1) * lda;  // A(0, i0 + 1)
     BlasTurn turn;  // (the block's two calls: one turn)
     Lapack<T>::larft("B", "C", &rows, &ib, v, &LDA, tau.data() + i0, t, &NB);
-    Lapack<T>::larfb("L", "N", "B", "C", &rows, &N, &ib, v, &LDA, t, &NB, z.data(), &N, prod, &N);
+    Lapack<T>::larfb("L", "N", "B", "C", &rows, &N, &ib, v, &LDA, t, &NB, z, &N, prod, &N);
   }
   // Column-major eigenvectors are row-major rows: row k = eigenvector k.
   parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t en) {
-    for (std::int64_t j = b; j < en; ++j) std::copy_n(z.data() + j * n, n, a + j * lda);
+    for (std::int64_t j = b; j < en; ++j) std::copy_n(z + j * n, n, a + j * lda);
   });
   step_done(1.0);
 }
@@ -382,10 +422,21 @@ std::size_t eigh_workspace_bytes(std::int64_t n, std::size_t elem_size) {
   return (1 + 6 * N + 2 * N * N) * elem_size + (3 + 5 * N) * sizeof(int);
 }
 
-void eigh(std::int64_t n, float* a, float* w) { eigh_impl<float>(n, a, n, w); }
-void eigh(std::int64_t n, double* a, double* w) { eigh_impl<double>(n, a, n, w); }
-void eigh(std::int64_t n, float* a, std::int64_t lda, float* w) { eigh_impl<float>(n, a, lda, w); }
-void eigh(std::int64_t n, double* a, std::int64_t lda, double* w) { eigh_impl<double>(n, a, lda, w); }
+std::size_t eigh_scratch_count(std::int64_t n, std::size_t elem_size) {
+  if (n <= 0) return 0;
+  const std::int64_t whole = elem_size == 4 ? syevd_lwork<float>(n) : syevd_lwork<double>(n);
+  if (n < kWideReflectorsFrom) return static_cast<std::size_t>(whole);
+  const int blocked = elem_size == 4 ? blocked_lwork<float>(n).first : blocked_lwork<double>(n).first;
+  return static_cast<std::size_t>(std::max(whole, n * n + blocked));
+}
+
+void eigh(std::int64_t n, float* a, float* w) { eigh_impl<float>(n, a, n, w, nullptr, 0); }
+void eigh(std::int64_t n, double* a, double* w) { eigh_impl<double>(n, a, n, w, nullptr, 0); }
+void eigh(std::int64_t n, float* a, std::int64_t lda, float* w) { eigh_impl<float>(n, a, lda, w, nullptr, 0); }
+void eigh(std::int64_t n, double* a, std::int64_t lda, double* w) { eigh_impl<double>(n, a, lda, w, nullptr, 0); }
+void eigh(std::int64_t n, float* a, std::int64_t lda, float* w, float* scratch, std::size_t scratch_count) {
+  eigh_impl<float>(n, a, lda, w, scratch, scratch_count);
+}
 
 bool cholesky(std::int64_t n, float* a, std::int64_t lda) {
   if (n == 0) return true;

@@ -16,6 +16,7 @@
 
 #include "brainlatent/backend.h"
 #include "brainlatent/banded_ridge.h"
+#include "brainlatent/linalg.h"
 #include "brainlatent/ridge.h"
 #include "brainlatent/scheduler.h"
 #include "test_util.h"
@@ -230,6 +231,31 @@ void test_eigh(double tol) {
       for (i64 j = 0; j < n; ++j) lq.at(k, j) *= w.v[static_cast<std::size_t>(k)];
     expect_close(matmul(transpose(q), lq), a, tol, tag(name, {n}) + " reconstruction");
     for (i64 k = 1; k < n; ++k) CHECK(w.v[static_cast<std::size_t>(k)] >= w.v[static_cast<std::size_t>(k - 1)]);
+    if constexpr (sizeof(T) == 4) {
+      // In a caller's scratch (NaN-filled: the workspace must not read what it held), the same
+      // result bit for bit, with no workspace of its own counted; too small a scratch is ignored.
+      const std::size_t need = g_be->eigh_scratch_count(n);
+      for (const std::size_t room : {std::max<std::size_t>(need, 1), need / 2}) {
+        auto ds = upload<float>(HMat{1, static_cast<i64>(room), Vec(room, std::nan(""))});
+        auto da2 = upload<float>(a);
+        auto dw2 = upload<float>(HMat{1, n, Vec(static_cast<std::size_t>(n), 0.0)}, 0, 1);
+        g_be->reset_peak();
+        const MemoryStats before = g_be->memory_stats();
+        g_be->eigh_in_scratch(da2.v, dw2.v, ds.v);
+        const std::size_t extra = g_be->memory_stats().peak - before.live;
+        const std::string t = tag("eigh_in_scratch.f32", {n, static_cast<i64>(room)});
+        HMat q2 = download(da2.v), w2 = download(dw2.v);
+        auto expect = [&](bool ok, const char* what) {
+          if (!ok) std::fprintf(stderr, "%s: %s\n", t.c_str(), what), ++test::failures();
+        };
+        expect(q2.v == q.v && w2.v == w.v, "not bit for bit eigh()'s result");
+        if (need > 0 && room >= need && n >= 33) {  // (below, the workspace is mostly its small vectors)
+          expect(extra < linalg::eigh_workspace_bytes(n, 4) / 4, "the workspace was allocated beside the scratch");
+          const HMat sv = download(ds.v);
+          expect(std::any_of(sv.v.begin(), sv.v.end(), [](double x) { return !std::isnan(x); }), "the scratch was not used");
+        }
+      }
+    }
   }
 }
 

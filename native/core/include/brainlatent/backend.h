@@ -229,6 +229,17 @@ class Backend {
   // becomes the k-th eigenvector; w (1×n) gets the eigenvalues in ascending order.
   virtual void eigh(const ViewF& a, const ViewF& w) = 0;
   virtual void eigh(const ViewD& a, const ViewD& w) = 0;
+  // The float32 eigh() with its workspace in `scratch` (a contiguous buffer the caller writes next,
+  // overwritten here) where that holds eigh_scratch_count(n) floats: its pages serve twice instead
+  // of the workspace's being faulted in fresh and freed. 0 where the backend takes none (the default).
+  virtual std::size_t eigh_scratch_count(std::int64_t n) const {
+    (void)n;
+    return 0;
+  }
+  virtual void eigh_in_scratch(const ViewF& a, const ViewF& w, const ViewF& scratch) {
+    (void)scratch;
+    eigh(a, w);
+  }
   // Cholesky factor of the SPD n×n matrix a, in place (the factor's layout is the backend's, for
   // the two calls below). False when a is not positive definite.
   virtual bool cholesky(const ViewF& a) = 0;

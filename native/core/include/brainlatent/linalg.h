@@ -38,6 +38,11 @@ void eigh(std::int64_t n, float* a, std::int64_t lda, float* w);
 void eigh(std::int64_t n, double* a, std::int64_t lda, double* w);
 // Workspace bytes eigh(n) allocates (LAPACK's ?syevd minimum), for memory accounting.
 std::size_t eigh_workspace_bytes(std::int64_t n, std::size_t elem_size);
+// The same with its workspace in `scratch` where that holds at least eigh_scratch_count(n, 4)
+// elements (overwritten; else it allocates its own as above): memory the caller uses next, so that
+// the eigensolver's ~2n² elements are not faulted in fresh only to be freed.
+void eigh(std::int64_t n, float* a, std::int64_t lda, float* w, float* scratch, std::size_t scratch_count);
+std::size_t eigh_scratch_count(std::int64_t n, std::size_t elem_size);
 
 // Eigenvalues (ascending, in d) and eigenvectors (the columns of z, column-major, ldz >= n) of the
 // symmetric tridiagonal matrix with diagonal d and off-diagonal e (n − 1 entries, destroyed), by

@@ -192,17 +192,26 @@ class CpuBackend final : public Backend {
   }
 
   template <typename T>
-  void eigh_impl(const View<T>& a, const View<T>& w) {
+  void eigh_impl(const View<T>& a, const View<T>& w, const View<T>* scratch = nullptr) {
     const i64 n = a.rows;
     need_shape(a, n, n, "eigh", "A");
     need_vec(w, n, "eigh", "w");
     if (n == 0) return;
     if (!w.contiguous()) throw Error(ErrorCode::InvalidArgument, "eigh: w must be contiguous");
+    if (scratch && !scratch->contiguous()) throw Error(ErrorCode::InvalidArgument, "eigh: scratch must be contiguous");
     profile::Scope ps(sizeof(T) == 4 ? "op eigh f32" : "op eigh f64");
-    const std::size_t ws = linalg::eigh_workspace_bytes(n, sizeof(T));
+    // (a scratch with room holds the workspace: only its small vectors are new)
+    const std::size_t room = scratch ? static_cast<std::size_t>(scratch->rows * scratch->cols) : 0;
+    const bool in_scratch = room > 0 && room >= linalg::eigh_scratch_count(n, sizeof(T));
+    const std::size_t ws = in_scratch ? (3 + 5 * static_cast<std::size_t>(n)) * (sizeof(int) + sizeof(T)) : linalg::eigh_workspace_bytes(n, sizeof(T));
     count_alloc(ws, "eigendecomposition workspace");
     try {
-      linalg::eigh(n, a.ptr(), a.ld, w.ptr());
+      if constexpr (sizeof(T) == 4) {
+        if (in_scratch) linalg::eigh(n, a.ptr(), a.ld, w.ptr(), scratch->ptr(), room);
+        else linalg::eigh(n, a.ptr(), a.ld, w.ptr());
+      } else {
+        linalg::eigh(n, a.ptr(), a.ld, w.ptr());
+      }
     } catch (...) {
       count_free(ws);
       throw;
@@ -211,6 +220,8 @@ class CpuBackend final : public Backend {
   }
   void eigh(const ViewF& a, const ViewF& w) override { eigh_impl(a, w); }
   void eigh(const ViewD& a, const ViewD& w) override { eigh_impl(a, w); }
+  std::size_t eigh_scratch_count(std::int64_t n) const override { return linalg::eigh_scratch_count(n, sizeof(float)); }
+  void eigh_in_scratch(const ViewF& a, const ViewF& w, const ViewF& scratch) override { eigh_impl(a, w, &scratch); }
 
   bool cholesky(const ViewF& a) override {
     profile::Scope ps("op cholesky");

@@ -163,7 +163,8 @@ std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<v
   std::vector<double> raw;
   {
     BufferPtr w = be.alloc(DType::F32, Z(r));
-    be.eigh(a, vec<float>(*w, r));
+    if (decompose_scratch_.buf) be.eigh_in_scratch(a, vec<float>(*w, r), decompose_scratch_);
+    else be.eigh(a, vec<float>(*w, r));
     std::vector<float> wf(Z(r));
     if (r > 0) {
       BufferPtr h = be.wrap_host(wf.data(), DType::F32, wf.size());
@@ -287,13 +288,23 @@ Context::Eig Context::eigh_deflated(const ViewF& k) {
   return e;
 }
 
-Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to, bool singular_folds) {
+Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to, bool singular_folds,
+                               const ViewF& scratch) {
   checkpoint();
   const i64 r = sym.rows;
   ++decompositions;
   decompose_to_ = to;
-  Eig e = centred_kernel && split_constant && r > 1 ? eigh_deflated(sym) : eigh_of(sym);
+  decompose_scratch_ = scratch;
+  Eig e;
+  try {
+    e = centred_kernel && split_constant && r > 1 ? eigh_deflated(sym) : eigh_of(sym);
+  } catch (...) {
+    decompose_to_ = -1;
+    decompose_scratch_ = ViewF{};
+    throw;
+  }
   decompose_to_ = -1;
+  decompose_scratch_ = ViewF{};
   std::vector<double> lam(Z(r));
   for (i64 k = 0; k < r; ++k) lam[Z(k)] = std::max(0.0, e.raw[Z(k)]);
   e.lam_buf = upload(lam);

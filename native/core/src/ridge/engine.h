@@ -151,7 +151,10 @@ class Context {
   // `singular_folds`: the CV problems are singular even where this Gram is not (the exact primal
   // route's Gram of all samples when a training fold has fewer samples than features): alphas
   // below its resolution are unresolved whatever its smallest eigenvalue.
-  Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false, double to = -1, bool singular_folds = false);
+  // `scratch`: a buffer the route writes next, whose memory a float32 decomposition may use for its
+  // workspace first (Backend::eigh_in_scratch; ignored where it is smaller than eigh_scratch_count).
+  Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false, double to = -1, bool singular_folds = false,
+                const ViewF& scratch = ViewF{});
   // "float32", "float64", or "mixed" when a later decomposition needed float64.
   std::string precision() const { return n_float64_ == 0 ? "float32" : n_float32_ == 0 ? "float64" : "mixed"; }
 
@@ -178,6 +181,7 @@ class Context {
  private:
   std::vector<double> eigh_in_place(const ViewF& a, const std::function<void()>& refill);
   double decompose_to_ = -1;  // decompose()'s `to`, for eigh_in_place's progress
+  ViewF decompose_scratch_;   // decompose()'s `scratch`, for eigh_in_place's float32 decomposition
   double lambda_max_lower_bound(const ViewF& a, int iterations, double enough);
   Eig eigh_of(const ViewF& sym);
   Eig eigh_deflated(const ViewF& k);

@@ -129,7 +129,29 @@ class Exact final : public Route {
     // (n 60, p 55, 5 folds): the alphas below the Gram's resolution are unresolved then too, as on
     // the per-fold primal route, instead of failing to factor.
     const bool singular_folds = primal_ && pb_.n() - pb_.folds.max_size() - (pb_.fit_intercept ? 1 : 0) < pb_.p();
-    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after), singular_folds);
+    // With one target batch Z's buffer (QᵀY or NᵀY, r × t, score()'s first product) is taken now and
+    // holds the eigensolver's workspace first (~2r² floats: 31 MB at the medium bench shape, ~17 ms
+    // of fresh pages on the bench VM, no longer faulted in to be freed). Only where Z is at least as
+    // large: the pages it lends are then pages Z touches anyway, held from here without a new peak.
+    ViewF scratch;
+    if (be_.host_visible() && ctx_.single_batch) {
+      const i64 rz = centred && n > 1 ? n - 1 : r;  // Z's rows: the decomposed order (less the constant vector)
+      const std::size_t need = be_.eigh_scratch_count(rz);
+      if (need > 0 && Z(rz * pb_.t()) >= need) scratch = z_.get(be_, rz, pb_.t());
+    }
+    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after), singular_folds, scratch);
+    // The Gram is not read again. Where the kernel form's folds are formed while scoring (one batch,
+    // host memory) its pages, already touched, hold leverage()'s (I − H)_vv blocks and inverses and
+    // then the refit's panels of X̃ (at most n × n, x_panel_cols): 22 MiB not faulted in fresh at the
+    // medium bench shape. Only where both blocks fit, so that it holds no more than they would
+    // beside it (the plan counts the Gram's place through the refit, see footprint()).
+    const i64 nv = pb_.folds.max_size(), ac = chunk();
+    if (!primal_ && be_.host_visible() && ctx_.single_batch && Z(2 * ac * nv * nv) <= g->count()) {
+      gram_ = std::move(g);
+      h_s_.lend(*gram_, 0, Z(ac * nv * nv));
+      inv_s_.lend(*gram_, Z(ac * nv * nv), Z(ac * nv * nv));
+      xp_.lend(*gram_, 0, gram_->count());
+    }
     g.reset();
     if (centred && n > 1) {
       // The constant direction u carries nothing: its term of (I − H_c) is exactly the 11ᵀ/n that an
@@ -459,12 +481,15 @@ class Exact final : public Route {
     }
     z_key_ = 0;
     xp_.reset();
+    gram_.reset();
   }
 
   void end_candidate() override {
     factors_.clear();
     stacks_.clear();
     free_leverage();
+    xp_.reset();
+    gram_.reset();
   }
 
   // The shared stack and leverage()'s scratch (kept factors and per-fold stacks stay).
@@ -547,6 +572,7 @@ class Exact final : public Route {
   ViewF z_view_;
   std::uint64_t z_key_ = 0;  // the batch load z_view_ is of (Batch::loads; 0: none)
   Scratch<float> xp_;        // the kernel refit's panel of X̃ (X̃ freed after setup)
+  BufferPtr gram_;           // the Gram's buffer after setup, lent to h_s_, inv_s_ and xp_ (see setup())
   i64 panel_cols_ = 0;       // its columns (x_panel_cols, read once per fit)
 };
 

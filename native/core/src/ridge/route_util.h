@@ -15,16 +15,29 @@ class Scratch {
  public:
   View<T> get(Backend& be, i64 rows, i64 cols) {
     const std::size_t need = static_cast<std::size_t>(std::max<i64>(1, rows * cols));
+    if (lent_ && need <= lent_count_) return View<T>{lent_, static_cast<i64>(lent_offset_), rows, cols, cols};
     if (!buf_ || buf_->count() < need) {
       buf_.reset();
       buf_ = be.alloc(dtype_of<T>::value, need);
     }
     return view<T>(*buf_, rows, cols);
   }
-  void reset() { buf_.reset(); }
+  // A region of a buffer its owner keeps alive and does not use meanwhile (pages already faulted
+  // in): get() takes its views there while they fit, from a buffer of its own otherwise.
+  void lend(Buffer& buf, std::size_t offset, std::size_t count) {
+    lent_ = &buf;
+    lent_offset_ = offset;
+    lent_count_ = std::min(count, buf.count() - std::min(offset, buf.count()));
+  }
+  void reset() {
+    buf_.reset();
+    lent_ = nullptr;
+  }
 
  private:
   BufferPtr buf_;
+  Buffer* lent_ = nullptr;
+  std::size_t lent_offset_ = 0, lent_count_ = 0;
 };
 
 // Bytes an eigendecomposition of order r takes beyond its input and its r×r output: the LAPACK
