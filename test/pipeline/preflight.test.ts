@@ -147,6 +147,17 @@ describe("reconstruct's preflight", () => {
     expect((await preflight(resolveConfig(config({ img2img: { size: 128, steps: 8 } })))).warnings).toEqual([]);
   }, 120_000);
 
+  it('refuses a seed count whose images cannot fit where the run writes them, before any stage, naming img2img.seeds', async () => {
+    // 9 test images × (1e9 seeds + 1) + 9: more files than any file system holds (ext4's most is 2³²), more than
+    // a TB even at deflate's best ratio where inodes are not counted
+    await refusedUpFront(
+      config({ img2img: { size: 128, seeds: 1e9 } }),
+      /img2img\.seeds 1000000000 for 9 test image\(s\) at 128 px: the run writes 9,000,000,018 image file\(s\) \(each test image's original, its z-only image and one per seed\), more (files than the [\d,]+|than the [\d.]+ \w+ free on) .*; use fewer seeds \(img2img\.seeds\) or test images \(nsd\.testImages\), or another run folder \(out\)/,
+    );
+    // the default 5 seeds: no problem, no warning
+    expect((await preflight(resolveConfig(config({ img2img: { size: 128 } })))).warnings).toEqual([]);
+  }, 120_000);
+
   it("counts the test images of the sessions read, as the extraction does: the dry run's 'N test images' and the --test-images shortfall agree", async () => {
     // session 1 shows fewer of the shared images than the subject's 4 design sessions
     const ex = await extractNsd({ root: nsd.root, subject: 1, roi: 'nsdgeneral', sessions: '1' });

@@ -58,8 +58,9 @@ describe('run folder: lock and --force', () => {
   it("--force keeps the user's files inside the run's own folders, and removes an interrupted stage's files by their names", async () => {
     const out = oldRun();
     const mine = ['data/participants.csv', 'images/figure.png', 'decoders/notes.md', 'stages-notes.txt'];
-    // img2img was killed after writing a sample, before its marker: its file goes by its name
-    const interrupted = ['images/00002_003.png', 'decoders/z.safetensors', 'stages/img2img.partial/all.json'];
+    // img2img was killed after writing a sample, before its marker: its file goes by its name (sample 1000 and on
+    // with four digits and more: runFolder's paths() pads to three)
+    const interrupted = ['images/00002_003.png', 'images/00002_1000.png', 'decoders/z.safetensors', 'stages/img2img.partial/all.json'];
     for (const f of [...mine, ...interrupted]) {
       mkdirSync(dirname(join(out, f)), { recursive: true });
       writeFileSync(join(out, f), f);

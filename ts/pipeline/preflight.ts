@@ -24,6 +24,7 @@ import type { ReconstructConfig } from './config.js';
 import { decoderFitMemory } from './decoderFit.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
+import { imageSpaceCheck, runImageOutputs } from './outputSpace.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { testImagesShortfall } from './testImagesShortfall.js';
 
@@ -191,6 +192,19 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
       }
     } catch (e) {
       problems.push(`captions: ${(e as Error).message}`);
+    }
+  }
+  // the images fit where the run writes them (a seed count with zeros too many ran for days, then filled the disk)
+  const nTest = config.nsd.testImages === null ? testIds.length : Math.min(config.nsd.testImages, testIds.length);
+  if (nTest > 0) {
+    const g = config.img2img;
+    try {
+      const space = await imageSpaceCheck(config.out, runImageOutputs(nTest, g.seeds, g.size, config.features.zSize), { testImages: nTest, seeds: g.seeds, size: g.size }, names);
+      if (space?.problem) problems.push(space.problem);
+      if (space?.warning) warnings.push(space.warning);
+    } catch (e) {
+      // (a file system that cannot say its free space: the run goes on as before)
+      warnings.push(`the free space where ${config.out} is could not be read (${(e as Error).message}); the run's images were not checked against it`);
     }
   }
   if (problems.length) throw new PreflightError(problems);

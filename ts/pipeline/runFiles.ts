@@ -36,7 +36,8 @@ export const RUN_FILE_PATTERNS: readonly RegExp[] = [
   /^features\/(z|c|image_ids)\.npy$/,
   /^decoders\/((z|c)\.safetensors|summary\.json|(z|c)_target_r\.npy)$/,
   /^decoded\/(z|c)\.npy$/,
-  /^images\/\d{5}_(org|z|\d{3})\.png$/,
+  // (samples 000–999, then 1000 and on: paths() pads the seed to three digits)
+  /^images\/\d{5}_(org|z|\d{3,})\.png$/,
   /^metrics(\.csv|\.json|_per_image\.csv)$/,
   /^demo-world\.json$/,
   // a batch's features job's uncached copy of a shared entry, which a kill left (uncachedFeatures.ts): the run's temporary

@@ -248,8 +248,10 @@ describe('a field without a flag: the flags-only form is told what is wrong in p
     expect((await refusal(...flagsForm(), '--seeds', String(max))).message).toBe(
       `command line is not a valid reconstruction config (1 problem):\n  - --seeds: ${past}; use --seeds ${max - 41} or fewer`,
     );
-    // (that many passes: the dry run's plan)
-    expect(await warnings(...flagsForm(), '--seeds', String(max - 41))).toEqual([]);
+    // (that many passes the seed bound; the preflight then refuses the files its images would take)
+    const many = (await refusal(...flagsForm(), '--seeds', String(max - 41))).message;
+    expect(many).not.toContain('above the largest seed');
+    expect(many).toMatch(new RegExp(`^cannot start the reconstruction:\\n  - --seeds ${max - 41} for 9 test image\\(s\\) at 128 px: the run writes [\\d,]+ image file\\(s\\)`));
     // a file's seeds: the file's field, set there or by the flag
     const seeds = configForm({ seeds: max });
     expect((await refusal(...seeds.args)).message).toContain(
