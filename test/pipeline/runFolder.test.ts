@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, LockedError } from '../../ts/errors.js';
 import { LOCK_FILE } from '../../ts/io/folderLock.js';
 import { clearingFiles, clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readManifest, runFolderConflict, stageDone, stageRecipe } from '../../ts/pipeline/runFolder.js';
-import type { ReconstructConfig } from '../../ts/pipeline/config.js';
+import { configHash, type ReconstructConfig } from '../../ts/pipeline/config.js';
 import { runFileNamed } from '../../ts/pipeline/runFiles.js';
 import { filesUnder } from '../helpers/filesUnder.js';
 
@@ -219,6 +219,36 @@ describe('run folder: lock and --force', () => {
     // the current version is this run's or another config's as before
     writeFileSync(join(out, 'run.json'), JSON.stringify(run));
     expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(/holds another run's outputs/);
+  });
+
+  // (an older brainlatent took a newer one's stage for stale and redid it, replacing its results without a word; in a
+  // batch whose workers run two versions each redid the other's)
+  it('a stage a newer brainlatent made (a later recipe) is refused naming the stage, both recipes and its version; --force replaces it', async () => {
+    const out = join(root, `run${n++}`);
+    const cfg = { out } as ReconstructConfig;
+    mkdirSync(join(out, 'stages'), { recursive: true });
+    writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', version: 1, configHash: configHash(cfg), config: {}, versions: {} }));
+    const marker = (stage: string, recipe: number, ranWith?: Record<string, string>) =>
+      writeFileSync(join(out, 'stages', `${stage}.json`), JSON.stringify({ stage, configHash: configHash(cfg), recipe, outputs: [], ...(ranWith ? { ranWith } : {}) }));
+    marker('extract', stageRecipe('extract'));
+    marker('features', stageRecipe('features') + 1, { brainlatent: '9.1.0', node: 'v22' });
+    const version = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+    expect(await runFolderConflict(cfg)).toBe(
+      `run folder ${out} holds stages of this run that a newer brainlatent made (features: recipe ${stageRecipe('features') + 1}, by brainlatent 9.1.0; ` +
+        `this one makes ${stageRecipe('features')}): this brainlatent (${version}) would redo them and replace their results; resume the run with ` +
+        'brainlatent 9.1.0 or newer, or use another --out, or --force to replace them',
+    );
+    expect(await runFolderConflict(cfg, { force: true })).toBeNull();
+    // a marker without its version (written before ranWith), in the caller's words
+    marker('img2img', stageRecipe('img2img') + 3);
+    expect(await runFolderConflict(cfg, { remedy: 'remove it from the batch' })).toMatch(
+      /\(features: recipe \d+, by brainlatent 9\.1\.0; this one makes \d+; img2img: recipe \d+; this one makes \d+\): .* resume the run with brainlatent 9\.1\.0 or newer, or remove it from the batch$/,
+    );
+    // this version's recipes, an older one's (redone, as before), and another config's markers are no conflict
+    marker('features', stageRecipe('features'));
+    marker('img2img', 1);
+    writeFileSync(join(out, 'stages', 'maps.json'), JSON.stringify({ stage: 'maps', configHash: 'another', recipe: 99, outputs: [] }));
+    expect(await runFolderConflict(cfg)).toBeNull();
   });
 
   /**

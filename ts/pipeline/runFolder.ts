@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, readFile, rm, rmdir } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
@@ -17,6 +17,7 @@ import { currentCommand, lockFolder, type FolderLock, type LockOptions } from '.
 import { configHash, type ReconstructConfig } from './config.js';
 import { outputRecordChange, outputRecords, type OutputRecord } from './outputRecords.js';
 import { runFiles, topEntries, type RunFiles } from './runFiles.js';
+import { packageVersion } from './runVersions.js';
 import { removeUncachedFeatures } from './uncachedFeatures.js';
 
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
@@ -311,7 +312,36 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
       (options.remedy ?? RUN_FOLDER_REMEDY)
     );
   }
+  const newer = await newerRecipeStages(config.out, hash);
+  if (newer.length) {
+    const made = newer.map((n) => `${n.stage}: recipe ${n.recipe}${n.by ? `, by brainlatent ${n.by}` : ''}; this one makes ${stageRecipe(n.stage)}`).join('; ');
+    const by = [...new Set(newer.map((n) => n.by).filter((v): v is string => v !== undefined))];
+    return (
+      `run folder ${config.out} holds stages of this run that a newer brainlatent made (${made}): this brainlatent (${packageVersion()}) ` +
+      `would redo them and replace their results; resume the run with ${by.length ? `brainlatent ${by.join(' or ')}` : 'the brainlatent that made them'} or newer, or ` +
+      (options.remedy ?? RUN_FOLDER_REMEDY)
+    );
+  }
   return null;
+}
+
+/**
+ * The finished stages of config `hash` in `out` whose markers hold a later recipe than this brainlatent's
+ * (stageRecipe): results a newer version made, which this one would take for stale and redo, replacing them (and in a
+ * batch whose workers run two versions, each would redo the other's). `by`: the version its marker names (ranWith).
+ */
+async function newerRecipeStages(out: string, hash: string): Promise<{ stage: string; recipe: number; by?: string }[]> {
+  const names = await readdir(join(out, 'stages')).catch(() => [] as string[]);
+  const found: { stage: string; recipe: number; by?: string }[] = [];
+  for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+    const m = (await readFile(join(out, 'stages', name), 'utf8').then(
+      (t) => JSON.parse(t) as unknown,
+      () => null,
+    )) as Partial<StageMarker> | null;
+    if (m === null || typeof m !== 'object' || typeof m.stage !== 'string' || m.configHash !== hash || typeof m.recipe !== 'number') continue;
+    if (m.recipe > stageRecipe(m.stage)) found.push({ stage: m.stage, recipe: m.recipe, by: typeof m.ranWith?.brainlatent === 'string' ? m.ranWith.brainlatent : undefined });
+  }
+  return found;
 }
 
 /**

@@ -17,13 +17,17 @@ import type { OrtUse } from '../native/ortUse.js';
 /** ONNX Runtime's fields when no ONNX model ran: said, not left out, so that a reader knows none did. */
 export const ORT_NOT_USED = 'not used';
 
-export function runVersions(): Record<string, string> {
-  let pkg = 'unknown';
+/** This package's version ('unknown' outside a package tree); unlike runVersions, without loading the engine. */
+export function packageVersion(): string {
   try {
-    pkg = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
-    // not in a package tree
+    return 'unknown'; // not in a package tree
   }
+}
+
+export function runVersions(): Record<string, string> {
+  const pkg = packageVersion();
   const engine = buildInfo();
   return { brainlatent: pkg, node: process.version, platform: `${process.platform} ${process.arch}`, blas: engine.blas, engineThreads: String(engine.threads) };
 }
