@@ -141,16 +141,15 @@ class Exact final : public Route {
     }
     eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after), singular_folds, scratch);
     // The Gram is not read again. Where the kernel form's folds are formed while scoring (one batch,
-    // host memory) its pages, already touched, hold leverage()'s (I − H)_vv blocks and inverses and
-    // then the refit's panels of X̃ (at most n × n, x_panel_cols): 22 MiB not faulted in fresh at the
-    // medium bench shape. Only where both blocks fit, so that it holds no more than they would
-    // beside it (the plan counts the Gram's place through the refit, see footprint()).
+    // host memory) its pages, already touched, hold leverage()'s (I − H)_vv blocks and inverses (12 MiB
+    // not faulted in fresh at the medium bench shape), and the refit's panels of X̃ where they fill it
+    // (setup's end). Only where both blocks fit, so that it holds no more than they would beside it
+    // (the plan counts the Gram's place through the refit, see footprint()).
     const i64 nv = pb_.folds.max_size(), ac = chunk();
     if (!primal_ && be_.host_visible() && ctx_.single_batch && Z(2 * ac * nv * nv) <= g->count()) {
       gram_ = std::move(g);
       h_s_.lend(*gram_, 0, Z(ac * nv * nv));
       inv_s_.lend(*gram_, Z(ac * nv * nv), Z(ac * nv * nv));
-      xp_.lend(*gram_, 0, gram_->count());
     }
     g.reset();
     if (centred && n > 1) {
@@ -185,6 +184,18 @@ class Exact final : public Route {
       ctx_.x_buf.reset();
       ctx_.x = ViewF{};
       panel_cols_ = x_panel_cols(n, p);
+      // The refit's panels in the Gram's place, as wide as it holds (n columns) in balanced widths
+      // (4,000 columns as 2 × 2,000 at the medium bench shape, 10 MiB not faulted in fresh), where they
+      // fill it and it is no larger than a panel of its own may be (x_panel_cols' 16 MiB): else it is freed
+      // after the scoring (the large bench shape's 36 MB Gram held as its panels raised the peak RSS 545 → 551 MB).
+      if (gram_ && !forced_size("BRAINLATENT_X_PANEL_COLS") && n > 0 && gram_->count() <= (std::size_t{1} << 22)) {
+        const i64 panels = (p + n - 1) / n, cols = (p + panels - 1) / panels;
+        if (Z(n * cols) + kSpareSlack >= gram_->count()) {
+          panel_cols_ = cols;
+          xp_.lend(*gram_, 0, gram_->count());
+          panels_in_gram_ = true;
+        }
+      }
     }
   }
 
@@ -482,6 +493,7 @@ class Exact final : public Route {
     z_key_ = 0;
     xp_.reset();
     gram_.reset();
+    panels_in_gram_ = false;
   }
 
   void end_candidate() override {
@@ -490,10 +502,12 @@ class Exact final : public Route {
     free_leverage();
     xp_.reset();
     gram_.reset();
+    panels_in_gram_ = false;
   }
 
   // The shared stack and leverage()'s scratch (kept factors and per-fold stacks stay).
   void free_leverage() {
+    if (!panels_in_gram_) gram_.reset();
     shared_stack_.reset();
     spare_.reset();
     l_s_.reset();
@@ -573,6 +587,7 @@ class Exact final : public Route {
   std::uint64_t z_key_ = 0;  // the batch load z_view_ is of (Batch::loads; 0: none)
   Scratch<float> xp_;        // the kernel refit's panel of X̃ (X̃ freed after setup)
   BufferPtr gram_;           // the Gram's buffer after setup, lent to h_s_, inv_s_ and xp_ (see setup())
+  bool panels_in_gram_ = false;  // the refit's panels of X̃ in gram_ (kept through the refit)
   i64 panel_cols_ = 0;       // its columns (x_panel_cols, read once per fit)
 };
 
