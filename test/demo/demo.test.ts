@@ -4,7 +4,8 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { demoRunConfig, demoRunStale, impliedForcePlan, runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
+import { demoRunConfig, demoRunStale, demoRunStaleReason, impliedForcePlan, runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
+import { stageRecipe } from '../../ts/pipeline/runFolder.js';
 import { readWorldManifest, worldDamage, worldKey } from '../../ts/demo/worldManifest.js';
 import { outputRecords } from '../../ts/pipeline/outputRecords.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
@@ -146,6 +147,13 @@ describe('brainlatent demo', () => {
     expect(await demoRunStale(out, again.world, config)).toBe(true);
     writeFileSync(stamp, made);
     expect(await demoRunStale(out, { ...again.world, reused: false }, config)).toBe(true);
+    // a stage a newer brainlatent made: the demo's own folder is redone, and says why
+    const marker = join(out, 'run', 'stages', 'features.json');
+    const kept = readFileSync(marker, 'utf8');
+    writeFileSync(marker, JSON.stringify({ ...JSON.parse(kept), recipe: stageRecipe('features') + 1, ranWith: { brainlatent: '9.0.0' } }));
+    expect(await demoRunStaleReason(out, again.world, config)).toBe('the run was made by a newer brainlatent (features, 9.0.0)');
+    writeFileSync(marker, kept);
+    expect(await demoRunStaleReason(out, again.world, config)).toBeNull();
   });
 
   it("a dry run with other settings says the demo starts the run over, not that --force was given (it named --force)", async () => {

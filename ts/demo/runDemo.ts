@@ -4,9 +4,9 @@ import { join, resolve } from 'node:path';
 
 import { checkControl } from '../callbackOptions.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
-import { resolveConfig, type ReconstructConfigInput } from '../pipeline/config.js';
+import { configHash, resolveConfig, type ReconstructConfigInput } from '../pipeline/config.js';
 import { reconstruct, type ReconstructOptions, type ReconstructResult } from '../pipeline/reconstruct.js';
-import { runFolderConflict } from '../pipeline/runFolder.js';
+import { newerRecipeStages, runFolderConflict } from '../pipeline/runFolder.js';
 import type { Img2imgRule } from '../sd/samplingOptions.js';
 import { checkDemoOptions } from './options.js';
 import { buildDemoWorld, plannedDemoWorld, type DemoWorld, type DemoWorldOptions, type DemoWorldProgress } from './world.js';
@@ -104,7 +104,11 @@ export async function demoRunStaleReason(out: string, world: DemoWorld, config: 
   const built = await readWorldManifest(join(resolve(out), 'world'));
   const madeFrom = await readRunStamp(join(resolve(config.out), RUN_STAMP));
   if (!built || madeFrom?.key !== built.key || madeFrom.createdAt !== built.createdAt) return 'the run was made from another build of the world';
-  return (await runFolderConflict(resolveConfig(config))) !== null ? "the run's settings changed" : null;
+  const resolved = resolveConfig(config);
+  if ((await runFolderConflict(resolved)) === null) return null;
+  // (a run of this version's settings whose stages a newer brainlatent made: its own folder, redone, said so)
+  const newer = await newerRecipeStages(resolved.out, configHash(resolved));
+  return newer.length ? `the run was made by a newer brainlatent (${newer.map((s) => `${s.stage}${s.by ? `, ${s.by}` : ''}`).join('; ')})` : "the run's settings changed";
 }
 
 /**

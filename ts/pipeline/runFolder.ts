@@ -330,7 +330,7 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
  * (stageRecipe): results a newer version made, which this one would take for stale and redo, replacing them (and in a
  * batch whose workers run two versions, each would redo the other's). `by`: the version its marker names (ranWith).
  */
-async function newerRecipeStages(out: string, hash: string): Promise<{ stage: string; recipe: number; by?: string }[]> {
+export async function newerRecipeStages(out: string, hash: string): Promise<{ stage: string; recipe: number; by?: string }[]> {
   const names = await readdir(join(out, 'stages')).catch(() => [] as string[]);
   const found: { stage: string; recipe: number; by?: string }[] = [];
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
