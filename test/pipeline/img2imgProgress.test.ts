@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { configHash, type ReconstructConfig } from '../../ts/pipeline/config.js';
 import { img2imgProgress } from '../../ts/pipeline/img2imgProgress.js';
+import { stageRecipe } from '../../ts/pipeline/runFolder.js';
 
 const out = mkdtempSync(join(tmpdir(), 'bl-img2img-progress-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -41,6 +42,8 @@ describe('img2img progress record', () => {
     // a record an earlier version of the stage wrote (its key made without the recipe, the noise keyed otherwise)
     const file = join(out, 'stages', 'img2img.partial', 'i0-24_s0-2.json');
     const current = JSON.parse(readFileSync(file, 'utf8'));
+    // (its config and recipe said apart from the key, for an older brainlatent to refuse the folder: runFolder.test.ts)
+    expect([current.configHash, current.recipe, typeof current.brainlatent]).toEqual([configHash(config), stageRecipe('img2img'), 'string']);
     writeFileSync(file, JSON.stringify({ ...current, key: legacyKey(config, 'i0-24_s0-2') }));
     expect((await img2imgProgress(config, 'i0-24_s0-2')).has(0, 0)).toBe(false);
     writeFileSync(file, JSON.stringify(current));

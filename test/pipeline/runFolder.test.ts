@@ -249,6 +249,20 @@ describe('run folder: lock and --force', () => {
     marker('img2img', 1);
     writeFileSync(join(out, 'stages', 'maps.json'), JSON.stringify({ stage: 'maps', configHash: 'another', recipe: 99, outputs: [] }));
     expect(await runFolderConflict(cfg)).toBeNull();
+    // an img2img a newer brainlatent was interrupted in: its record of finished samples says its recipe
+    const partial = join(out, 'stages', 'img2img.partial');
+    mkdirSync(partial);
+    const record = (recipe: number | undefined, hash = configHash(cfg)) =>
+      writeFileSync(join(partial, 'all.json'), JSON.stringify({ key: 'k', done: [[0, 0]], configHash: hash, ...(recipe === undefined ? {} : { recipe, brainlatent: '9.2.0' }) }));
+    record(stageRecipe('img2img') + 1);
+    expect(await runFolderConflict(cfg)).toMatch(
+      new RegExp(`\\(img2img \\(interrupted: all\\): recipe ${stageRecipe('img2img') + 1}, by brainlatent 9\\.2\\.0; this one makes ${stageRecipe('img2img')}\\): .* resume the run with brainlatent 9\\.2\\.0 or newer`),
+    );
+    // this recipe's, one written before records said theirs, and another config's: no conflict
+    for (const [recipe, hash] of [[stageRecipe('img2img'), undefined], [undefined, undefined], [stageRecipe('img2img') + 1, 'another']] as const) {
+      record(recipe, hash);
+      expect(await runFolderConflict(cfg)).toBeNull();
+    }
   });
 
   /**

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { configHash, type ReconstructConfig } from './config.js';
 import { outputIdentities, stageRecipe, upstreamKey } from './runFolder.js';
+import { packageVersion } from './runVersions.js';
 
 /** The stages whose outputs img2img reads (directly or through them). */
 const UPSTREAM = ['extract', 'features', 'decoders', 'zonly'];
@@ -23,6 +24,14 @@ interface Record {
   key: string;
   /** Finished units: [first image's position in the test list, seed index]. */
   done: [number, number][];
+  /**
+   * Of the record's config and img2img recipe, and the brainlatent that wrote it, said apart from the key: an older
+   * version finding a later recipe's record refuses the folder (runFolder's newerRecipeStages) instead of making those
+   * samples again over the newer ones. Absent in records written before.
+   */
+  configHash?: string;
+  recipe?: number;
+  brainlatent?: string;
 }
 
 export interface Img2ImgProgress {
@@ -63,7 +72,7 @@ export async function img2imgProgress(config: ReconstructConfig, label: string):
       // a shard finishing beside this one may remove the empty folder between the write's mkdir and its open: write again
       for (let attempt = 1; ; attempt++) {
         try {
-          await writeJsonAtomic(file, { key, done: units() } satisfies Record);
+          await writeJsonAtomic(file, { key, done: units(), configHash: configHash(config), recipe: stageRecipe('img2img'), brainlatent: packageVersion() } satisfies Record);
           return;
         } catch (e) {
           if (attempt === 3 || existsSync(dirname(file))) throw e;

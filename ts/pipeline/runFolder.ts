@@ -314,7 +314,7 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
   }
   const newer = await newerRecipeStages(config.out, hash);
   if (newer.length) {
-    const made = newer.map((n) => `${n.stage}: recipe ${n.recipe}${n.by ? `, by brainlatent ${n.by}` : ''}; this one makes ${stageRecipe(n.stage)}`).join('; ');
+    const made = newer.map((n) => `${n.stage}: recipe ${n.recipe}${n.by ? `, by brainlatent ${n.by}` : ''}; this one makes ${n.current}`).join('; ');
     const by = [...new Set(newer.map((n) => n.by).filter((v): v is string => v !== undefined))];
     return (
       `run folder ${config.out} holds stages of this run that a newer brainlatent made (${made}): this brainlatent (${packageVersion()}) ` +
@@ -325,21 +325,39 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
   return null;
 }
 
+/** A stage of a run that a newer brainlatent made: its recipe, this version's (`current`), the version its record names. */
+export interface NewerStage {
+  stage: string;
+  recipe: number;
+  current: number;
+  by?: string;
+}
+
 /**
  * The finished stages of config `hash` in `out` whose markers hold a later recipe than this brainlatent's
  * (stageRecipe): results a newer version made, which this one would take for stale and redo, replacing them (and in a
- * batch whose workers run two versions, each would redo the other's). `by`: the version its marker names (ranWith).
+ * batch whose workers run two versions, each would redo the other's), and an interrupted img2img's records of a later
+ * recipe (their samples). `by`: the version its marker names (ranWith).
  */
-export async function newerRecipeStages(out: string, hash: string): Promise<{ stage: string; recipe: number; by?: string }[]> {
-  const names = await readdir(join(out, 'stages')).catch(() => [] as string[]);
-  const found: { stage: string; recipe: number; by?: string }[] = [];
-  for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
-    const m = (await readFile(join(out, 'stages', name), 'utf8').then(
+export async function newerRecipeStages(out: string, hash: string): Promise<NewerStage[]> {
+  const found: NewerStage[] = [];
+  const read = (path: string) =>
+    readFile(path, 'utf8').then(
       (t) => JSON.parse(t) as unknown,
       () => null,
-    )) as Partial<StageMarker> | null;
+    );
+  const names = await readdir(join(out, 'stages')).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+    const m = (await read(join(out, 'stages', name))) as Partial<StageMarker> | null;
     if (m === null || typeof m !== 'object' || typeof m.stage !== 'string' || m.configHash !== hash || typeof m.recipe !== 'number') continue;
-    if (m.recipe > stageRecipe(m.stage)) found.push({ stage: m.stage, recipe: m.recipe, by: typeof m.ranWith?.brainlatent === 'string' ? m.ranWith.brainlatent : undefined });
+    if (m.recipe > stageRecipe(m.stage)) found.push({ stage: m.stage, recipe: m.recipe, current: stageRecipe(m.stage), by: typeof m.ranWith?.brainlatent === 'string' ? m.ranWith.brainlatent : undefined });
+  }
+  // an interrupted img2img's records of finished units (img2imgProgress.ts), which say their recipe since it is apart from their key
+  const partial = join(out, 'stages', 'img2img.partial');
+  for (const name of (await readdir(partial).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort()) {
+    const r = (await read(join(partial, name))) as { configHash?: unknown; recipe?: unknown; brainlatent?: unknown } | null;
+    if (r === null || typeof r !== 'object' || r.configHash !== hash || typeof r.recipe !== 'number' || r.recipe <= stageRecipe('img2img')) continue;
+    found.push({ stage: `img2img (interrupted: ${name.slice(0, -'.json'.length)})`, recipe: r.recipe, current: stageRecipe('img2img'), by: typeof r.brainlatent === 'string' ? r.brainlatent : undefined });
   }
   return found;
 }
