@@ -27,6 +27,7 @@ import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js
 import { imageSpaceCheck, runImageOutputs } from './outputSpace.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { testImagesShortfall } from './testImagesShortfall.js';
+import { selectTestImages } from './testSubset.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
@@ -195,7 +196,7 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
     }
   }
   // the images fit where the run writes them (a seed count with zeros too many ran for days, then filled the disk)
-  const nTest = config.nsd.testImages === null ? testIds.length : Math.min(config.nsd.testImages, testIds.length);
+  const nTest = selectTestImages(testIds, config.nsd.testImages).length;
   if (nTest > 0) {
     const g = config.img2img;
     try {

@@ -341,21 +341,19 @@ export interface NewerStage {
  */
 export async function newerRecipeStages(out: string, hash: string): Promise<NewerStage[]> {
   const found: NewerStage[] = [];
-  const read = (path: string) =>
-    readFile(path, 'utf8').then(
-      (t) => JSON.parse(t) as unknown,
-      () => null,
-    );
   const names = await readdir(join(out, 'stages')).catch(() => [] as string[]);
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
-    const m = (await read(join(out, 'stages', name))) as Partial<StageMarker> | null;
+    const m = (await readStageMarker({ out }, name.slice(0, -'.json'.length))) as Partial<StageMarker> | null;
     if (m === null || typeof m !== 'object' || typeof m.stage !== 'string' || m.configHash !== hash || typeof m.recipe !== 'number') continue;
     if (m.recipe > stageRecipe(m.stage)) found.push({ stage: m.stage, recipe: m.recipe, current: stageRecipe(m.stage), by: typeof m.ranWith?.brainlatent === 'string' ? m.ranWith.brainlatent : undefined });
   }
   // an interrupted img2img's records of finished units (img2imgProgress.ts), which say their recipe since it is apart from their key
   const partial = join(out, 'stages', 'img2img.partial');
   for (const name of (await readdir(partial).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort()) {
-    const r = (await read(join(partial, name))) as { configHash?: unknown; recipe?: unknown; brainlatent?: unknown } | null;
+    const r = (await readFile(join(partial, name), 'utf8').then(
+      (t) => JSON.parse(t) as unknown,
+      () => null,
+    )) as { configHash?: unknown; recipe?: unknown; brainlatent?: unknown } | null;
     if (r === null || typeof r !== 'object' || r.configHash !== hash || typeof r.recipe !== 'number' || r.recipe <= stageRecipe('img2img')) continue;
     found.push({ stage: `img2img (interrupted: ${name.slice(0, -'.json'.length)})`, recipe: r.recipe, current: stageRecipe('img2img'), by: typeof r.brainlatent === 'string' ? r.brainlatent : undefined });
   }
