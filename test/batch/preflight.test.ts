@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchManifest } from '../../ts/batch/manifest.js';
 import type { DemoWorld } from '../../ts/demo/world.js';
 import { betasPath } from '../../ts/nsd/paths.js';
-import { batchManifest, batchWorld, encodeTemplate, reconTemplate } from './world.js';
+import { resolveConfig } from '../../ts/pipeline/config.js';
+import { preflight } from '../../ts/pipeline/preflight.js';
+import { batchManifest, batchWorld, encodeTemplate, reconTemplate, singleConfig } from './world.js';
 import { runCommand } from '../helpers/nodeChild.js';
 
 // `batch plan|submit|run` check each subject × analysis's inputs with the pipelines' own preflight before anything
@@ -106,5 +108,42 @@ describe('batch preflight', () => {
       expect(r.stderr).toMatch(/BatchPreflightError: batch run: the preflight found .*; nothing was run:/);
       expect(existsSync(join(dir, 'run'))).toBe(false);
     }
+  });
+
+  // Each subject's run may fit on its file system and all of them together not: a batch under one root is checked
+  // as a whole (seeds chosen so that one run writes ~60% of the files the file system can still hold, two ~120%).
+  const fs = statfsSync(dir);
+  const roomy = Number(fs.files) > 0 && Number(fs.ffree) < 1e9;
+  it.runIf(roomy)('refuses subjects whose images fit one at a time and not together on one file system', { timeout: 120_000 }, async () => {
+    const one = await preflight(resolveConfig(singleConfig(world, 1, join(dir, 'probe-images'))));
+    const nTest = one.images!.images.files / (2 + 2); // (seeds 2: the original, the z-only image and two samples each)
+    const seeds = Math.ceil((0.6 * Number(fs.ffree)) / nTest);
+    const perRun = nTest * (seeds + 2);
+    // (each run's least bytes fit: 1 + ~70 bytes a file at 64 px)
+    if (perRun * 2 * 80 > Number(fs.bavail) * Number(fs.bsize)) return;
+    const m = batchManifest(world, 'together', join(dir, 'together'), [{ subject: 1, name: 'a' }, { subject: 1, name: 'b' }]);
+    const t = reconTemplate(world) as { img2img: Record<string, unknown> };
+    m.analyses[0].config = { ...t, img2img: { ...t.img2img, seeds } };
+    const r = await brainlatent('batch', 'plan', manifestFile('together', m));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/batch together: the preflight found 1 problem in 2 of 2 subject × analysis pairs;/);
+    const listed = r.stderr.split('\n').filter((l) => l.startsWith('  - '));
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatch(
+      new RegExp(
+        `^  - a, b × recon: the 2 runs on the file system of ${dir} write ${(2 * perRun).toLocaleString('en-US')} image file\\(s\\) together, ` +
+          'more files than the [\\d,]+ it can still hold \\(each run alone fits\\); use fewer seeds \\(img2img\\.seeds\\) or test images \\(nsd\\.testImages\\), ' +
+          'or put some of the runs on another file system$',
+      ),
+    );
+    // what to do: not "fix them: the workers' jobs … would fail on them too" (each job checks its own run alone)
+    expect(r.stderr).toContain('runs whose images together overfill a file system: fewer seeds or test images, or some of the runs elsewhere; --no-preflight would let them fill it');
+    expect(r.stderr).not.toContain('fix them');
+    // one of them alone passes (warned only: as photographs its images would not fit)
+    const alone = batchManifest(world, 'alone', join(dir, 'alone'), [{ subject: 1, name: 'a' }]);
+    alone.analyses[0].config = m.analyses[0].config;
+    const a = await brainlatent('batch', 'plan', manifestFile('alone', alone));
+    expect(a.status).toBe(0);
+    expect(a.stdout).toMatch(/preflight: no problems/);
   });
 });

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { fieldNames } from '../../ts/config/fieldNames.js';
-import { freeSpace, imageSpaceCheck, runImageOutputs, type FreeSpace } from '../../ts/pipeline/outputSpace.js';
+import { freeSpace, imageSpaceCheck, runImageOutputs, sharedSpaceCheck, type FreeSpace } from '../../ts/pipeline/outputSpace.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-output-space-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const disk = (bytes: number, files: number | null) => async (): Promise<FreeSpace> => ({ bytes, files, at: tmp });
+const disk = (bytes: number, files: number | null) => async (): Promise<FreeSpace> => ({ bytes, files, at: tmp, device: 1 });
 const flags = fieldNames({ flags: { 'img2img.seeds': '--seeds', 'nsd.testImages': '--test-images', out: '--out' }, given: ['img2img.seeds'] });
 
 describe('output space: the run\'s images against the free space', () => {
@@ -65,5 +65,63 @@ describe('output space: the run\'s images against the free space', () => {
     const s = await freeSpace(join(tmp, 'not', 'made', 'yet'));
     expect(s.at).toBe(tmp);
     expect(s.bytes).toBeGreaterThan(0);
+  });
+
+  it("reads the free space's device: a folder not made yet is on its nearest existing folder's", async () => {
+    const [a, b] = [await freeSpace(tmp), await freeSpace(join(tmp, 'x', 'y'))];
+    expect(b.device).toBe(a.device);
+    expect(Number.isInteger(a.device)).toBe(true);
+  });
+});
+
+describe('output space: runs on one file system together (a batch)', () => {
+  // two file systems: /fs1 (device 1) with `fs1` free, /fs2 (device 2) with plenty
+  const fs = (fs1: { bytes: number; files: number | null }) => async (path: string): Promise<FreeSpace> =>
+    path.startsWith(join(tmp, 'fs1')) ? { ...fs1, at: join(tmp, 'fs1'), device: 1 } : { bytes: 1e15, files: 1e12, at: join(tmp, 'fs2'), device: 2 };
+  const run = (fsName: string, name: string, seeds: number) => ({ out: join(tmp, fsName, name, 'recon'), images: runImageOutputs(10, seeds, 64, 64) });
+
+  it('refuses runs that each fit alone and together hold more files than their file system can, naming how many and where', async () => {
+    // 10 × (1 + 100) + 10 = 1,020 files each
+    const runs = [run('fs1', 'subj01', 100), run('fs2', 'subj02', 100), run('fs1', 'subj03', 100)];
+    const found = await sharedSpaceCheck(runs, fs({ bytes: 1e12, files: 1500 }));
+    expect(found).toEqual([
+      {
+        runs: [0, 2],
+        problem:
+          `the 2 runs on the file system of ${join(tmp, 'fs1')} write 2,040 image file(s) together, more files than the 1,500 it can still hold (each run alone fits); ` +
+          'use fewer seeds (img2img.seeds) or test images (nsd.testImages), or put some of the runs on another file system',
+      },
+    ]);
+    // room for both: nothing; the runs on the other file system alone: nothing
+    expect(await sharedSpaceCheck(runs, fs({ bytes: 1e12, files: 2040 }))).toEqual([]);
+    expect(await sharedSpaceCheck([runs[0], runs[1]], fs({ bytes: 1e12, files: 1500 }))).toEqual([]);
+  });
+
+  it('refuses more bytes together than are free even at deflate\'s best ratio; warns where only a better ratio than photographs\' fits', async () => {
+    const runs = [run('fs1', 'a', 50), run('fs1', 'b', 50)];
+    const one = runs[0].images;
+    const bytes = await sharedSpaceCheck(runs, fs({ bytes: 1.5 * one.leastBytes, files: null }));
+    expect(bytes).toHaveLength(1);
+    expect(bytes[0].problem).toMatch(/^the 2 runs on the file system of .*fs1 write 1,040 image file\(s\) together, at least [\d.]+ KiB even at deflate's best compression, more than the [\d.]+ KiB free there \(each run alone fits\); use fewer seeds/);
+    const typical = await sharedSpaceCheck(runs, fs({ bytes: 1.5 * one.typicalBytes, files: null }));
+    expect(typical).toEqual([{ runs: [0, 1], warning: expect.stringMatching(/ write 1,040 image file\(s\) together, about [\d.]+ MiB as PNGs of photographs, more than the [\d.]+ MiB free there: together they may fill it; use fewer seeds/) }]);
+  });
+
+  it('leaves a file system that one run alone overfills as much to that run\'s own check', async () => {
+    const runs = [run('fs1', 'a', 200), run('fs1', 'b', 10)]; // 2,020 and 120 files
+    expect(await sharedSpaceCheck(runs, fs({ bytes: 1e12, files: 2000 }))).toEqual([]);
+    // a run alone only warned of (bytes as photographs), together more files than fit: refused
+    const big = runs[0].images;
+    const found = await sharedSpaceCheck(runs, fs({ bytes: big.typicalBytes * 0.9, files: 2100 }));
+    expect(found.map((f) => Object.keys(f))).toEqual([['runs', 'problem']]);
+  });
+
+  it('counts the images a resumed run already wrote as written', async () => {
+    const runs = [run('fs1', 'done', 100), run('fs1', 'new', 100)];
+    mkdirSync(join(runs[0].out, 'images'), { recursive: true });
+    for (let k = 0; k < 1000; k++) writeFileSync(join(runs[0].out, 'images', `${k}.png`), '');
+    // 20 + 1,020 files left to write
+    expect(await sharedSpaceCheck(runs, fs({ bytes: 1e12, files: 1039 }))).toHaveLength(1);
+    expect(await sharedSpaceCheck(runs, fs({ bytes: 1e12, files: 1040 }))).toEqual([]);
   });
 });

@@ -2,13 +2,15 @@
  * A batch's checks before anything is queued or run: each subject × analysis's own preflight (the checks of
  * `reconstruct --dry-run` and `encode --dry-run`: model folder, NSD data, the U-Net's latent size, the sessions'
  * betas, …), made on this machine. Workers may see paths this machine does not (docs/batch.md): an NSD root or a
- * model folder that does not exist here is reported as such, and the caller says how to skip the checks.
+ * model folder that does not exist here is reported as such, and the caller says how to skip the checks. Then the
+ * runs' images together, on each file system that several of them write on (sharedSpaceCheck).
  */
 import { existsSync } from 'node:fs';
 
 import type { EncodeConfig } from '../config/encode.js';
 import { BrainlatentError } from '../errors.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
+import { sharedSpaceCheck, type PlannedImages } from '../pipeline/outputSpace.js';
 import type { BatchNode, SubjectPlan } from './graph.js';
 import type { ResolvedAnalysis, ResolvedBatch } from './manifest.js';
 import { counted } from '../plural.js';
@@ -24,6 +26,8 @@ export interface BatchProblem {
    * the checks would not help, since the analysis's job refuses that folder too.
    */
   otherRun?: boolean;
+  /** The problem is of several runs' images together on one file system (each run's own job checks only its own). */
+  together?: boolean;
 }
 
 /** The folders an analysis reads everything else from: without them here, its preflight can say nothing more. */
@@ -75,16 +79,23 @@ export interface BatchCheckOptions {
 
 type AnalysisProblem = Pick<BatchProblem, 'problem' | 'missingHere' | 'otherRun'>;
 
-async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchCheckOptions = {}): Promise<{ problems: AnalysisProblem[]; warnings: string[] }> {
+/** A pair's own checks: its problems and warnings, and (a reconstruction that passed them) the images it writes. */
+interface AnalysisChecks {
+  problems: AnalysisProblem[];
+  warnings: string[];
+  images?: PlannedImages;
+}
+
+async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchCheckOptions = {}): Promise<AnalysisChecks> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
   if (missing.length) return { problems: missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true })), warnings: [] };
   const folder = { force: options.force, remedy: options.remedy ?? batchFolderRemedy(options.command ?? 'run', batch) };
   try {
-    const pre =
-      a.kind === 'reconstruct'
-        ? await (await import('../pipeline/preflight.js')).preflight(a.config as ReconstructConfig, folder)
-        : await (await import('../encoding/preflight.js')).preflightEncode(a.config as EncodeConfig, folder);
-    return { problems: [], warnings: pre.warnings };
+    if (a.kind === 'reconstruct') {
+      const pre = await (await import('../pipeline/preflight.js')).preflight(a.config as ReconstructConfig, folder);
+      return { problems: [], warnings: pre.warnings, ...(pre.images ? { images: pre.images } : {}) };
+    }
+    return { problems: [], warnings: (await (await import('../encoding/preflight.js')).preflightEncode(a.config as EncodeConfig, folder)).warnings };
   } catch (e) {
     const problems = (e as { problems?: unknown }).problems;
     // (a run folder of another config is the one problem that ends with the remedy given to runFolderConflict)
@@ -101,16 +112,41 @@ export interface BatchChecks {
   warnings: BatchProblem[];
 }
 
-/** Every subject × analysis's preflight problems and warnings, in batch order. */
+/**
+ * The images of the runs that passed their own checks, together on each file system that several of them write on
+ * (sharedSpaceCheck: a batch's subjects under one root may each fit and all of them not): a problem or warning for
+ * each run of a file system they overfill, the same words for all of them (formatProblems lists it once).
+ */
+async function sharedSpace(runs: { subject: string; analysis: string; images: PlannedImages }[], into: BatchChecks): Promise<void> {
+  if (runs.length < 2) return;
+  let found;
+  try {
+    found = await sharedSpaceCheck(runs.map((r) => r.images));
+  } catch {
+    return; // (a file system that cannot say its free space: each run's own check said so)
+  }
+  for (const f of found) {
+    for (const i of f.runs) {
+      const who = { subject: runs[i].subject, analysis: runs[i].analysis, missingHere: false };
+      if (f.problem) into.problems.push({ ...who, problem: f.problem, together: true });
+      if (f.warning) into.warnings.push({ ...who, problem: f.warning });
+    }
+  }
+}
+
+/** Every subject × analysis's preflight problems and warnings, in batch order; then those of their images together. */
 export async function checkBatch(batch: ResolvedBatch, options: BatchCheckOptions = {}): Promise<BatchChecks> {
   const out: BatchChecks = { problems: [], warnings: [] };
+  const images: { subject: string; analysis: string; images: PlannedImages }[] = [];
   for (const s of batch.subjects) {
     for (const a of s.analyses) {
       const r = await analysisChecks(a, batch.id, options);
       for (const p of r.problems) out.problems.push({ subject: s.name, analysis: a.name, ...p });
       for (const w of r.warnings) out.warnings.push({ subject: s.name, analysis: a.name, problem: w, missingHere: false });
+      if (r.images) images.push({ subject: s.name, analysis: a.name, images: r.images });
     }
   }
+  await sharedSpace(images, out);
   return out;
 }
 
@@ -169,11 +205,15 @@ export async function forcedReplacements(batch: ResolvedBatch | SubjectPlan[]): 
  * config is refused naming retry's --force.
  */
 export async function preflightPlanned(batch: string, subjects: SubjectPlan[], options: Omit<BatchCheckOptions, 'command'> = {}): Promise<BatchProblem[]> {
-  const out: BatchProblem[] = [];
+  const out: BatchChecks = { problems: [], warnings: [] };
+  const images: { subject: string; analysis: string; images: PlannedImages }[] = [];
   for (const p of plannedPairs(subjects)) {
-    for (const problem of (await analysisChecks(p, batch, { ...options, command: 'retry' })).problems) out.push({ subject: p.subject, analysis: p.analysis, ...problem });
+    const r = await analysisChecks(p, batch, { ...options, command: 'retry' });
+    for (const problem of r.problems) out.problems.push({ subject: p.subject, analysis: p.analysis, ...problem });
+    if (r.images) images.push({ subject: p.subject, analysis: p.analysis, images: r.images });
   }
-  return out;
+  await sharedSpace(images, out);
+  return out.problems;
 }
 
 /**
@@ -215,12 +255,14 @@ export function formatWarnings(warnings: BatchProblem[]): string[] {
 /**
  * What to do about the problems, one line per kind found: a path missing here may exist where the workers run (skip
  * the checks); a run folder of another config is resolved as its problem says (--force), which skipping the checks
- * would not do; anything else (a config value out of range, a model that does not fit it) is to be fixed: the
- * workers' jobs run the same checks and would fail on it, so skipping them here is not suggested.
+ * would not do; runs whose images overfill a file system together are made smaller or spread (skipping the checks
+ * would let them fill it: each job checks its own run alone); anything else (a config value out of range, a model
+ * that does not fit it) is to be fixed: the workers' jobs run the same checks and would fail on it, so skipping them
+ * here is not suggested.
  */
 export function preflightHints(problems: readonly BatchProblem[], skip: string): string[] {
   const hints: string[] = [];
-  const others = problems.filter((p) => !p.missingHere && !p.otherRun);
+  const others = problems.filter((p) => !p.missingHere && !p.otherRun && !p.together);
   if (problems.some((p) => p.missingHere)) {
     hints.push(`a path that does not exist on this machine may exist where the workers run (docs/batch.md): if the data and models live only there, skip these checks with ${skip} (the workers check again when they run the jobs)`);
   }
@@ -228,6 +270,9 @@ export function preflightHints(problems: readonly BatchProblem[], skip: string):
     const it = others.length === 1 ? 'it' : 'them';
     const what = others.length < problems.length ? (others.length === 1 ? 'the other one' : 'the others') : it;
     hints.push(`fix ${what}: the workers' jobs run the same checks and would fail on ${it} too (${skip} would not help)`);
+  }
+  if (problems.some((p) => p.together)) {
+    hints.push(`runs whose images together overfill a file system: fewer seeds or test images, or some of the runs elsewhere; ${skip} would let them fill it (each run's job checks only its own images)`);
   }
   if (problems.some((p) => p.otherRun)) {
     hints.push(`a run folder of another config: apply the remedy it names (--force replaces its run); ${skip} would not help, the analysis's job refuses that folder too`);

@@ -4,7 +4,7 @@
  * most of what a run writes and the only part that grows with the seeds: per test image its original and its
  * z-only image, and one sample per seed.
  */
-import { readdir, statfs } from 'node:fs/promises';
+import { readdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
 import type { FieldNames } from '../config/fieldNames.js';
@@ -45,11 +45,15 @@ export function runImageOutputs(testImages: number, seeds: number, size: number,
   };
 }
 
-/** Free bytes and files (inodes; null where the file system does not count them), and the folder they are of. */
+/**
+ * Free bytes and files (inodes; null where the file system does not count them), the folder they are of, and its
+ * device (the file system's id: runs on one device share its free space).
+ */
 export interface FreeSpace {
   bytes: number;
   files: number | null;
   at: string;
+  device: number;
 }
 
 /** The free space where `path` is, or would be made (its nearest existing folder's file system). */
@@ -58,8 +62,9 @@ export async function freeSpace(path: string): Promise<FreeSpace> {
   for (;;) {
     try {
       const s = await statfs(at);
+      const device = (await stat(at)).dev;
       // (btrfs and some network file systems report no inode count: files and ffree 0)
-      return { bytes: Number(s.bavail) * Number(s.bsize), files: Number(s.files) > 0 ? Number(s.ffree) : null, at };
+      return { bytes: Number(s.bavail) * Number(s.bsize), files: Number(s.files) > 0 ? Number(s.ffree) : null, at, device };
     } catch (e) {
       const parent = dirname(at);
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === at) throw e;
@@ -79,6 +84,24 @@ async function imagesPresent(out: string): Promise<number> {
 
 const count = (n: number): string => n.toLocaleString('en-US');
 
+/** What is left of `images` to write in `out`: the images already in its images/ count as written (a resumed run keeps them). */
+export async function imagesToWrite(out: string, images: ImageOutputs): Promise<ImageOutputs & { present: number }> {
+  const present = await imagesPresent(out);
+  const files = Math.max(0, images.files - present);
+  const share = images.files > 0 ? files / images.files : 0;
+  return { files, leastBytes: images.leastBytes * share, typicalBytes: images.typicalBytes * share, present };
+}
+
+/** How `images` stand against `free`: 'files' or 'bytes' where they cannot fit, 'typical' where they fit only if better compressed than photographs. */
+function shortfall(images: ImageOutputs, free: FreeSpace): 'files' | 'bytes' | 'typical' | null {
+  if (free.files !== null && images.files > free.files) return 'files';
+  if (images.leastBytes > free.bytes) return 'bytes';
+  return images.typicalBytes > free.bytes ? 'typical' : null;
+}
+
+/** The file system a run writes on, said as imageSpaceCheck says it. */
+const fileSystemOf = (out: string, free: FreeSpace) => `the file system of ${free.at === resolve(out) ? out : `${out} (not made yet: that of ${free.at})`}`;
+
 /**
  * What the free space where `out` is says of the run's images: a problem where they cannot fit (more files than
  * the file system can still hold, or more bytes even at deflate's best ratio), a warning where they fit only if
@@ -92,25 +115,82 @@ export async function imageSpaceCheck(
   names: FieldNames,
   free_: (path: string) => Promise<FreeSpace> = freeSpace,
 ): Promise<{ problem?: string; warning?: string } | null> {
-  const present = await imagesPresent(out);
-  const files = Math.max(0, images.files - present);
+  const left = await imagesToWrite(out, images);
+  const { files, present } = left;
   if (files === 0) return null;
-  const share = files / images.files;
-  const least = images.leastBytes * share, typical = images.typicalBytes * share;
   const free = await free_(out);
-  const where = `the file system of ${free.at === resolve(out) ? out : `${out} (not made yet: that of ${free.at})`}`;
+  const where = fileSystemOf(out, free);
   const writes =
     `${names.valued('img2img.seeds', what.seeds)} for ${count(what.testImages)} test image(s) at ${what.size} px: the run writes ` +
     `${count(files)} image file(s)${present ? ` beyond the ${count(present)} already there` : ''} (each test image's original, its z-only image and one per seed)`;
   const fewer = `use fewer seeds (${names.nameAndFlag('img2img.seeds')}) or test images (${names.nameAndFlag('nsd.testImages')}), or another run folder (${names.name('out')})`;
-  if (free.files !== null && files > free.files) return { problem: `${writes}, more files than the ${count(free.files)} ${where} can still hold; ${fewer}` };
-  if (least > free.bytes) {
-    return { problem: `${writes}, at least ${bytesText(least)} even at deflate's best compression, more than the ${bytesText(free.bytes)} free on ${where}; ${fewer}` };
-  }
-  if (typical > free.bytes) {
-    return {
-      warning: `${writes}, about ${bytesText(typical)} as PNGs of photographs, more than the ${bytesText(free.bytes)} free on ${where}: the run may fill it; ${fewer}`,
-    };
+  switch (shortfall(left, free)) {
+    case 'files':
+      return { problem: `${writes}, more files than the ${count(free.files!)} ${where} can still hold; ${fewer}` };
+    case 'bytes':
+      return { problem: `${writes}, at least ${bytesText(left.leastBytes)} even at deflate's best compression, more than the ${bytesText(free.bytes)} free on ${where}; ${fewer}` };
+    case 'typical':
+      return {
+        warning: `${writes}, about ${bytesText(left.typicalBytes)} as PNGs of photographs, more than the ${bytesText(free.bytes)} free on ${where}: the run may fill it; ${fewer}`,
+      };
   }
   return null;
+}
+
+/** A run's images (runImageOutputs) and the folder it writes them in: a batch sums those of its runs on one file system. */
+export interface PlannedImages {
+  out: string;
+  images: ImageOutputs;
+}
+
+/** The worse of two shortfalls (files and bytes alike: either one means the images cannot fit). */
+const severity = (s: ReturnType<typeof shortfall>): number => (s === null ? 0 : s === 'typical' ? 1 : 2);
+
+/**
+ * What the free space says of several runs' images together (a batch's subjects under one root), per file system
+ * that two or more of them write on: each run may fit alone and all of them not. One result per file system they
+ * overfill together (`runs`: indices into `runs`): a problem where they cannot fit, a warning where they fit only if
+ * better compressed than photographs; none where one of them alone already overfills it as much (its own check says
+ * so). Images already in a run's images/ count as written. `free_` as imageSpaceCheck's.
+ */
+export async function sharedSpaceCheck(
+  runs: readonly PlannedImages[],
+  free_: (path: string) => Promise<FreeSpace> = freeSpace,
+): Promise<{ runs: number[]; problem?: string; warning?: string }[]> {
+  const groups = new Map<number, { free: FreeSpace; runs: number[]; left: ImageOutputs[] }>();
+  for (const [i, r] of runs.entries()) {
+    const left = await imagesToWrite(r.out, r.images);
+    if (left.files === 0) continue;
+    const free = await free_(r.out);
+    const g = groups.get(free.device) ?? { free, runs: [], left: [] };
+    g.runs.push(i);
+    g.left.push(left);
+    groups.set(free.device, g);
+  }
+  const found: { runs: number[]; problem?: string; warning?: string }[] = [];
+  for (const { free, runs: idx, left } of groups.values()) {
+    if (idx.length < 2) continue;
+    const sum: ImageOutputs = {
+      files: left.reduce((n, l) => n + l.files, 0),
+      leastBytes: left.reduce((n, l) => n + l.leastBytes, 0),
+      typicalBytes: left.reduce((n, l) => n + l.typicalBytes, 0),
+    };
+    const together = shortfall(sum, free);
+    if (together === null || Math.max(...left.map((l) => severity(shortfall(l, free)))) >= severity(together)) continue;
+    const writes = `the ${idx.length} runs on the file system of ${free.at} write ${count(sum.files)} image file(s) together`;
+    const fewer = 'use fewer seeds (img2img.seeds) or test images (nsd.testImages), or put some of the runs on another file system';
+    if (together === 'files') found.push({ runs: idx, problem: `${writes}, more files than the ${count(free.files!)} it can still hold (each run alone fits); ${fewer}` });
+    else if (together === 'bytes') {
+      found.push({
+        runs: idx,
+        problem: `${writes}, at least ${bytesText(sum.leastBytes)} even at deflate's best compression, more than the ${bytesText(free.bytes)} free there (each run alone fits); ${fewer}`,
+      });
+    } else {
+      found.push({
+        runs: idx,
+        warning: `${writes}, about ${bytesText(sum.typicalBytes)} as PNGs of photographs, more than the ${bytesText(free.bytes)} free there: together they may fill it; ${fewer}`,
+      });
+    }
+  }
+  return found;
 }

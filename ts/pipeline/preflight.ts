@@ -24,7 +24,7 @@ import type { ReconstructConfig } from './config.js';
 import { decoderFitMemory } from './decoderFit.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
-import { imageSpaceCheck, runImageOutputs } from './outputSpace.js';
+import { imageSpaceCheck, runImageOutputs, type PlannedImages } from './outputSpace.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { testImagesShortfall } from './testImagesShortfall.js';
 import { selectTestImages } from './testSubset.js';
@@ -47,6 +47,8 @@ export interface PreflightResult {
    * for the 'compvis' noise rule (fewStepsWarning).
    */
   warnings: string[];
+  /** The run's images and where it writes them, where it writes any (a batch checks its runs on one file system together: sharedSpaceCheck). */
+  images?: PlannedImages;
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -197,10 +199,12 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
   }
   // the images fit where the run writes them (a seed count with zeros too many ran for days, then filled the disk)
   const nTest = selectTestImages(testIds, config.nsd.testImages).length;
+  let images: PlannedImages | undefined;
   if (nTest > 0) {
     const g = config.img2img;
+    images = { out: config.out, images: runImageOutputs(nTest, g.seeds, g.size, config.features.zSize) };
     try {
-      const space = await imageSpaceCheck(config.out, runImageOutputs(nTest, g.seeds, g.size, config.features.zSize), { testImages: nTest, seeds: g.seeds, size: g.size }, names);
+      const space = await imageSpaceCheck(config.out, images.images, { testImages: nTest, seeds: g.seeds, size: g.size }, names);
       if (space?.problem) problems.push(space.problem);
       if (space?.warning) warnings.push(space.warning);
     } catch (e) {
@@ -209,7 +213,7 @@ export async function preflight(config: ReconstructConfig, options: PreflightOpt
     }
   }
   if (problems.length) throw new PreflightError(problems);
-  return { testIds, voxels, captions, fits, warnings };
+  return { testIds, voxels, captions, fits, warnings, ...(images ? { images } : {}) };
 }
 
 /** The plan options' fields in a reconstruction config. */
