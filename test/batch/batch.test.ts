@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runBatch, type BatchReport } from '../../ts/batch/runBatch.js';
 import { ManifestError, resolveManifest } from '../../ts/batch/manifest.js';
-import { planBatch, planNodes, probePlan } from '../../ts/batch/graph.js';
+import { MAX_SHARDS_PER_ANALYSIS, planBatch, planNodes, probePlan } from '../../ts/batch/graph.js';
 import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
 import { submitBatch, submitPlan } from '../../ts/batch/submit.js';
 import type { DemoWorld } from '../../ts/demo/world.js';
@@ -112,6 +112,17 @@ describe('the batch manifest', () => {
     expect(ids.filter((i) => i.startsWith('ids.third.recon.img2img.'))).toHaveLength(2);
     expect(ids).toContain('ids.third.betas');
   });
+  it('cuts a large seed count into at most MAX_SHARDS_PER_ANALYSIS shards of more seeds each, every seed in one', async () => {
+    const m = batchManifest(world, 'many', join(dir, 'many'), [1]);
+    const config = m.analyses[0].config as Record<string, unknown>;
+    m.analyses[0].config = { ...config, img2img: { ...(config.img2img as object), seeds: 100_000 } };
+    const shards = planNodes(await planBatch(resolveManifest(m))).flatMap((n) => (n.work.kind === 'shard' ? [n.work.shard] : []));
+    expect(shards.length).toBeGreaterThan(MAX_SHARDS_PER_ANALYSIS / 2);
+    expect(shards.length).toBeLessThanOrEqual(MAX_SHARDS_PER_ANALYSIS);
+    const seeds = shards.filter((s) => s.imageStart === 0).reduce((n, s) => n + s.seedEnd - s.seedStart, 0);
+    expect(seeds).toBe(100_000);
+  });
+
   it('plans one shared job per z or c recipe that two or more analyses have, and none for a recipe of one', async () => {
     const m = batchManifest(world, 'sh', join(dir, 'sh'), [1]);
     const recon = m.analyses[0];

@@ -9,6 +9,7 @@
  */
 import { join } from 'node:path';
 
+
 import { readNsdDesign } from '../nsd/expdesign.js';
 import type { NsdExtractOptions } from '../nsd/extract.js';
 import { encodeExtractOptions, encodeStages, type EncodeConfig } from '../encoding/encode.js';
@@ -138,6 +139,15 @@ export const submissionId = (batch: string, at: string | number) => `${batch}@${
 export const shardNodeId = (mergeId: string, s: Img2ImgShard) => `${mergeId}.${shardLabel(s)}`;
 export const shardLabel = (s: Img2ImgShard) => `k${s.seedStart}-${s.seedEnd - 1}.i${s.imageStart}-${s.imageEnd < 0 ? 'end' : s.imageEnd - 1}`;
 
+/**
+ * The most img2img shard jobs one subject × analysis has: a larger seed count is cut into shards of more seeds than
+ * the analysis's `shards` (the same samples). Each shard is a queue entry that carries its config (a few KiB in
+ * Redis) and a line of every listing: a seed count with zeros too many in one-seed shards (the default) made a
+ * million jobs, and a plan that overflowed the stack. Real batches have tens to hundreds (NSD's ~1,000 test images in
+ * shards of 64 × 1 seed, 5 seeds: 80).
+ */
+export const MAX_SHARDS_PER_ANALYSIS = 10_000;
+
 /** Test images the reconstruction will use (the design's shared images this subject saw, limited), or null when the design cannot be read. */
 async function plannedTestImages(config: ReconstructConfig): Promise<number | null> {
   try {
@@ -190,7 +200,7 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: Ba
       for (const stage of STAGES) {
         if (stage === 'img2img') {
           const n = await plannedTestImages(config);
-          const shards = n === null ? [{ imageStart: 0, imageEnd: -1, seedStart: 0, seedEnd: config.img2img.seeds }] : img2imgShards(config, n, a.sharding);
+          const shards = n === null ? [{ imageStart: 0, imageEnd: -1, seedStart: 0, seedEnd: config.img2img.seeds }] : img2imgShards(config, n, a.sharding, MAX_SHARDS_PER_ANALYSIS);
           const group = shards.map((sh) =>
             node({ id: shardNodeId(`${id}.img2img`, sh), analysis: a.name, stage: 'img2img', shard: shardLabel(sh), queue: 'sample', deps: prev, work: { kind: 'shard', config, shard: sh } }),
           );
@@ -297,8 +307,9 @@ export function forceSubjects(plan: BatchPlan, names: readonly string[]): BatchP
 export function planNodes(plan: BatchPlan): BatchNode[] {
   const out: BatchNode[] = [];
   for (const s of plan.subjects) {
-    out.push(...s.shared);
-    for (const a of s.analyses) for (const st of a.steps) out.push(...('shards' in st ? st.shards : [st]));
+    // (one push per job: a spread of a long shard list overflows the stack)
+    for (const n of s.shared) out.push(n);
+    for (const a of s.analyses) for (const st of a.steps) for (const n of 'shards' in st ? st.shards : [st]) out.push(n);
     out.push(s.root);
   }
   return out;

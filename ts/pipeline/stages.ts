@@ -411,11 +411,23 @@ export interface Img2ImgSharding {
   seeds: number;
 }
 
-/** The shards of the img2img stage for `testImages` images, images varying fastest. */
-export function img2imgShards(config: ReconstructConfig, testImages: number, sharding: Img2ImgSharding): Img2ImgShard[] {
-  const bs = Math.max(config.img2img.batchSize, 1);
-  const per = Math.max(bs, Math.ceil(sharding.images / bs) * bs);
-  const seedsPer = Math.max(1, Math.floor(sharding.seeds));
+/**
+ * A shard's images (whole img2img batches) and seeds, as img2imgShards cuts them from `sharding`: widened where
+ * they would make more than `most` shards, seeds first (a shard of more seeds makes the same samples), then images.
+ */
+export function img2imgShardSize(config: ReconstructConfig, testImages: number, sharding: Img2ImgSharding, most = Infinity): Img2ImgSharding {
+  const bs = Math.max(config.img2img.batchSize, 1), seeds = config.img2img.seeds;
+  let images = Math.max(bs, Math.ceil(sharding.images / bs) * bs);
+  const groups = Math.ceil(testImages / images);
+  if (groups > most) images = Math.ceil(Math.ceil(testImages / most) / bs) * bs;
+  const perSeeds = Math.max(1, Math.floor(sharding.seeds));
+  const seedRounds = Math.max(1, Math.floor(most / Math.ceil(testImages / images)));
+  return { images, seeds: Math.ceil(seeds / perSeeds) > seedRounds ? Math.ceil(seeds / seedRounds) : perSeeds };
+}
+
+/** The shards of the img2img stage for `testImages` images, images varying fastest; at most `most` (img2imgShardSize). */
+export function img2imgShards(config: ReconstructConfig, testImages: number, sharding: Img2ImgSharding, most = Infinity): Img2ImgShard[] {
+  const { images: per, seeds: seedsPer } = img2imgShardSize(config, testImages, sharding, most);
   const shards: Img2ImgShard[] = [];
   for (let s0 = 0; s0 < config.img2img.seeds; s0 += seedsPer) {
     for (let i0 = 0; i0 < testImages; i0 += per) {
