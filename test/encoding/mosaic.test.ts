@@ -100,4 +100,15 @@ describe('static brain figures', () => {
     expect(dark).toBeGreaterThan(40);
     expect(textWidth('z = −3 mm', 12)).toBeGreaterThan(textWidth('z = 3 mm', 12));
   });
+
+  it('scales a map whose 99th percentile is 0 by its largest value, however many voxels it has', () => {
+    // a 100 × 100 × 80 region (800,000 voxels) with 40 nonzero: the scale came from Math.max(...values), a spread
+    // that overflows the stack past ~120,000 arguments
+    const g: [number, number, number] = [100, 100, 80];
+    const volume = new Float32Array(100 * 100 * 80);
+    for (let k = 0; k < 40; k++) volume[k * 20_000 + 5050] = 0.05 * (k + 1);
+    const affine = [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]];
+    const { result } = renderMosaic({ grid: g, affine, volume, underlay: null, title: 't', quantity: 'r', colormap: 'warm', maxSlices: 4 });
+    expect(result.vmax).toBeCloseTo(2, 6);
+  });
 });

@@ -270,8 +270,9 @@ async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusRep
   const jobs: JobInfo[] = [];
   for (const r of rec.jobs) jobs.push(await jobState(queues, r, cancelled || cancelledSubjects.has(r.subject), roots.get(r.subject) ?? false));
   nameRootCauses(jobs);
-  const started = jobs.map((j) => j.startedAt).filter((t): t is number => t !== undefined);
-  const status = batchStatus(batch, jobs, started.length ? Math.min(...started) : null);
+  // (a loop, not Math.min(...): a spread of a large batch's jobs overflows the stack)
+  const started = jobs.reduce<number | null>((first, j) => (j.startedAt === undefined ? first : Math.min(first ?? Infinity, j.startedAt)), null);
+  const status = batchStatus(batch, jobs, started);
   const workers: Record<string, number> = {};
   for (const j of jobs) if (j.state === 'active' && j.worker) workers[j.worker] = (workers[j.worker] ?? 0) + 1;
   return { ...status, summary: summarize(jobs), workers };

@@ -164,8 +164,13 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
     : Array.from({ length: maxSlices }, (_, k) => filled[Math.round((k * (filled.length - 1)) / (maxSlices - 1))]);
 
   const finite: number[] = [];
-  for (const v of spec.volume) if (Number.isFinite(v)) finite.push(Math.abs(v));
-  const vmax = spec.vmax ?? (percentile(finite, 0.99) || Math.max(...finite, 1e-6));
+  let largest = 1e-6; // (a loop, not Math.max(...finite): a spread of a large region's voxels overflows the stack)
+  for (const v of spec.volume) {
+    if (!Number.isFinite(v)) continue;
+    finite.push(Math.abs(v));
+    largest = Math.max(largest, Math.abs(v));
+  }
+  const vmax = spec.vmax ?? (percentile(finite, 0.99) || largest);
   const threshold = spec.threshold ?? 0;
   const signed = spec.colormap === 'diverging';
 
