@@ -295,6 +295,11 @@ describe('large bodies are decoded off the event loop, with the small path’s a
       expect(a.status, what).toBe(400);
       expect(b, what).toEqual(a);
     }
+    // a body refused past its schema (not a .npy, an Inf) lists its problem as the validator's 400s do: the message
+    for (const [what, body] of cases.slice(0, 2)) {
+      const r = (await s.call('POST', '/v1/sd/sd/img2img', body(1))).json as { message: string; problems?: string[] };
+      expect(r.problems, what).toEqual([r.message]);
+    }
     const npy = await s.call('POST', '/v1/sd/sd/img2img', encodeNpy(c.data, c.shape), { 'content-type': 'application/x-npy' });
     expect(npy.status).toBe(415);
   });

@@ -81,6 +81,7 @@ describe('LimitError → 413 for the request content, 400 for a file the client 
       code: 'LimitExceeded',
       name: 'LimitError',
       message: 'body.path: models/big.safetensors: safetensors header of 100000001 bytes is over the 100000000-byte limit',
+      problems: ['body.path: models/big.safetensors: safetensors header of 100000001 bytes is over the 100000000-byte limit'],
     });
   });
 });

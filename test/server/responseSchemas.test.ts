@@ -35,6 +35,6 @@ describe('response schema descriptions', () => {
     expect((JobViewSchema.properties as Record<string, Described>).result.description).toMatch(/failed/);
     expect(errorResponses()[503].description).toMatch(/OutOfMemory with `reason` 'allocation'/);
     expect(errorResponses()[500].description).toMatch(/OutOfMemory with `reason` 'budget'/);
-    expect(errorResponses(400)[400].description).toMatch(/fails validation also has `problems`/);
+    expect(errorResponses(400)[400].description).toMatch(/`problems` lists it: one per problem of a body or config that fails validation, each naming the field; else the message as the one problem/);
   });
 });

@@ -82,7 +82,7 @@ describe('every error body has error, message and code', () => {
     try {
       const bad = await s.call('GET', '/v1/models/%ZZ');
       expect(bad.status, bad.text).toBe(400);
-      expect(bad.json).toEqual({ error: 'Bad Request', message: "'/v1/models/%ZZ' is not a valid url component", code: 'FST_ERR_BAD_URL', name: 'FastifyError' });
+      expect(bad.json).toEqual({ error: 'Bad Request', problems: ["'/v1/models/%ZZ' is not a valid url component"], message: "'/v1/models/%ZZ' is not a valid url component", code: 'FST_ERR_BAD_URL', name: 'FastifyError' });
       const long = await s.call('GET', `/v1/jobs/${'a'.repeat(101)}`);
       expect(long.status, long.text).toBe(414);
       expect(long.json).toEqual({ error: 'URI Too Long', message: `'/v1/jobs/${'a'.repeat(101)}' is exceeding the max param length`, code: 'FST_ERR_MAX_PARAM_LENGTH', name: 'FastifyError' });

@@ -145,7 +145,9 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   const fields = e instanceof NotFoundError || e instanceof JobFinishedError ? e.fields : {};
   const limit = tooLarge?.limit !== undefined ? { limit: tooLarge.limit } : {};
   const allow = e instanceof MethodNotAllowedError ? { allow: e.allow } : {};
-  const problems = body.problems ? { problems: body.problems } : {};
+  // every 400 lists its problems: the validator's one per problem, any other (a body that is not a .npy, a provider
+  // this service cannot run) its message as the one problem, so that a client shows `problems` whatever refused it
+  const problems = body.problems ? { problems: body.problems } : status === 400 ? { problems: [body.message] } : {};
   // an OutOfMemory says whether a budget refused it (the same request fails again) or the allocator failed (may pass later)
   const reason = body.reason ? { reason: body.reason } : {};
   return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...reason, ...model, ...fields, ...limit, ...allow });

@@ -82,7 +82,7 @@ export const OpenApiSchema = Type.Object({}, { additionalProperties: true, descr
 
 /** What each error status means on this service (the body is ErrorSchema's, by reference). */
 const ERROR_MEANING: Record<number, string> = {
-  400: 'the request is not valid: `message` says what; a body or config that fails validation also has `problems`, one per problem, each naming the field',
+  400: 'the request is not valid: `message` says what, and `problems` lists it: one per problem of a body or config that fails validation, each naming the field; else the message as the one problem',
   401: 'no valid bearer token or session (WWW-Authenticate: Bearer)',
   403: 'the service has no token and answers loopback clients only',
   404: '`code` names what was not found: ModelNotFound (with `model`), JobNotFound (with `id`), FileNotFound',
