@@ -119,6 +119,33 @@ describe('a shared-features entry read from the cache', () => {
     expectComputedAgain(cache, e);
   }, 120_000);
 
+  it('is computed again when its data.npy was rewritten in place with other values (entry.json records its content)', async () => {
+    const { cache, entry } = cacheWithCopy('rewritten');
+    const h = await readNpyHeader(fresh.data);
+    const bytes = readFileSync(join(entry, 'data.npy'));
+    // the same header and size, every value negated (another entry's features of the same shape, say)
+    const values = new Float32Array(bytes.buffer, bytes.byteOffset + h.dataOffset, h.dataBytes / 4);
+    for (let i = 0; i < values.length; i++) values[i] = -values[i] - 1;
+    writeFileSync(join(entry, 'data.npy'), bytes);
+    const { e, said } = await ensure(cache);
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(
+      new RegExp(`^shared features entry ${entry.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is damaged \\(data\\.npy: its content differs from what the entry was written with \\(same size; modified .*, entry\\.json recorded .*\\)\\): computing it again$`),
+    );
+    expectComputedAgain(cache, e);
+    // the entry written again records its files
+    expect(Object.keys(JSON.parse(readFileSync(join(e.dir, 'entry.json'), 'utf8')).files).sort()).toEqual(['data.npy', 'ids.npy']);
+  }, 120_000);
+
+  it('written before its files were recorded (no "files" in entry.json) is taken as it is', async () => {
+    const { cache, entry } = cacheWithCopy('unrecorded');
+    const { files: _files, ...rec } = JSON.parse(readFileSync(join(entry, 'entry.json'), 'utf8'));
+    writeFileSync(join(entry, 'entry.json'), JSON.stringify(rec));
+    const { e, said } = await ensure(cache);
+    expect(e).toMatchObject({ key: fresh.key, computed: false });
+    expect(said).toEqual([]);
+  }, 120_000);
+
   it('is computed again when its ids.npy holds one id too few', async () => {
     const { cache, entry } = cacheWithCopy('short-ids');
     await writeNpy(join(entry, 'ids.npy'), ids.slice(1), [ids.length - 1]);

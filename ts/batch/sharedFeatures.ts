@@ -29,6 +29,7 @@ import { temporarySibling, withAtomicDir, withAtomicPath, writeJsonAtomic } from
 import { lockPath, onThisMachine, type FolderLock, type LockHolder } from '../io/folderLock.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { readIntVectorNpy, readNpyHeader, writeNpy } from '../io/npy.js';
+import { outputRecordChange, outputRecords, type OutputRecord } from '../pipeline/outputRecords.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { selectTestImages } from '../pipeline/testSubset.js';
 import { deletionBlocker, entryReadProblem, permissionRefusal, type EntryUnreadable } from '../nsd/cache.js';
@@ -170,6 +171,12 @@ interface EntryRecord {
    * encoder), so that the analyses' features stages linked to it record that, not their own jobs; absent in entries from before.
    */
   ranWith?: Record<string, string>;
+  /**
+   * data.npy's and ids.npy's records as the entry was written (outputRecords: size, time, and the content's sha256 or
+   * fingerprint), so that a file rewritten in place since (same size, other values: another entry's copied over it,
+   * a write left half done) is damage, not features passed on to every analysis; absent in entries from before.
+   */
+  files?: Record<string, OutputRecord>;
 }
 
 const entryOf = (dir: string, key: string, shape: number[], computed: boolean, ranWith: unknown): FeatureEntry => ({
@@ -222,10 +229,10 @@ function entryUnreadable(entry: string, name: string, u: EntryUnreadable): Brain
  * Entry `key` of `dir` over `images` images, as its files hold it: null when its folder is not there; `damage` when
  * what it holds is incomplete or broken (entry.json missing, not JSON, of another format or an older version, of
  * another key, image count or shape; data.npy or ids.npy missing, cut short, or not the float32 [images, per image]
- * and int32 [images] computeEntry writes): a miss, computed again and written whole in its place. An entry.json of a
+ * and int32 [images] computeEntry writes, or not as entry.json's `files` recorded them): a miss, computed again and written whole in its place. An entry.json of a
  * newer brainlatent, or a file this process cannot read (permission denied, an I/O error), is no damage: thrown,
  * naming the file, and the entry is left as it is. The .npy headers are checked against the files' sizes (readNpyHeader);
- * the data are not read.
+ * the data are read only where a file's time is not the one recorded (outputRecordChange: its hash or fingerprint).
  */
 async function readEntry(dir: string, key: string, images: number): Promise<FeatureEntry | { damage: string } | null> {
   const entry = join(dir, key);
@@ -290,6 +297,12 @@ async function readEntry(dir: string, key: string, images: number): Promise<Feat
     if (h.dtype !== f.dtype || h.shape.join() !== f.want.join()) {
       return { damage: `${f.name}: ${h.dtype} [${h.shape.join(', ')}], expected ${f.dtype} [${f.want.join(', ')}] (entry.json: ${images} images of shape [${shape.join(', ')}])` };
     }
+  }
+  // (their records, where entry.json has them: a stat each, the content read only where a file's time moved)
+  const written = (rec as EntryRecord).files;
+  if (written !== null && typeof written === 'object' && !Array.isArray(written)) {
+    const change = await outputRecordChange(entry, written);
+    if (change) return { damage: `${change.replace('the stage recorded', 'entry.json recorded').replace('what the stage wrote', 'what the entry was written with')}` };
   }
   return e;
 }
@@ -574,7 +587,8 @@ async function publishEntry(dir: string, key: string, recipe: FeatureRecipe, ids
   await withAtomicDir(join(dir, key), async (tmp) => {
     await writeNpy(join(tmp, 'data.npy'), r.data, [ids.length, size(r.shape)]);
     await writeNpy(join(tmp, 'ids.npy'), ids, [ids.length]);
-    await writeJsonAtomic(join(tmp, 'entry.json'), rec);
+    // (taken in the folder before its rename, which keeps the files' sizes and times)
+    await writeJsonAtomic(join(tmp, 'entry.json'), { ...rec, files: await outputRecords(tmp, ['data.npy', 'ids.npy']) });
   });
   if (options.log !== false) await appendFile(join(dir, 'computed.log'), `${key} ${process.pid} ${ids.length}\n`);
   return entryOf(dir, key, r.shape, true, r.ranWith);
