@@ -3,7 +3,8 @@
  * section names: a small consumer of `brainlatent` and `brainlatent/ridge`, compiled with the checkout's TypeScript,
  * `strict` and no skipLibCheck, in a project of its own (scripts/consumer-check.mjs compiles test/package/consumer.ts,
  * the server entry included, in an installed package in CI; this runs without packing).
- * - NodeNext, Node16 and bundler resolution with @types/node: compile.
+ * - NodeNext, Node16, bundler and node10 resolution with @types/node: compile (node10 finds `brainlatent/ridge` through
+ *   typesVersions: it reads no `exports`).
  * - @types/node installed but left out of `types` (`"types": []`): compiles, through the entry typings'
  *   `/// <reference types="node" />` (without it: 20 errors, Buffer, NodeJS and node:fs/promises not found).
  * - lib ES2020 without DOM: compiles (errors.d.ts named lib es2022's ErrorOptions, and sd/referenceLoop.d.ts
@@ -92,6 +93,8 @@ describe("the typings in a consumer's TypeScript project (strict, no skipLibChec
     ['NodeNext', { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', types: ['node'] }],
     ['Node16', { module: 'Node16', moduleResolution: 'Node16', target: 'ES2022', types: ['node'] }],
     ['bundler', { module: 'Preserve', moduleResolution: 'Bundler', target: 'ES2022', types: ['node'] }],
+    // (node10 reads no `exports`: the subpaths' typings through package.json's typesVersions)
+    ['node10', { module: 'CommonJS', moduleResolution: 'Node10', target: 'ES2022', types: ['node'] }],
     ['@types/node installed, `types: []`', { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', types: [] }],
     ['lib ES2020, no DOM', { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2020', lib: ['ES2020'], types: ['node'] }],
   ];
