@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runBatch, type BatchReport } from '../../ts/batch/runBatch.js';
 import { ManifestError, resolveManifest } from '../../ts/batch/manifest.js';
-import { MAX_SHARDS_PER_ANALYSIS, planBatch, planNodes, probePlan } from '../../ts/batch/graph.js';
+import { MAX_SHARDS_PER_ANALYSIS, planBatch, planNodes, probePlan, widenedShards } from '../../ts/batch/graph.js';
 import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
 import { submitBatch, submitPlan } from '../../ts/batch/submit.js';
 import type { DemoWorld } from '../../ts/demo/world.js';
@@ -116,11 +116,20 @@ describe('the batch manifest', () => {
     const m = batchManifest(world, 'many', join(dir, 'many'), [1]);
     const config = m.analyses[0].config as Record<string, unknown>;
     m.analyses[0].config = { ...config, img2img: { ...(config.img2img as object), seeds: 100_000 } };
-    const shards = planNodes(await planBatch(resolveManifest(m))).flatMap((n) => (n.work.kind === 'shard' ? [n.work.shard] : []));
+    const resolved = resolveManifest(m);
+    const plan = await planBatch(resolved);
+    const shards = planNodes(plan).flatMap((n) => (n.work.kind === 'shard' ? [n.work.shard] : []));
     expect(shards.length).toBeGreaterThan(MAX_SHARDS_PER_ANALYSIS / 2);
     expect(shards.length).toBeLessThanOrEqual(MAX_SHARDS_PER_ANALYSIS);
     const seeds = shards.filter((s) => s.imageStart === 0).reduce((n, s) => n + s.seedEnd - s.seedStart, 0);
     expect(seeds).toBe(100_000);
+    // `batch plan` says why the shards are not the manifest's (4 images × 1 seed); a plan of the shards asked says nothing
+    const per = shards[0].seedEnd - shards[0].seedStart;
+    expect(widenedShards(resolved, plan)).toEqual([
+      `subj01 × recon: img2img in ${shards.length.toLocaleString('en-US')} shards of ${per} seeds, not the 1 per shard asked: a subject × analysis has at most 10,000 (the same samples)`,
+    ]);
+    const asked = resolveManifest(batchManifest(world, 'few', join(dir, 'few'), [1]));
+    expect(widenedShards(asked, await planBatch(asked))).toEqual([]);
   });
 
   it('plans one shared job per z or c recipe that two or more analyses have, and none for a recipe of one', async () => {

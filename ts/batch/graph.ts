@@ -148,6 +148,37 @@ export const shardLabel = (s: Img2ImgShard) => `k${s.seedStart}-${s.seedEnd - 1}
  */
 export const MAX_SHARDS_PER_ANALYSIS = 10_000;
 
+/**
+ * The analyses whose img2img shards hold more seeds (or images) than their `shards` asked, to stay within
+ * MAX_SHARDS_PER_ANALYSIS: one line each (`subj01 × recon: img2img in 10,000 shards of 10 seeds, not the 1 per shard
+ * asked: …`), for `batch plan` to say why its shards are not the manifest's.
+ */
+export function widenedShards(batch: ResolvedBatch, plan: BatchPlan): string[] {
+  const lines: string[] = [];
+  const n = (x: number) => x.toLocaleString('en-US');
+  for (const [i, s] of plan.subjects.entries()) {
+    for (const [j, a] of s.analyses.entries()) {
+      const asked = batch.subjects[i]?.analyses[j];
+      const group = a.steps.find((st): st is { shards: BatchNode[] } => 'shards' in st);
+      const first = group?.shards[0]?.work;
+      if (!asked || asked.kind !== 'reconstruct' || first?.kind !== 'shard' || first.shard.imageEnd < 0) continue;
+      const seeds = first.shard.seedEnd - first.shard.seedStart, images = first.shard.imageEnd - first.shard.imageStart;
+      const askedSeeds = Math.max(1, Math.floor(asked.sharding.seeds));
+      const askedImages = Math.max(asked.sharding.images, (asked.config as ReconstructConfig).img2img.batchSize);
+      const wider = [
+        ...(images > askedImages ? [`${n(images)} images, not the ${n(asked.sharding.images)}`] : []),
+        ...(seeds > askedSeeds ? [`${n(seeds)} seeds, not the ${n(askedSeeds)}`] : []),
+      ];
+      if (!wider.length) continue;
+      lines.push(
+        `${s.name} × ${a.name}: img2img in ${n(group!.shards.length)} shards of ${wider.join(' and ')} per shard asked: a subject × analysis has at most ` +
+          `${n(MAX_SHARDS_PER_ANALYSIS)} (the same samples)`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** Test images the reconstruction will use (the design's shared images this subject saw, limited), or null when the design cannot be read. */
 async function plannedTestImages(config: ReconstructConfig): Promise<number | null> {
   try {

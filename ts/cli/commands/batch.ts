@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
-import { planBatch, planNodes } from '../../batch/graph.js';
+import { planBatch, planNodes, widenedShards } from '../../batch/graph.js';
 import { BatchClaimedError, cancelBatch, claimWords, getBatchStatus, listBatches, listClaims, retryBatch, watchBatch, type CancelResult } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { MAX_JOB_PROCESSES } from '../../batch/pool.js';
@@ -427,6 +427,8 @@ the checks). Warnings (a session missing between sessions with betas) are listed
       } else {
         for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
         if (replaced.length) process.stdout.write(`\n${replaced.map((l) => `--force: ${l}`).join('\n')}\n`);
+        const widened = widenedShards(resolved, plan);
+        if (widened.length) process.stdout.write(`\n${widened.map((l) => `shards: ${l}`).join('\n')}\n`);
         const checked = f.preflight ? { problems: formatProblems(problems).length, warnings: formatWarnings(warnings).length } : null;
         process.stdout.write(`\n${planSummaryLine(nodes.length, plan.subjects.length, checked)}\n`);
       }
