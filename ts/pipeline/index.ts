@@ -5,6 +5,7 @@ export type { StageEstimate } from './estimate.js';
 export type { ReconstructOptions, ReconstructProgress, ReconstructResult } from './reconstruct.js';
 export type { StageReport, StageProgress, StageDef, StageCount, StageRunContext, StageResult } from './stageRunner.js';
 export type { PreflightResult } from './preflight.js';
+export type { ImageOutputs, PlannedImages } from './outputSpace.js';
 export type { Img2ImgShard, Img2ImgSharding } from './stages.js';
 export { resolveConfig, configHash, CONFIG_SCHEMA, DEFAULTS, DEFAULT_ALPHAS as DEFAULT_DECODER_ALPHAS } from './config.js';
 export type { ReconstructConfig, ReconstructConfigInput, DecoderConfig, FeatureNetworkConfig } from './config.js';
