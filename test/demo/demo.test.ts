@@ -282,6 +282,8 @@ describe.skipIf(!chromiumPath)(`the reconstruction report in a real browser${chr
 
   it('opens from file:// with no console error or failed request, every image loaded, the page within 1400 px', async () => {
     const { page, problems } = await openReport(browser, join(out, 'run', 'report.html'));
+    // the gallery's images load as they scroll into view (NSD's 1,000 × 7 PNGs otherwise load at once); imageStates scrolls
+    expect(await page.locator('table.gallery img[loading="lazy"]').count()).toBe(24 * 4);
     const imgs = await imageStates(page);
     expect(imgs.length).toBe(24 * 4); // original, z-only, two seeds per test image
     expect(imgs.filter((i) => i.width === 0)).toEqual([]);

@@ -48,8 +48,23 @@ export async function openReport(browser: Browser, file: string, width = 1400): 
   return { page, problems };
 }
 
-/** Every <img>: its src and naturalWidth (0 when it did not load). */
+/**
+ * Scrolls every <img> of `page` (or those `selector` finds) into view, as a reader scrolling through it does, and waits
+ * until each has loaded or failed: a report's gallery images load lazily, only when in view.
+ */
+export async function loadImages(page: Page, selector = 'img'): Promise<void> {
+  await page.$$eval(selector, async (imgs) => {
+    for (const i of imgs) {
+      i.scrollIntoView();
+      await new Promise((r) => requestAnimationFrame(() => r(undefined)));
+    }
+  });
+  await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].every((i) => (i as HTMLImageElement).complete), selector);
+}
+
+/** Every <img>, each scrolled into view first (loadImages): its src and naturalWidth (0 when it did not load). */
 export async function imageStates(page: Page): Promise<{ src: string; width: number }[]> {
+  await loadImages(page);
   return page.$$eval('img', (imgs) => imgs.map((i) => ({ src: i.getAttribute('src') ?? '', width: (i as HTMLImageElement).naturalWidth })));
 }
 

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { artifactPath, chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
+import { artifactPath, chromiumPath, launchBrowser, loadImages, NO_BROWSER } from '../helpers/browser.js';
 import { startTestServer, type TestServer } from './helpers.js';
 
 // The web page in a real browser (Debian's chromium through playwright-core): submit the demo-world example
@@ -76,6 +76,7 @@ describe.skipIf(!chromiumPath)('the web page', () => {
     await report.waitForLoadState('load');
     expect(report.url()).toMatch(/\/v1\/jobs\/demo-[^/]+\/files\/run\/report\.html$/);
     expect(await report.locator('body').textContent()).toMatch(/PixCorr/);
+    await loadImages(report);
     const reportImages = await report.$$eval('img', (imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth));
     expect(reportImages.length).toBeGreaterThan(0);
     expect(reportImages.every((w) => w > 0)).toBe(true);

@@ -5,6 +5,7 @@
 declare const window: any;
 declare const document: any;
 declare const MutationObserver: any;
+declare const requestAnimationFrame: any;
 interface HTMLElement {
   [key: string]: any;
   dataset: any;

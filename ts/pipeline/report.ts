@@ -59,6 +59,13 @@ table.gallery thead th[data-sort]{white-space:normal;min-width:4.5em;max-width:6
 .id{font-family:ui-monospace,monospace}
 `;
 
+/**
+ * The gallery's images load as they scroll into view: NSD's 1,000 test images × (the original, the z-only image and 5
+ * seeds) at 512 px are ~7,000 PNGs, 2–3 GB that a browser fetched and decoded before the page answered. Their boxes
+ * are sized by the CSS above, so the browser knows which are in view before any loads.
+ */
+const LAZY = ' loading="lazy" decoding="async"';
+
 /** ' ' and the metrics that left images out of their means, or '' (ts/eval/table.ts leftOutNote). */
 function leftOutSentence(m: RunMetrics): string {
   if (!m.leftOut || m.images === undefined) return '';
@@ -161,12 +168,12 @@ function gallery(r: ReportInput): string {
     .map((id) => {
       const im = r.images(id);
       const i = index.get(id);
-      const seeds = im.samples.slice(1).map((s, k) => `<img src="${url(s)}" alt="seed ${k + 1}">`).join('');
+      const seeds = im.samples.slice(1).map((s, k) => `<img src="${url(s)}" alt="seed ${k + 1}"${LAZY}>`).join('');
       return (
         `<tr><td class="id" data-v="${id - 1}">${String(id - 1).padStart(5, '0')}</td>` +
-        `<td class="img"><img src="${url(im.original)}" alt="original ${id - 1}"></td>` +
-        `<td class="img"><img src="${url(im.zonly)}" alt="z-only ${id - 1}"></td>` +
-        `<td class="img"><img src="${url(im.samples[0])}" alt="final ${id - 1}"></td>` +
+        `<td class="img"><img src="${url(im.original)}" alt="original ${id - 1}"${LAZY}></td>` +
+        `<td class="img"><img src="${url(im.zonly)}" alt="z-only ${id - 1}"${LAZY}></td>` +
+        `<td class="img"><img src="${url(im.samples[0])}" alt="final ${id - 1}"${LAZY}></td>` +
         `<td class="img seeds">${seeds}</td>` +
         names.map((n) => cell('final', n, i)).join('') +
         names.map((n) => cell('zonly', n, i)).join('') +
