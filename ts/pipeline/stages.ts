@@ -387,9 +387,32 @@ export async function zonlyStage(ctx: StageContext): Promise<StageOutput> {
   return { outputs, summary: { images: ids.length } };
 }
 
-async function readPngs(files: string[]): Promise<RgbImages> {
-  // the first bad file in order is the one named, whatever read failed first
-  return concatImages(await allInOrder(files.map((f) => readPng(f))));
+/** PNG files read at a time by readPngsAt (their reads and inflation overlap; their pixels are held only that long). */
+const PNG_WINDOW = 8;
+
+/**
+ * PNG files of one size as one batch at size × size, each resized into its place as it is read, PNG_WINDOW at a time:
+ * the batch at its size and a few images are held, not every file at its own. NSD's 1,000 samples at 512 px are
+ * 786 MB decoded, and were held twice over (read, then concatenated) for a batch of 542 MB at the evaluation's 425,
+ * per seed. The first bad file in order is the one named, whatever read failed first; a file of another size than
+ * the first is refused, naming it (a run's images of one kind are all one size).
+ */
+export async function readPngsAt(files: string[], size: number): Promise<RgbImages> {
+  const n = size * size * 3;
+  const data = new Uint8Array(files.length * n);
+  let first: { width: number; height: number; file: string } | undefined;
+  for (let i0 = 0; i0 < files.length; i0 += PNG_WINDOW) {
+    const window = files.slice(i0, i0 + PNG_WINDOW);
+    const images = await allInOrder(window.map((f) => readPng(f)));
+    images.forEach((img, j) => {
+      first ??= { width: img.width, height: img.height, file: window[j] };
+      if (img.width !== first.width || img.height !== first.height) {
+        throw new ShapeError(`${window[j]}: ${img.width}×${img.height} pixels, where ${first.file} and the run's other images of its kind are ${first.width}×${first.height}`);
+      }
+      data.set(resizeImages(img, size).data, (i0 + j) * n);
+    });
+  }
+  return { data, count: files.length, height: size, width: size };
 }
 
 /**
@@ -497,7 +520,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard, 
     // TN: the z-only image (uint8), resized to the img2img size and re-encoded. Every noise here and
     // below is keyed by the image's 73k id, not its place in the test list, so a subset or another order
     // of the test images gives each image the same result.
-    const zonly = resizeImages(await readPngs(part.map((id) => p.zonly(id))), g.size);
+    const zonly = await readPngsAt(part.map((id) => p.zonly(id)), g.size);
     const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: g.seed, imageIndices: part, signal: ctx.signal });
     const cond = { data: cDec.data.slice(i0 * cDec.cols, (i0 + n) * cDec.cols), shape: [n, seq, D] };
     for (const k of seedsToRun) {
@@ -673,12 +696,12 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   }
   const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, signal: ctx.signal };
   const runs = 1 + c.img2img.seeds;
-  const zonly = await evaluateReconstructions(gt, resizeImages(await readPngs(ids.map((id) => p.zonly(id))), e.size), opts);
+  const zonly = await evaluateReconstructions(gt, await readPngsAt(ids.map((id) => p.zonly(id)), e.size), opts);
   ctx.progress(1 / runs, 'z-only');
   const perSeed: { seed: number; metrics: MetricValue[] }[] = [];
   for (let k = 0; k < c.img2img.seeds; k++) {
     checkAbort(ctx.signal);
-    const rec = resizeImages(await readPngs(ids.map((id) => p.sample(id, k))), e.size);
+    const rec = await readPngsAt(ids.map((id) => p.sample(id, k)), e.size);
     perSeed.push({ seed: c.img2img.seed + k, metrics: (await evaluateReconstructions(gt, rec, opts)).metrics });
     ctx.progress((2 + k) / runs, `seed ${k}`);
   }
