@@ -5,7 +5,7 @@ import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { evaluateReconstructions, type MetricValue } from '../eval/evaluate.js';
-import { concatImages, resizeImages } from '../eval/images.js';
+import { resizeImages } from '../eval/images.js';
 import { meanOfDefined } from '../eval/identification.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
@@ -685,12 +685,12 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   const ids = (await readIds(c)).test;
   const e = c.evaluation;
   const stimuli = await NsdStimuli.open(c.nsd.root);
-  let gt: RgbImages;
+  // (each stimulus into its place in one batch: not every one apart and then a concatenated copy, 2 × 542 MB for NSD's 1,000 at 425 px)
+  const gt: RgbImages = { data: new Uint8Array(ids.length * e.size * e.size * 3), count: ids.length, height: e.size, width: e.size };
   try {
-    gt = concatImages(ids.map((id) => {
-      const img = stimuli.image(id, e.size);
-      return { data: img.data, count: 1, height: img.height, width: img.width };
-    }));
+    ids.forEach((id, i) => {
+      gt.data.set(stimuli.image(id, e.size).data, i * e.size * e.size * 3);
+    });
   } finally {
     stimuli.close();
   }
