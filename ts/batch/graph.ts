@@ -9,7 +9,6 @@
  */
 import { join } from 'node:path';
 
-
 import { readNsdDesign } from '../nsd/expdesign.js';
 import type { NsdExtractOptions } from '../nsd/extract.js';
 import { encodeExtractOptions, encodeStages, type EncodeConfig } from '../encoding/encode.js';

@@ -228,10 +228,10 @@ function entryUnreadable(entry: string, name: string, u: EntryUnreadable): Brain
 /**
  * Entry `key` of `dir` over `images` images, as its files hold it: null when its folder is not there; `damage` when
  * what it holds is incomplete or broken (entry.json missing, not JSON, of another format or an older version, of
- * another key, image count or shape; data.npy or ids.npy missing, cut short, or not the float32 [images, per image]
- * and int32 [images] computeEntry writes, or not as entry.json's `files` recorded them): a miss, computed again and written whole in its place. An entry.json of a
- * newer brainlatent, or a file this process cannot read (permission denied, an I/O error), is no damage: thrown,
- * naming the file, and the entry is left as it is. The .npy headers are checked against the files' sizes (readNpyHeader);
+ * another key, image count or shape; data.npy or ids.npy missing, cut short, not the float32 [images, per image]
+ * and int32 [images] computeEntry writes, or not as entry.json's `files` recorded them): a miss, computed again and
+ * written whole in its place. An entry.json of a newer brainlatent, or a file this process cannot read (permission
+ * denied, an I/O error), is no damage: thrown, naming the file, and the entry is left as it is. The .npy headers are checked against the files' sizes (readNpyHeader);
  * the data are read only where a file's time is not the one recorded (outputRecordChange: its hash or fingerprint).
  */
 async function readEntry(dir: string, key: string, images: number): Promise<FeatureEntry | { damage: string } | null> {
@@ -301,8 +301,8 @@ async function readEntry(dir: string, key: string, images: number): Promise<Feat
   // (their records, where entry.json has them: a stat each, the content read only where a file's time moved)
   const written = (rec as EntryRecord).files;
   if (written !== null && typeof written === 'object' && !Array.isArray(written)) {
-    const change = await outputRecordChange(entry, written);
-    if (change) return { damage: `${change.replace('the stage recorded', 'entry.json recorded').replace('what the stage wrote', 'what the entry was written with')}` };
+    const change = await outputRecordChange(entry, written, { recorded: 'entry.json recorded', wrote: 'what the entry was written with' });
+    if (change) return { damage: change };
   }
   return e;
 }

@@ -138,6 +138,15 @@ export async function outputRecords(
 
 const bytes = (n: number) => n.toLocaleString('en-US');
 
+/** Who recorded the files, in outputRecordChange's words: a stage's marker by default, or another record of them. */
+export interface Recorder {
+  /** `the stage recorded` (before a size or time). */
+  recorded: string;
+  /** `what the stage wrote` (what the content differs from). */
+  wrote: string;
+}
+const STAGE: Recorder = { recorded: 'the stage recorded', wrote: 'what the stage wrote' };
+
 /**
  * The first output of `records` (a marker's) that is not as its stage left it, in words ("decoders/z.safetensors:
  * 1,234 bytes, the stage recorded 56,789"); null when every one is. Sizes first, for all of them (a stat each), so
@@ -145,23 +154,23 @@ const bytes = (n: number) => n.toLocaleString('en-US');
  * their content: the same hash or fingerprint is the same file (a copy without its times); a large file recorded
  * without a fingerprint counts as changed.
  */
-export async function outputRecordChange(out: string, records: Readonly<Record<string, unknown>>): Promise<string | null> {
+export async function outputRecordChange(out: string, records: Readonly<Record<string, unknown>>, recorder: Recorder = STAGE): Promise<string | null> {
   const moved: [string, OutputRecord, number][] = [];
   for (const [rel, r] of Object.entries(records)) {
     if (!isRecord(r)) continue;
     const s = await stat(join(out, rel)).catch(() => null);
     if (!s) return `${rel} is missing`;
     if (!s.isFile()) return `${rel} is no longer a file`;
-    if (s.size !== r.size) return `${rel}: ${bytes(s.size)} bytes, the stage recorded ${bytes(r.size)}`;
+    if (s.size !== r.size) return `${rel}: ${bytes(s.size)} bytes, ${recorder.recorded} ${bytes(r.size)}`;
     if (!sameTime(s.mtimeMs, r.mtimeMs)) moved.push([rel, r, s.mtimeMs]);
   }
   for (const [rel, r, mtimeMs] of moved) {
-    const when = `modified ${new Date(mtimeMs).toISOString()}, the stage recorded ${new Date(r.mtimeMs).toISOString()}`;
+    const when = `modified ${new Date(mtimeMs).toISOString()}, ${recorder.recorded} ${new Date(r.mtimeMs).toISOString()}`;
     const file = join(out, rel);
     if (typeof r.sha256 === 'string') {
-      if ((await fileSha256(file).catch(() => null)) !== r.sha256) return `${rel}: its content differs from what the stage wrote (same size; ${when})`;
+      if ((await fileSha256(file).catch(() => null)) !== r.sha256) return `${rel}: its content differs from ${recorder.wrote} (same size; ${when})`;
     } else if (typeof r.fingerprint === 'string') {
-      if ((await fileFingerprint(file).catch(() => null)) !== r.fingerprint) return `${rel}: its content differs from what the stage wrote (same size, other sampled content; ${when})`;
+      if ((await fileFingerprint(file).catch(() => null)) !== r.fingerprint) return `${rel}: its content differs from ${recorder.wrote} (same size, other sampled content; ${when})`;
     } else return `${rel}: ${when} (same size; recorded without a hash or fingerprint, so taken as changed)`;
   }
   return null;
