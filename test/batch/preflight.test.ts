@@ -114,13 +114,13 @@ describe('batch preflight', () => {
   // as a whole (seeds chosen so that one run writes ~60% of the files the file system can still hold, two ~120%).
   const fs = statfsSync(dir);
   const roomy = Number(fs.files) > 0 && Number(fs.ffree) < 1e9;
-  it.runIf(roomy)('refuses subjects whose images fit one at a time and not together on one file system', { timeout: 120_000 }, async () => {
+  it.runIf(roomy)('refuses subjects whose images fit one at a time and not together on one file system', { timeout: 120_000 }, async (ctx) => {
     const one = await preflight(resolveConfig(singleConfig(world, 1, join(dir, 'probe-images'))));
     const nTest = one.images!.images.files / (2 + 2); // (seeds 2: the original, the z-only image and two samples each)
     const seeds = Math.ceil((0.6 * Number(fs.ffree)) / nTest);
     const perRun = nTest * (seeds + 2);
     // (each run's least bytes fit: 1 + ~70 bytes a file at 64 px)
-    if (perRun * 2 * 80 > Number(fs.bavail) * Number(fs.bsize)) return;
+    if (perRun * 2 * 80 > Number(fs.bavail) * Number(fs.bsize)) ctx.skip();
     const m = batchManifest(world, 'together', join(dir, 'together'), [{ subject: 1, name: 'a' }, { subject: 1, name: 'b' }]);
     const t = reconTemplate(world) as { img2img: Record<string, unknown> };
     m.analyses[0].config = { ...t, img2img: { ...t.img2img, seeds } };
