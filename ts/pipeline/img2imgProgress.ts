@@ -59,7 +59,9 @@ export const IMG2IMG_UPSTREAM: readonly string[] = UPSTREAM;
 /** The record of the img2img units finished in `config.out` for the shard named `label`. */
 export async function img2imgProgress(config: ReconstructConfig, label: string): Promise<Img2ImgProgress> {
   const file = join(config.out, 'stages', 'img2img.partial', `${label}.json`);
-  const hash = createHash('sha256').update(configHash(config)).update(label).update(`\0recipe ${stageRecipe('img2img')}`);
+  // (what the record says apart from its key, taken once: the key is made of them)
+  const made = { configHash: configHash(config), recipe: stageRecipe('img2img'), brainlatent: packageVersion() };
+  const hash = createHash('sha256').update(made.configHash).update(label).update(`\0recipe ${made.recipe}`);
   for (const [s, identity] of await outputIdentities(config, UPSTREAM)) hash.update(`\0${s}\0`).update(identity);
   const key = hash.digest('hex').slice(0, 32);
   const earlier = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record, () => null);
@@ -72,7 +74,7 @@ export async function img2imgProgress(config: ReconstructConfig, label: string):
       // a shard finishing beside this one may remove the empty folder between the write's mkdir and its open: write again
       for (let attempt = 1; ; attempt++) {
         try {
-          await writeJsonAtomic(file, { key, done: units(), configHash: configHash(config), recipe: stageRecipe('img2img'), brainlatent: packageVersion() } satisfies Record);
+          await writeJsonAtomic(file, { key, done: units(), ...made } satisfies Record);
           return;
         } catch (e) {
           if (attempt === 3 || existsSync(dirname(file))) throw e;
