@@ -2,35 +2,20 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { FormatError, InvalidArgumentError, LimitError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { checkPng } from '../../ts/io/pngCheck.js';
 import { readPng, writePng } from '../../ts/sd/png.js';
+import { pngOf } from '../helpers/pngChunks.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-pngcheck-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 
-function chunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])) >>> 0);
-  return Buffer.concat([head, data, crc]);
-}
-
-function png(width: number, height: number, idat: Buffer, colorType = 2): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = colorType;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
-}
+const png = pngOf;
 
 afterEach(() => {
   delete process.env.BRAINLATENT_MAX_IMAGE_PIXELS;

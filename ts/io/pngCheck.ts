@@ -48,6 +48,14 @@ export function maxImagePixels(limits: PngLimits = {}): number {
 
 /** Checks a whole PNG file's structure; returns its header fields. Throws FormatError / LimitError naming `path`. */
 export function checkPng(bytes: Uint8Array, path: string, limits: PngLimits = {}): PngInfo {
+  return checkPngData(bytes, path, limits).info;
+}
+
+/**
+ * checkPng, returning the image data it inflated too (filtered rows, `info.rawBytes` long): a decoder of the common
+ * formats (ts/io/pngRows) starts from them instead of inflating the file a second time.
+ */
+export function checkPngData(bytes: Uint8Array, path: string, limits: PngLimits = {}): { info: PngInfo; raw: Buffer } {
   const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
   if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b)) throw bad('signature', 'not a PNG file (bad signature)');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -107,7 +115,7 @@ export function checkPng(bytes: Uint8Array, path: string, limits: PngLimits = {}
   if (raw.length !== h.rawBytes) {
     throw bad('IDAT', `truncated PNG: image data inflate to ${raw.length} bytes, a ${h.width} × ${h.height} image needs ${h.rawBytes}`);
   }
-  return h;
+  return { info: h, raw };
 }
 
 function header(data: Uint8Array, path: string, limits: PngLimits): PngInfo {
