@@ -21,14 +21,16 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const BASIS = /^(?:model load ([\d.]+) s \+ )?([\d.]+) s per batch of (\d+) images(?: \([^)]*\))? × ([\d.]+) batches \((\d+) images\)(?: × (\d+) [^×]*)?$/;
+const BASIS = /^(?:model load ([\d.]+) s \+ )?([\d.]+) s per batch of (\d+) images(?: \([^)]*\))? × ([\d.]+) batches \((\d+) images\)$/;
+/** The evaluate stage's: the z-only set's batch (the networks on the ground truth too), then each seed's. */
+const EVALUATE_BASIS = /^([\d.]+) s per batch of (\d+) images for the z-only set \([^)]*\) \+ ([\d.]+) s for each of (\d+) seed\(s\), × ([\d.]+) batches \((\d+) images\)$/;
 
 /** The estimate the basis's own numbers give, and the rounding they were shown with. */
 function fromBasis(basis: string): { seconds: number; slack: number; k: number; batches: number; n: number } {
   const m = BASIS.exec(basis);
   expect(m, basis).not.toBeNull();
-  const [load, per, k, batches, n, sets] = [m![1] ?? '0', m![2], m![3], m![4], m![5], m![6] ?? '1'].map(Number);
-  return { seconds: load + per * batches * sets, slack: 0.05 + 0.005 * batches * sets + 0.05 * per * sets, k, batches, n };
+  const [load, per, k, batches, n] = [m![1] ?? '0', m![2], m![3], m![4], m![5]].map(Number);
+  return { seconds: load + per * batches, slack: 0.05 + 0.005 * batches + 0.05 * per, k, batches, n };
 }
 
 describe('dry-run estimate lines', () => {
@@ -37,17 +39,23 @@ describe('dry-run estimate lines', () => {
       seconds: 1.2 + 0.17 * 50,
       basis: 'model load 1.2 s + 0.17 s per batch of 8 images (VAE + captions) × 50 batches (400 images)',
     });
-    expect(batchedEstimate({ perBatch: 0.5, k: 8, n: 20, sets: { count: 3, what: 'image sets' } }).basis).toBe('0.50 s per batch of 8 images × 2.5 batches (20 images) × 3 image sets');
+    expect(batchedEstimate({ perBatch: 0.5, k: 8, n: 20 })).toEqual({ seconds: 1.25, basis: '0.50 s per batch of 8 images × 2.5 batches (20 images)' });
   });
 
-  it("reconstruct --dry-run: features, zonly and evaluate read as the seconds they estimate", async () => {
+  it("reconstruct --dry-run: features, zonly and evaluate read as the seconds they estimate (evaluate: the z-only set, then each seed's)", async () => {
     const r = await reconstruct(singleConfig(world, 1, join(dir, 'run')), { dryRun: true });
-    for (const s of ['features', 'zonly', 'evaluate'] as const) {
+    for (const s of ['features', 'zonly'] as const) {
       const e = r.estimates![s];
       const b = fromBasis(e.basis);
       expect(b.batches, s).toBeCloseTo(b.n / b.k, 1);
       expect(Math.abs(b.seconds - e.seconds), `${s}: ${e.basis} vs ${e.seconds} s`).toBeLessThanOrEqual(b.slack);
     }
+    const ev = r.estimates!.evaluate;
+    const m = EVALUATE_BASIS.exec(ev.basis);
+    expect(m, ev.basis).not.toBeNull();
+    const [first, k, later, seeds, batches, n] = m!.slice(1).map(Number);
+    expect([seeds, n, batches]).toEqual([r.config.img2img.seeds, r.testImages, Number((n / k).toFixed(1))]);
+    expect(Math.abs((first + seeds * later) * batches - ev.seconds), ev.basis).toBeLessThanOrEqual(0.005 * batches * (1 + seeds) + 0.01);
     expect(r.estimates!.zonly.basis).toContain(`(${r.testImages} images)`);
   }, 300_000);
 });

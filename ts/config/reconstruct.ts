@@ -77,7 +77,7 @@ export const ReconstructConfigSchema = Strict(
         dir: Path('the SD 1.x ONNX model folder (diffusers/optimum layout)'),
         provider: Default(Type.String({ minLength: 1, description: 'ONNX Runtime execution provider' }), 'cpu'),
         ortLibrary: Default(Nullable(Path('library'), { description: "an ONNX Runtime shared library; null: onnxruntime-node's" }), null),
-        threads: Default(Type.Integer({ minimum: 0, maximum: MAX_ORT_THREADS, description: "ONNX Runtime intra-op threads (0: ORT's default)" }), 0),
+        threads: Default(Type.Integer({ minimum: 0, maximum: MAX_ORT_THREADS, description: "ONNX Runtime intra-op threads, of the model's sessions and the evaluation's feature networks (0: ORT's default, one per physical core)" }), 0),
         memory: Type.Optional(
           Type.Union([Type.Literal('default'), Type.Literal('lean')], {
             description: "ONNX Runtime's memory: 'default' (fastest) or 'lean' (no arena, patterns or pre-packing, one U-Net row per run: the lowest peak for SD 1.x on a CPU)",

@@ -10,7 +10,10 @@ import { describeNumber } from '../ridge/alphas.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkSpecNumbers, FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
 import { correlationDistance, pixelTwoWayIdentification, twoWayIdentification } from './identification.js';
-import { checkPair, resizeImages } from './images.js';
+import type { Matrix } from '../matrix.js';
+import { checkInteger } from '../ridge/options.js';
+import { MAX_ORT_THREADS } from '../sd/optionBounds.js';
+import { checkImages, checkPair, resizeImages } from './images.js';
 import { metricSize, pixCorr, SSIM_MIN_SIZE, ssim } from './pixel.js';
 
 export interface EvaluateOptions {
@@ -27,6 +30,11 @@ export interface EvaluateOptions {
    * calls. The call then rejects with a CancelledError (its cause the signal's reason).
    */
   signal?: AbortSignal;
+  /**
+   * ONNX Runtime intra-op threads of the feature networks: an integer from 0 to MAX_ORT_THREADS; 0 (the default)
+   * is ONNX Runtime's own choice, one per physical core.
+   */
+  threads?: number;
 }
 
 export interface MetricValue {
@@ -64,46 +72,74 @@ export function pixelFeatures(images: RgbImages): { data: Float32Array; rows: nu
   return { data: Float32Array.from(images.data), rows: images.count, cols: images.height * images.width * 3 };
 }
 
-/** Evaluates reconstructions against ground truth (paired by index). Networks are opened once per call. */
-export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, options: EvaluateOptions = {}): Promise<EvaluationResult> {
-  checkControl(options, 'evaluate', []);
-  // (SSIM's minimum up front: a size under 11 ran PixCorr, then failed in ssim without naming evaluate's size)
-  const size = metricSize(options.size, 'evaluate', SSIM_MIN_SIZE);
-  checkPair(gt, rec, 'evaluate');
-  // (the networks' numbers too: FeatureNetwork.open checked them only after PixCorr, SSIM and the pixels' 2WI ran)
-  if (options.networks !== undefined && !Array.isArray(options.networks)) {
-    throw new InvalidArgumentError(`evaluate networks: expected an array of network specs, got ${describeNumber(options.networks)}`);
+/**
+ * One ground truth evaluated against several sets of reconstructions (a run's z-only images, then each seed's
+ * samples): each network's features of the ground truth are computed at the first set and kept, so that a set after
+ * it runs the networks on its reconstructions only (z-only and 5 seeds: 7 passes of each network over the test images,
+ * not 12). The ground truth's pixels must not change while the evaluation is used. Networks are opened for each set
+ * (one at a time: their sessions are not held together).
+ */
+export class Evaluation {
+  private readonly size: number;
+  private readonly truthFeatures = new Map<number, Matrix>();
+
+  constructor(
+    readonly groundTruth: RgbImages,
+    private readonly options: EvaluateOptions = {},
+  ) {
+    checkControl(options, 'evaluate', []);
+    // (SSIM's minimum up front: a size under 11 ran PixCorr, then failed in ssim without naming evaluate's size)
+    this.size = metricSize(options.size, 'evaluate', SSIM_MIN_SIZE);
+    checkImages(groundTruth, 'evaluate: ground truth');
+    // (the networks' numbers too: FeatureNetwork.open checked them only after PixCorr, SSIM and the pixels' 2WI ran)
+    if (options.networks !== undefined && !Array.isArray(options.networks)) {
+      throw new InvalidArgumentError(`evaluate networks: expected an array of network specs, got ${describeNumber(options.networks)}`);
+    }
+    for (const [i, spec] of (options.networks ?? []).entries()) {
+      if (spec === null || typeof spec !== 'object') throw new InvalidArgumentError(`evaluate networks[${i}]: expected a network spec object, got ${describeNumber(spec)}`);
+      checkSpecNumbers(spec, `evaluate network '${spec.name}'`);
+    }
+    if (options.threads !== undefined) checkInteger(options.threads, 'threads', 'evaluate', 0, MAX_ORT_THREADS);
   }
-  for (const [i, spec] of (options.networks ?? []).entries()) {
-    if (spec === null || typeof spec !== 'object') throw new InvalidArgumentError(`evaluate networks[${i}]: expected a network spec object, got ${describeNumber(spec)}`);
-    checkSpecNumbers(spec, `evaluate network '${spec.name}'`);
-  }
-  const { signal } = options;
-  // (the features networks run in onnxruntime-node, which takes no signal: checked between their calls)
-  const checkAbort = (): void => {
-    if (signal?.aborted) throw new CancelledError('evaluate: cancelled', { cause: signal.reason });
-  };
-  const metrics: MetricValue[] = [];
-  const pc = await pixCorr(gt, rec, { size, signal });
-  metrics.push(metric('PixCorr', pc.mean, 'higher', pc.values));
-  const ss = await ssim(gt, rec, { size, signal });
-  metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
-  if ((options.pixelIdentification ?? true) && gt.count >= 2) {
-    // at the side PixCorr and SSIM use: ground truth and reconstructions of different sizes are then comparable
-    const wi = await pixelTwoWayIdentification(resizeImages(gt, size), resizeImages(rec, size), { signal });
-    metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
-  }
-  for (const spec of options.networks ?? []) {
-    // (two-way identification compares each image with the others: with one image there is nothing to compare, as
-    // for the pixels' above)
-    if (spec.metric === 'identification' && gt.count < 2) continue;
-    checkAbort();
-    const net = await FeatureNetwork.open(spec);
-    try {
-      const fg = await net.features(gt);
+
+  /** The metrics of `rec` (paired with the ground truth by index). */
+  async evaluate(rec: RgbImages): Promise<EvaluationResult> {
+    const gt = this.groundTruth, size = this.size;
+    const { signal } = this.options;
+    checkPair(gt, rec, 'evaluate');
+    // (the features networks run in onnxruntime-node, which takes no signal: checked between their calls)
+    const checkAbort = (): void => {
+      if (signal?.aborted) throw new CancelledError('evaluate: cancelled', { cause: signal.reason });
+    };
+    const metrics: MetricValue[] = [];
+    const pc = await pixCorr(gt, rec, { size, signal });
+    metrics.push(metric('PixCorr', pc.mean, 'higher', pc.values));
+    const ss = await ssim(gt, rec, { size, signal });
+    metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
+    if ((this.options.pixelIdentification ?? true) && gt.count >= 2) {
+      // at the side PixCorr and SSIM use: ground truth and reconstructions of different sizes are then comparable
+      const wi = await pixelTwoWayIdentification(resizeImages(gt, size), resizeImages(rec, size), { signal });
+      metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
+    }
+    for (const [i, spec] of (this.options.networks ?? []).entries()) {
+      // (two-way identification compares each image with the others: with one image there is nothing to compare, as
+      // for the pixels' above)
+      if (spec.metric === 'identification' && gt.count < 2) continue;
       checkAbort();
-      const fr = await net.features(rec);
-      checkAbort();
+      const net = await FeatureNetwork.open(spec, { threads: this.options.threads });
+      let fr: Matrix;
+      let fg = this.truthFeatures.get(i);
+      try {
+        if (!fg) {
+          fg = await net.features(gt);
+          this.truthFeatures.set(i, fg);
+          checkAbort();
+        }
+        fr = await net.features(rec);
+        checkAbort();
+      } finally {
+        await net.dispose();
+      }
       if (spec.metric === 'identification') {
         const wi = await twoWayIdentification(fg, fr, { signal });
         metrics.push(metric(spec.name, wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
@@ -111,9 +147,12 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
         const d = await correlationDistance(fg, fr, { signal });
         metrics.push(metric(spec.name, d.mean, 'lower', d.perImage));
       }
-    } finally {
-      await net.dispose();
     }
+    return { images: gt.count, metrics };
   }
-  return { images: gt.count, metrics };
+}
+
+/** Evaluates reconstructions against ground truth (paired by index); several sets against one ground truth: Evaluation. */
+export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+  return new Evaluation(gt, options).evaluate(rec);
 }

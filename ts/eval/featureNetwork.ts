@@ -15,7 +15,8 @@ import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js'
 import { noteOrtUse } from '../native/ortUse.js';
 import type { Matrix } from '../matrix.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { checkInteger } from '../ridge/options.js';
+import { checkInteger, checkOptionsObject } from '../ridge/options.js';
+import { MAX_ORT_THREADS } from '../sd/optionBounds.js';
 import { modelPathExists, readCheckedFile, type CheckedDataFile } from '../sd/modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded } from '../sd/modelSource.js';
 import type { RgbImages } from '../sd/tensor.js';
@@ -109,9 +110,15 @@ export class FeatureNetwork {
     private readonly outputName: string,
   ) {}
 
-  static async open(spec: FeatureNetworkSpec): Promise<FeatureNetwork> {
+  /**
+   * Opens the network's session. `options.threads`: ONNX Runtime's intra-op threads, an integer from 0 to
+   * MAX_ORT_THREADS; 0 (the default) is ONNX Runtime's own choice, one per physical core.
+   */
+  static async open(spec: FeatureNetworkSpec, options: { threads?: number } = {}): Promise<FeatureNetwork> {
     const what = `FeatureNetwork.open '${spec.name}'`;
     checkSpecNumbers(spec, what);
+    checkOptionsObject(options, ['threads'], what);
+    const intra = options.threads === undefined ? 0 : checkInteger(options.threads, 'threads', what, 0, MAX_ORT_THREADS);
     // (only a missing output means the first: a null one is refused as any other wrong value, as the numbers' are)
     if (spec.output !== undefined && (typeof spec.output !== 'string' || spec.output === '')) {
       throw new InvalidArgumentError(`${what} output: expected an output's name (a non-empty string), got ${describeNumber(spec.output)}`);
@@ -121,7 +128,8 @@ export class FeatureNetwork {
     const ort = await onnxruntimeNode(`feature network '${spec.name}'`);
     // external data behind links that leave the network's folder (a Hugging Face cache): from bytes (modelSource)
     const src = await modelSource(spec.path, `feature network '${spec.name}'`);
-    const threads = { intraOpNumThreads: 2, interOpNumThreads: 1 };
+    // (0 is ONNX Runtime's default; it was 2, whatever the machine, until 2026-12: NSD's evaluation ran on 2 of 16 cores)
+    const threads = { intraOpNumThreads: intra, interOpNumThreads: 1 };
     const session = src.files
       ? await checkedSession(ort, src.bytes!, src.files, spec.path, threads)
       : src.bytes
@@ -141,22 +149,27 @@ export class FeatureNetwork {
     return new FeatureNetwork(spec, ort, session, inputName, outputName);
   }
 
-  /** Features of a batch: images × flattened output. */
+  /**
+   * Features of a batch: images × flattened output. Each ONNX call's images are resized as it is made, and its output
+   * goes straight to its rows of the result: the images at the input size and the features are not held twice.
+   */
   async features(images: RgbImages): Promise<Matrix> {
     checkImages(images, `feature network '${this.spec.name}' input`);
     const s = this.spec.inputSize;
-    const resized = resizeImages(images, s);
     // (checked at open: a null one was refused there, as any other wrong value)
     const mean = this.spec.mean === undefined ? IMAGENET_MEAN : this.spec.mean;
     const std = this.spec.std === undefined ? IMAGENET_STD : this.spec.std;
     const bs = this.spec.batchSize === undefined ? 16 : this.spec.batchSize;
-    const rows: Float32Array[] = [];
+    const side = images.height * images.width * 3;
+    let data = new Float32Array(0);
     let dim = -1;
     for (let b0 = 0; b0 < images.count; b0 += bs) {
       const nb = Math.min(bs, images.count - b0);
+      const part = { data: images.data.subarray(b0 * side, (b0 + nb) * side), count: nb, height: images.height, width: images.width };
+      const resized = resizeImages(part, s);
       const x = new Float32Array(nb * 3 * s * s);
       for (let i = 0; i < nb; i++) {
-        const src = resized.data.subarray((b0 + i) * s * s * 3, (b0 + i + 1) * s * s * 3);
+        const src = resized.data.subarray(i * s * s * 3, (i + 1) * s * s * 3);
         for (let c = 0; c < 3; c++) {
           const plane = (i * 3 + c) * s * s;
           for (let p = 0; p < s * s; p++) x[plane + p] = (src[p * 3 + c] / 255 - mean[c]) / std[c];
@@ -165,19 +178,16 @@ export class FeatureNetwork {
       const out = await this.session.run({ [this.inputName]: new this.ort.Tensor('float32', x, [nb, 3, s, s]) });
       const y = out[this.outputName];
       if (y.type !== 'float32') throw new ShapeError(`feature network '${this.spec.name}': output '${this.outputName}' is ${y.type}, expected float32`);
-      const data = y.data as Float32Array;
-      const per = data.length / nb;
+      const got = y.data as Float32Array;
+      const per = got.length / nb;
       if (dim >= 0 && per !== dim) throw new ShapeError(`feature network '${this.spec.name}': output size changed between batches (${dim} vs ${per})`);
-      dim = per;
-      rows.push(data);
+      if (dim < 0) {
+        dim = per;
+        data = new Float32Array(images.count * dim);
+      }
+      data.set(got, b0 * dim);
     }
-    const data = new Float32Array(images.count * dim);
-    let off = 0;
-    for (const r of rows) {
-      data.set(r, off);
-      off += r.length;
-    }
-    return { data, rows: images.count, cols: dim };
+    return { data, rows: images.count, cols: Math.max(dim, 0) };
   }
 
   async dispose(): Promise<void> {

@@ -5,7 +5,7 @@ export { twoWayIdentification, twoWayFromCorrelations, correlationDistance, corr
 export type { CorrelationDistanceResult, IdentificationOptions, TwoWayResult } from './identification.js';
 export { FeatureNetwork, IMAGENET_MEAN, IMAGENET_STD } from './featureNetwork.js';
 export type { FeatureNetworkSpec } from './featureNetwork.js';
-export { evaluateReconstructions, pixelFeatures } from './evaluate.js';
+export { Evaluation, evaluateReconstructions, pixelFeatures } from './evaluate.js';
 export type { EvaluateOptions, EvaluationResult, MetricValue } from './evaluate.js';
 export { metricsCsv, metricsText } from './table.js';
 export type { TableRow, Better } from './table.js';

@@ -22,22 +22,19 @@ export interface StageEstimate {
 export const SKIPPED: StageEstimate = { seconds: 0, basis: 'outputs exist: skipped' };
 
 /**
- * A stage timed on one batch and scaled to the run: `load` + `perBatch` × n/k batches (× `sets`, the image sets it
- * goes through), with a basis whose arithmetic is the estimate's ("0.17 s per batch of 8 images × 50 batches (400
+ * A stage timed on one batch and scaled to the run: `load` + `perBatch` × n/k batches, with a basis whose arithmetic is the estimate's ("0.17 s per batch of 8 images × 50 batches (400
  * images)", not "a batch of 8 in 0.17 s × 400 images", which reads as 400 batches). A last, partial batch counts its
  * share, as in the seconds.
  */
-export function batchedEstimate(o: { load?: number; perBatch: number; k: number; n: number; what?: string; sets?: { count: number; what: string } }): StageEstimate {
+export function batchedEstimate(o: { load?: number; perBatch: number; k: number; n: number; what?: string }): StageEstimate {
   const batches = o.n / o.k;
-  const sets = o.sets?.count ?? 1;
   const load = o.load ?? 0;
   const count = Number.isInteger(batches) ? String(batches) : batches.toFixed(1);
   return {
-    seconds: load + o.perBatch * batches * sets,
+    seconds: load + o.perBatch * batches,
     basis:
       (load > 0 ? `model load ${load.toFixed(1)} s + ` : '') +
-      `${o.perBatch.toFixed(2)} s per batch of ${o.k} images${o.what ? ` (${o.what})` : ''} × ${count} batches (${o.n} images)` +
-      (o.sets ? ` × ${o.sets.count} ${o.sets.what}` : ''),
+      `${o.perBatch.toFixed(2)} s per batch of ${o.k} images${o.what ? ` (${o.what})` : ''} × ${count} batches (${o.n} images)`,
   };
 }
 

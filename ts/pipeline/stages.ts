@@ -4,7 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
-import { evaluateReconstructions, type MetricValue } from '../eval/evaluate.js';
+import { Evaluation, type MetricValue } from '../eval/evaluate.js';
 import { resizeImages } from '../eval/images.js';
 import { meanOfDefined } from '../eval/identification.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
@@ -694,15 +694,17 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   } finally {
     stimuli.close();
   }
-  const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, signal: ctx.signal };
+  const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, threads: c.model.threads, signal: ctx.signal };
   const runs = 1 + c.img2img.seeds;
-  const zonly = await evaluateReconstructions(gt, await readPngsAt(ids.map((id) => p.zonly(id)), e.size), opts);
+  // (the ground truth's features computed once, with the z-only images, and kept for every seed)
+  const evaluation = new Evaluation(gt, opts);
+  const zonly = await evaluation.evaluate(await readPngsAt(ids.map((id) => p.zonly(id)), e.size));
   ctx.progress(1 / runs, 'z-only');
   const perSeed: { seed: number; metrics: MetricValue[] }[] = [];
   for (let k = 0; k < c.img2img.seeds; k++) {
     checkAbort(ctx.signal);
     const rec = await readPngsAt(ids.map((id) => p.sample(id, k)), e.size);
-    perSeed.push({ seed: c.img2img.seed + k, metrics: (await evaluateReconstructions(gt, rec, opts)).metrics });
+    perSeed.push({ seed: c.img2img.seed + k, metrics: (await evaluation.evaluate(rec)).metrics });
     ctx.progress((2 + k) / runs, `seed ${k}`);
   }
   const final = averageMetrics(perSeed.map((s) => s.metrics));
