@@ -1,15 +1,18 @@
 /**
  * The evaluation's and img2img's reads of a run's images: each PNG resized into its place in the batch as it is read
- * (a few at a time), the same pixels as reading them all and resizing the batch; the first bad file in order named.
+ * (a few at a time, or on worker threads), the same pixels as reading them all and resizing the batch; the first bad
+ * file in order named, with readPng's own error, whatever read failed first.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { FormatError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { resizeImages } from '../../ts/eval/images.js';
-import { readPngsAt } from '../../ts/pipeline/stages.js';
+import { MAX_PNG_THREADS, pngThreads, readPngsAt } from '../../ts/io/pngReads.js';
 import { readPng, writePng } from '../../ts/sd/png.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-read-pngs-'));
@@ -27,28 +30,48 @@ async function pngs(name: string, count: number, side: number): Promise<string[]
   return files;
 }
 
-describe('readPngsAt', () => {
-  it('gives the pixels of reading every file and resizing the batch, past its window of 8 files', async () => {
-    const files = await pngs('a', 19, 24);
-    const got = await readPngsAt(files, 17);
-    expect([got.count, got.height, got.width]).toEqual([19, 17, 17]);
-    for (const [i, f] of files.entries()) {
-      const one = resizeImages(await readPng(f), 17).data;
-      expect(Buffer.from(got.data.subarray(i * one.length, (i + 1) * one.length)).equals(Buffer.from(one)), f).toBe(true);
-    }
-    // at their own size: the files' pixels
-    const same = await readPngsAt(files.slice(0, 2), 24);
-    expect(Buffer.from(same.data.subarray(0, 24 * 24 * 3)).equals(Buffer.from((await readPng(files[0])).data))).toBe(true);
-  });
+for (const threads of [1, 3]) {
+  describe(`readPngsAt on ${threads === 1 ? 'this thread' : `${threads} threads`}`, () => {
+    it('gives the pixels of reading every file and resizing the batch, past a window of 8 files', async () => {
+      const files = await pngs(`a${threads}`, 19, 24);
+      const got = await readPngsAt(files, 17, threads);
+      expect([got.count, got.height, got.width]).toEqual([19, 17, 17]);
+      for (const [i, f] of files.entries()) {
+        const one = resizeImages(await readPng(f), 17).data;
+        expect(Buffer.from(got.data.subarray(i * one.length, (i + 1) * one.length)).equals(Buffer.from(one)), f).toBe(true);
+      }
+      // at their own size: the files' pixels
+      const same = await readPngsAt(files.slice(0, 2), 24, threads);
+      expect(Buffer.from(same.data.subarray(0, 24 * 24 * 3)).equals(Buffer.from((await readPng(files[0])).data))).toBe(true);
+    });
 
-  it('refuses a file of another size than the first, naming both', async () => {
-    const files = [...(await pngs('b', 9, 16)), ...(await pngs('c', 1, 20))];
-    await expect(readPngsAt(files, 8)).rejects.toThrow(`${files[9]}: 20×20 pixels, where ${files[0]} and the run's other images of its kind are 16×16`);
-  });
+    it('refuses a file of another size than the first, naming both', async () => {
+      const files = [...(await pngs(`b${threads}`, 9, 16)), ...(await pngs(`c${threads}`, 1, 20)), ...(await pngs(`b2${threads}`, 5, 16))];
+      await expect(readPngsAt(files, 8, threads)).rejects.toThrow(new ShapeError(`${files[9]}: 20×20 pixels, where ${files[0]} and the run's other images of its kind are 16×16`));
+    });
 
-  it('names the first missing file in order, whichever read failed first', async () => {
-    const files = await pngs('d', 10, 8);
-    const missing = [files[0], join(dir, 'gone_1.png'), files[2], join(dir, 'gone_9.png')];
-    await expect(readPngsAt(missing, 8)).rejects.toThrow(/gone_1\.png/);
+    it("names the first missing or corrupt file in order, with readPng's error", async () => {
+      const files = await pngs(`d${threads}`, 10, 8);
+      const missing = [files[0], join(dir, 'gone_1.png'), files[2], join(dir, 'gone_9.png')];
+      const err = await readPngsAt(missing, 8, threads).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MissingFileError);
+      expect((err as Error).message).toMatch(/gone_1\.png/);
+      const bad = join(dir, `bad${threads}.png`);
+      writeFileSync(bad, 'not a png');
+      // a corrupt file after a file of another size: the size is named first, the files in order
+      const other = await pngs(`e${threads}`, 1, 12);
+      await expect(readPngsAt([...files.slice(0, 3), other[0], bad], 8, threads)).rejects.toThrow(ShapeError);
+      const corrupt = await readPngsAt([...files.slice(0, 3), bad, ...files.slice(3)], 8, threads).catch((e: unknown) => e);
+      expect(corrupt).toBeInstanceOf(FormatError);
+      expect((corrupt as Error).message).toBe(`${bad}: not a PNG file (bad signature)`);
+    });
+  });
+}
+
+describe('pngThreads', () => {
+  it('reads here below 64 files, and starts a thread per 32 files up to the cores and MAX_PNG_THREADS', () => {
+    expect([pngThreads(0), pngThreads(63)]).toEqual([1, 1]);
+    expect(pngThreads(64)).toBe(Math.min(2, availableParallelism()));
+    expect(pngThreads(1_000)).toBe(Math.max(1, Math.min(availableParallelism(), MAX_PNG_THREADS)));
   });
 });

@@ -5,7 +5,6 @@ import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { Evaluation, type MetricValue } from '../eval/evaluate.js';
-import { resizeImages } from '../eval/images.js';
 import { meanOfDefined } from '../eval/identification.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
@@ -21,7 +20,8 @@ import { alphaEdgeWarning } from '../ridge/alphas.js';
 import { inConfigUnits } from '../ridge/memoryPlan.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import type { Diffusion } from '../sd/Diffusion.js';
-import { readPng, writePng } from '../sd/png.js';
+import { writePng } from '../sd/png.js';
+import { readPngsAt } from '../io/pngReads.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { configHash, type ReconstructConfig } from './config.js';
 import { decoderFitOptions } from './decoderFit.js';
@@ -34,7 +34,6 @@ import { imageSetKey, paths, readStageMarker, stageRecipe, STAGES, type StageNam
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { StageCount, StageDef } from './stageRunner.js';
-import { allInOrder } from '../allInOrder.js';
 import { img2imgProgress, img2imgUpstreamKey, type Img2ImgProgress } from './img2imgProgress.js';
 import { identityChange, inputIdentities } from '../io/fileIdentity.js';
 import { outputRecordChange } from './outputRecords.js';
@@ -385,34 +384,6 @@ export async function zonlyStage(ctx: StageContext): Promise<StageOutput> {
     stimuli.close();
   }
   return { outputs, summary: { images: ids.length } };
-}
-
-/** PNG files read at a time by readPngsAt (their reads and inflation overlap; their pixels are held only that long). */
-const PNG_WINDOW = 8;
-
-/**
- * PNG files of one size as one batch at size × size, each resized into its place as it is read, PNG_WINDOW at a time:
- * the batch at its size and a few images are held, not every file at its own. NSD's 1,000 samples at 512 px are
- * 786 MB decoded, and were held twice over (read, then concatenated) for a batch of 542 MB at the evaluation's 425,
- * per seed. The first bad file in order is the one named, whatever read failed first; a file of another size than
- * the first is refused, naming it (a run's images of one kind are all one size).
- */
-export async function readPngsAt(files: string[], size: number): Promise<RgbImages> {
-  const n = size * size * 3;
-  const data = new Uint8Array(files.length * n);
-  let first: { width: number; height: number; file: string } | undefined;
-  for (let i0 = 0; i0 < files.length; i0 += PNG_WINDOW) {
-    const window = files.slice(i0, i0 + PNG_WINDOW);
-    const images = await allInOrder(window.map((f) => readPng(f)));
-    images.forEach((img, j) => {
-      first ??= { width: img.width, height: img.height, file: window[j] };
-      if (img.width !== first.width || img.height !== first.height) {
-        throw new ShapeError(`${window[j]}: ${img.width}×${img.height} pixels, where ${first.file} and the run's other images of its kind are ${first.width}×${first.height}`);
-      }
-      data.set(resizeImages(img, size).data, (i0 + j) * n);
-    });
-  }
-  return { data, count: files.length, height: size, width: size };
 }
 
 /**
