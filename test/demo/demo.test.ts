@@ -248,7 +248,20 @@ describe('brainlatent demo', () => {
       const sub = { ...cfg, out: join(out, `subset-${n}`), nsd: { ...cfg.nsd, testImages: n }, img2img: { ...cfg.img2img, batchSize } };
       // (with batch size 1 the stage runs blocks of 4 images: its progress must still only go forward)
       const fractions: number[] = [];
-      const r = await reconstruct(sub, { onProgress: (p) => p.stage === 'img2img' && p.status === 'running' && fractions.push(p.fraction) });
+      const evaluate: { fraction: number; message?: string }[] = [];
+      const r = await reconstruct(sub, {
+        onProgress: (p) => {
+          if (p.stage === 'img2img' && p.status === 'running') fractions.push(p.fraction);
+          if (p.stage === 'evaluate' && p.status === 'running') evaluate.push({ fraction: p.fraction, message: p.message });
+        },
+      });
+      // the evaluation's progress goes forward through each set's metrics and network passes (the ground truth's once)
+      for (let i = 1; i < evaluate.length; i++) expect(evaluate[i].fraction, JSON.stringify(evaluate)).toBeGreaterThanOrEqual(evaluate[i - 1].fraction);
+      const said = evaluate.map((e) => e.message);
+      expect(said).toContain('z-only: SSIM');
+      expect(said.filter((m) => / ground truth \d+ of /.test(m ?? '')).every((m) => m!.startsWith('z-only: '))).toBe(true);
+      for (const net of cfg.evaluation.networks as { name: string }[]) expect(said).toContain(`seed ${cfg.img2img.seeds - 1}: ${net.name}: reconstructions ${n} of ${n} images`);
+      expect(said[said.length - 1]).toBe(`seed ${cfg.img2img.seeds - 1}`);
       // the result counts the images reconstructed (it said all 24 of the subject's), as a dry run does, and so does a resume
       expect(r.testImages).toBe(n);
       expect((await reconstruct(sub, { dryRun: true })).testImages).toBe(n);

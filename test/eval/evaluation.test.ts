@@ -67,6 +67,30 @@ describe('Evaluation', () => {
     expect(new Set(alone.map((a) => a.metrics[4].value)).size).toBe(3);
   });
 
+  it('reports its progress through a set: each metric, and each network pass by ONNX call; the ground truth at the first set only', async () => {
+    const path = network();
+    const gt = images(7, 24, 1);
+    const events: { fraction: number; step: string }[] = [];
+    const evaluation = new Evaluation(gt, {
+      size: 24,
+      networks: [{ name: 'net', path, inputSize: 16, metric: 'identification', batchSize: 3 }],
+      onProgress: (p) => events.push(p),
+    });
+    await evaluation.evaluate(images(7, 24, 2));
+    const first = events.splice(0);
+    expect(first.map((e) => e.step)).toEqual([
+      'PixCorr', 'SSIM', 'Pixels(2WI)',
+      'net: ground truth 3 of 7 images', 'net: ground truth 6 of 7 images', 'net: ground truth 7 of 7 images',
+      'net: reconstructions 3 of 7 images', 'net: reconstructions 6 of 7 images', 'net: reconstructions 7 of 7 images',
+    ]);
+    // 5 steps: 3 metrics, 2 passes
+    expect(first.map((e) => Number(e.fraction.toFixed(4)))).toEqual([0.2, 0.4, 0.6, 0.6857, 0.7714, 0.8, 0.8857, 0.9714, 1].map((f) => Number(f.toFixed(4))));
+    await evaluation.evaluate(images(7, 24, 3));
+    expect(events.map((e) => e.step)).toEqual(['PixCorr', 'SSIM', 'Pixels(2WI)', 'net: reconstructions 3 of 7 images', 'net: reconstructions 6 of 7 images', 'net: reconstructions 7 of 7 images']);
+    expect(events.map((e) => Number(e.fraction.toFixed(4)))).toEqual([0.25, 0.5, 0.75, 0.8571, 0.9643, 1].map((f) => Number(f.toFixed(4))));
+    expect(() => new Evaluation(gt, { onProgress: 'yes' as never })).toThrow(new InvalidArgumentError('evaluate onProgress: expected a function, got string "yes"'));
+  });
+
   it('refuses a threads option that is not an integer in 0..1024, naming it', async () => {
     const gt = images(2, 16, 1);
     expect(() => new Evaluation(gt, { threads: -1 })).toThrow(new InvalidArgumentError('evaluate threads: expected an integer in 0..1024, got -1'));

@@ -35,6 +35,17 @@ export interface EvaluateOptions {
    * is ONNX Runtime's own choice, one per physical core.
    */
   threads?: number;
+  /**
+   * Called as the evaluation of a set goes: after each metric, and after each ONNX call of a network, with the
+   * fraction of the set's steps done (a pixel metric or one network's pass over a set of images, each one step) and
+   * the step's name ('SSIM', 'AlexNet(2): ground truth 64 of 982 images').
+   */
+  onProgress?: (p: EvaluationProgress) => void;
+}
+
+export interface EvaluationProgress {
+  fraction: number;
+  step: string;
 }
 
 export interface MetricValue {
@@ -87,7 +98,7 @@ export class Evaluation {
     readonly groundTruth: RgbImages,
     private readonly options: EvaluateOptions = {},
   ) {
-    checkControl(options, 'evaluate', []);
+    checkControl(options, 'evaluate', ['onProgress']);
     // (SSIM's minimum up front: a size under 11 ran PixCorr, then failed in ssim without naming evaluate's size)
     this.size = metricSize(options.size, 'evaluate', SSIM_MIN_SIZE);
     checkImages(groundTruth, 'evaluate: ground truth');
@@ -111,32 +122,48 @@ export class Evaluation {
     const checkAbort = (): void => {
       if (signal?.aborted) throw new CancelledError('evaluate: cancelled', { cause: signal.reason });
     };
+    const pixelWi = (this.options.pixelIdentification ?? true) && gt.count >= 2;
+    // (two-way identification compares each image with the others: with one image there is nothing to compare, as
+    // for the pixels')
+    const networks = [...(this.options.networks ?? []).entries()].filter(([, spec]) => spec.metric !== 'identification' || gt.count >= 2);
+    const steps = 2 + (pixelWi ? 1 : 0) + networks.reduce((n, [i]) => n + (this.truthFeatures.has(i) ? 1 : 2), 0);
+    let done = 0;
+    const report = (step: string, part = 1) => this.options.onProgress?.({ fraction: Math.min(1, (done + part) / steps), step });
+    const finished = (step: string) => {
+      report(step);
+      done++;
+    };
     const metrics: MetricValue[] = [];
     const pc = await pixCorr(gt, rec, { size, signal });
     metrics.push(metric('PixCorr', pc.mean, 'higher', pc.values));
+    finished('PixCorr');
     const ss = await ssim(gt, rec, { size, signal });
     metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
-    if ((this.options.pixelIdentification ?? true) && gt.count >= 2) {
+    finished('SSIM');
+    if (pixelWi) {
       // at the side PixCorr and SSIM use: ground truth and reconstructions of different sizes are then comparable
       const wi = await pixelTwoWayIdentification(resizeImages(gt, size), resizeImages(rec, size), { signal });
       metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
+      finished('Pixels(2WI)');
     }
-    for (const [i, spec] of (this.options.networks ?? []).entries()) {
-      // (two-way identification compares each image with the others: with one image there is nothing to compare, as
-      // for the pixels' above)
-      if (spec.metric === 'identification' && gt.count < 2) continue;
+    for (const [i, spec] of networks) {
       checkAbort();
       const net = await FeatureNetwork.open(spec, { threads: this.options.threads });
+      // a network's pass, its progress by ONNX call
+      const pass = async (images: RgbImages, what: string) => {
+        const f = await net.features(images, { onBatch: (n, total) => report(`${spec.name}: ${what} ${n} of ${total} images`, n / total) });
+        done++;
+        checkAbort();
+        return f;
+      };
       let fr: Matrix;
       let fg = this.truthFeatures.get(i);
       try {
         if (!fg) {
-          fg = await net.features(gt);
+          fg = await pass(gt, 'ground truth');
           this.truthFeatures.set(i, fg);
-          checkAbort();
         }
-        fr = await net.features(rec);
-        checkAbort();
+        fr = await pass(rec, 'reconstructions');
       } finally {
         await net.dispose();
       }

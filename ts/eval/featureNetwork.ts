@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 
 import type * as ort from 'onnxruntime-common';
 
+import { checkCallback } from '../callbackOptions.js';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { makeProcessTemp, removeDeadProcessTemps } from '../io/processTemp.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
@@ -152,9 +153,12 @@ export class FeatureNetwork {
   /**
    * Features of a batch: images × flattened output. Each ONNX call's images are resized as it is made, and its output
    * goes straight to its rows of the result: the images at the input size and the features are not held twice.
+   * `onBatch(done, total)` is called after each call with the images done.
    */
-  async features(images: RgbImages): Promise<Matrix> {
+  async features(images: RgbImages, options: { onBatch?: (done: number, total: number) => void } = {}): Promise<Matrix> {
     checkImages(images, `feature network '${this.spec.name}' input`);
+    checkOptionsObject(options, ['onBatch'], `feature network '${this.spec.name}' features`);
+    checkCallback(options.onBatch, `feature network '${this.spec.name}' features`, 'onBatch');
     const s = this.spec.inputSize;
     // (checked at open: a null one was refused there, as any other wrong value)
     const mean = this.spec.mean === undefined ? IMAGENET_MEAN : this.spec.mean;
@@ -186,6 +190,7 @@ export class FeatureNetwork {
         data = new Float32Array(images.count * dim);
       }
       data.set(got, b0 * dim);
+      options.onBatch?.(b0 + nb, images.count);
     }
     return { data, rows: images.count, cols: Math.max(dim, 0) };
   }

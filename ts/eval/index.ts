@@ -6,6 +6,7 @@ export type { CorrelationDistanceResult, IdentificationOptions, TwoWayResult } f
 export { FeatureNetwork, IMAGENET_MEAN, IMAGENET_STD } from './featureNetwork.js';
 export type { FeatureNetworkSpec } from './featureNetwork.js';
 export { Evaluation, evaluateReconstructions, pixelFeatures } from './evaluate.js';
+export type { EvaluationProgress } from './evaluate.js';
 export type { EvaluateOptions, EvaluationResult, MetricValue } from './evaluate.js';
 export { metricsCsv, metricsText } from './table.js';
 export type { TableRow, Better } from './table.js';

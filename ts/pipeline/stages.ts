@@ -4,7 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
-import { Evaluation, type MetricValue } from '../eval/evaluate.js';
+import { Evaluation, type EvaluationProgress, type MetricValue } from '../eval/evaluate.js';
 import { meanOfDefined } from '../eval/identification.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
@@ -665,8 +665,12 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   } finally {
     stimuli.close();
   }
-  const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, threads: c.model.threads, signal: ctx.signal };
   const runs = 1 + c.img2img.seeds;
+  // the set being evaluated (0: z-only, 1 + k: seed k), for the progress within it
+  let set = 0;
+  const setName = () => (set === 0 ? 'z-only' : `seed ${set - 1}`);
+  const onProgress = (q: EvaluationProgress) => ctx.progress((set + q.fraction) / runs, `${setName()}: ${q.step}`);
+  const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, threads: c.model.threads, signal: ctx.signal, onProgress };
   // (the ground truth's features computed once, with the z-only images, and kept for every seed)
   const evaluation = new Evaluation(gt, opts);
   const zonly = await evaluation.evaluate(await readPngsAt(ids.map((id) => p.zonly(id)), e.size));
@@ -674,6 +678,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   const perSeed: { seed: number; metrics: MetricValue[] }[] = [];
   for (let k = 0; k < c.img2img.seeds; k++) {
     checkAbort(ctx.signal);
+    set = 1 + k;
     const rec = await readPngsAt(ids.map((id) => p.sample(id, k)), e.size);
     perSeed.push({ seed: c.img2img.seed + k, metrics: (await evaluation.evaluate(rec)).metrics });
     ctx.progress((2 + k) / runs, `seed ${k}`);
