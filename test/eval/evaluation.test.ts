@@ -77,7 +77,12 @@ describe('Evaluation', () => {
       onProgress: (p) => events.push(p),
     });
     await evaluation.evaluate(images(7, 24, 2));
-    const first = events.splice(0);
+    // (the pixel metrics' own events by image pair: every fraction below their step's end)
+    const pairs = events.filter((e) => / \d+ of 7 images$/.test(e.step) && /^(PixCorr|SSIM) /.test(e.step));
+    expect(pairs.length).toBeGreaterThan(0);
+    for (const e of pairs) expect(e.fraction).toBeLessThan(e.step.startsWith('SSIM') ? 0.4 : 0.2);
+    for (let i = 1; i < events.length; i++) expect(events[i].fraction).toBeGreaterThanOrEqual(events[i - 1].fraction);
+    const first = events.splice(0).filter((e) => !pairs.includes(e));
     expect(first.map((e) => e.step)).toEqual([
       'PixCorr', 'SSIM', 'Pixels(2WI)',
       'net: ground truth 3 of 7 images', 'net: ground truth 6 of 7 images', 'net: ground truth 7 of 7 images',
@@ -86,6 +91,7 @@ describe('Evaluation', () => {
     // 5 steps: 3 metrics, 2 passes
     expect(first.map((e) => Number(e.fraction.toFixed(4)))).toEqual([0.2, 0.4, 0.6, 0.6857, 0.7714, 0.8, 0.8857, 0.9714, 1].map((f) => Number(f.toFixed(4))));
     await evaluation.evaluate(images(7, 24, 3));
+    events.splice(0, events.length, ...events.filter((e) => !/^(PixCorr|SSIM) \d+ of/.test(e.step)));
     expect(events.map((e) => e.step)).toEqual(['PixCorr', 'SSIM', 'Pixels(2WI)', 'net: reconstructions 3 of 7 images', 'net: reconstructions 6 of 7 images', 'net: reconstructions 7 of 7 images']);
     expect(events.map((e) => Number(e.fraction.toFixed(4)))).toEqual([0.25, 0.5, 0.75, 0.8571, 0.9643, 1].map((f) => Number(f.toFixed(4))));
     expect(() => new Evaluation(gt, { onProgress: 'yes' as never })).toThrow(new InvalidArgumentError('evaluate onProgress: expected a function, got string "yes"'));

@@ -134,10 +134,12 @@ export class Evaluation {
       done++;
     };
     const metrics: MetricValue[] = [];
-    const pc = await pixCorr(gt, rec, { size, signal });
+    // (the pixel metrics' progress in image pairs; a step's last event is its `finished`)
+    const pairs = (name: string) => (n: number, total: number) => n < total && report(`${name} ${n} of ${total} images`, n / total);
+    const pc = await pixCorr(gt, rec, { size, signal, onProgress: pairs('PixCorr') });
     metrics.push(metric('PixCorr', pc.mean, 'higher', pc.values));
     finished('PixCorr');
-    const ss = await ssim(gt, rec, { size, signal });
+    const ss = await ssim(gt, rec, { size, signal, onProgress: pairs('SSIM') });
     metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
     finished('SSIM');
     if (pixelWi) {
