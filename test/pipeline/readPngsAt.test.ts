@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { FormatError, MissingFileError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, FormatError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { resizeImages } from '../../ts/eval/images.js';
 import { MAX_PNG_THREADS, pngThreads, readPngsAt } from '../../ts/io/pngReads.js';
 import { readPng, writePng } from '../../ts/sd/png.js';
@@ -34,36 +34,50 @@ for (const threads of [1, 3]) {
   describe(`readPngsAt on ${threads === 1 ? 'this thread' : `${threads} threads`}`, () => {
     it('gives the pixels of reading every file and resizing the batch, past a window of 8 files', async () => {
       const files = await pngs(`a${threads}`, 19, 24);
-      const got = await readPngsAt(files, 17, threads);
+      const got = await readPngsAt(files, 17, { threads });
       expect([got.count, got.height, got.width]).toEqual([19, 17, 17]);
       for (const [i, f] of files.entries()) {
         const one = resizeImages(await readPng(f), 17).data;
         expect(Buffer.from(got.data.subarray(i * one.length, (i + 1) * one.length)).equals(Buffer.from(one)), f).toBe(true);
       }
       // at their own size: the files' pixels
-      const same = await readPngsAt(files.slice(0, 2), 24, threads);
+      const same = await readPngsAt(files.slice(0, 2), 24, { threads });
       expect(Buffer.from(same.data.subarray(0, 24 * 24 * 3)).equals(Buffer.from((await readPng(files[0])).data))).toBe(true);
     });
 
     it('refuses a file of another size than the first, naming both', async () => {
       const files = [...(await pngs(`b${threads}`, 9, 16)), ...(await pngs(`c${threads}`, 1, 20)), ...(await pngs(`b2${threads}`, 5, 16))];
-      await expect(readPngsAt(files, 8, threads)).rejects.toThrow(new ShapeError(`${files[9]}: 20×20 pixels, where ${files[0]} and the run's other images of its kind are 16×16`));
+      await expect(readPngsAt(files, 8, { threads })).rejects.toThrow(new ShapeError(`${files[9]}: 20×20 pixels, where ${files[0]} and the run's other images of its kind are 16×16`));
     });
 
     it("names the first missing or corrupt file in order, with readPng's error", async () => {
       const files = await pngs(`d${threads}`, 10, 8);
       const missing = [files[0], join(dir, 'gone_1.png'), files[2], join(dir, 'gone_9.png')];
-      const err = await readPngsAt(missing, 8, threads).catch((e: unknown) => e);
+      const err = await readPngsAt(missing, 8, { threads }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MissingFileError);
       expect((err as Error).message).toMatch(/gone_1\.png/);
       const bad = join(dir, `bad${threads}.png`);
       writeFileSync(bad, 'not a png');
       // a corrupt file after a file of another size: the size is named first, the files in order
       const other = await pngs(`e${threads}`, 1, 12);
-      await expect(readPngsAt([...files.slice(0, 3), other[0], bad], 8, threads)).rejects.toThrow(ShapeError);
-      const corrupt = await readPngsAt([...files.slice(0, 3), bad, ...files.slice(3)], 8, threads).catch((e: unknown) => e);
+      await expect(readPngsAt([...files.slice(0, 3), other[0], bad], 8, { threads })).rejects.toThrow(ShapeError);
+      const corrupt = await readPngsAt([...files.slice(0, 3), bad, ...files.slice(3)], 8, { threads }).catch((e: unknown) => e);
       expect(corrupt).toBeInstanceOf(FormatError);
       expect((corrupt as Error).message).toBe(`${bad}: not a PNG file (bad signature)`);
+    });
+
+    it('stops between files once its signal is aborted: a CancelledError with the reason', async () => {
+      const files = await pngs(`f${threads}`, 40, 16);
+      const ac = new AbortController();
+      ac.abort(new Error('user stop'));
+      const err = await readPngsAt(files, 8, { threads, signal: ac.signal }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CancelledError);
+      expect((err as CancelledError).cause).toEqual(new Error('user stop'));
+      // aborted while reading: the files being read finish, no other starts
+      const later = new AbortController();
+      const reads = readPngsAt(files, 8, { threads, signal: later.signal });
+      setImmediate(() => later.abort());
+      await expect(reads).rejects.toThrow(CancelledError);
     });
   });
 }

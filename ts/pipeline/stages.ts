@@ -491,7 +491,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard, 
     // TN: the z-only image (uint8), resized to the img2img size and re-encoded. Every noise here and
     // below is keyed by the image's 73k id, not its place in the test list, so a subset or another order
     // of the test images gives each image the same result.
-    const zonly = await readPngsAt(part.map((id) => p.zonly(id)), g.size);
+    const zonly = await readPngsAt(part.map((id) => p.zonly(id)), g.size, { signal: ctx.signal });
     const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: g.seed, imageIndices: part, signal: ctx.signal });
     const cond = { data: cDec.data.slice(i0 * cDec.cols, (i0 + n) * cDec.cols), shape: [n, seq, D] };
     for (const k of seedsToRun) {
@@ -673,13 +673,13 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, threads: c.model.threads, signal: ctx.signal, onProgress };
   // (the ground truth's features computed once, with the z-only images, and kept for every seed)
   const evaluation = new Evaluation(gt, opts);
-  const zonly = await evaluation.evaluate(await readPngsAt(ids.map((id) => p.zonly(id)), e.size));
+  const zonly = await evaluation.evaluate(await readPngsAt(ids.map((id) => p.zonly(id)), e.size, { signal: ctx.signal }));
   ctx.progress(1 / runs, 'z-only');
   const perSeed: { seed: number; metrics: MetricValue[] }[] = [];
   for (let k = 0; k < c.img2img.seeds; k++) {
     checkAbort(ctx.signal);
     set = 1 + k;
-    const rec = await readPngsAt(ids.map((id) => p.sample(id, k)), e.size);
+    const rec = await readPngsAt(ids.map((id) => p.sample(id, k)), e.size, { signal: ctx.signal });
     perSeed.push({ seed: c.img2img.seed + k, metrics: (await evaluation.evaluate(rec)).metrics });
     ctx.progress((2 + k) / runs, `seed ${k}`);
   }
