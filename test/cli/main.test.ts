@@ -82,7 +82,7 @@ describe('brainlatent (the CLI entry)', () => {
     const r = await brainlatent('--help');
     expect(r.status).toBe(0);
     const listed = [...r.stdout.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
-    expect(listed).toEqual(['demo', 'reconstruct', 'encode', 'batch', 'worker', 'ridge', 'nsd', 'cache', 'sd', 'synth', 'serve', 'bench', 'help']);
+    expect(listed).toEqual(['demo', 'reconstruct', 'evaluate', 'encode', 'batch', 'worker', 'ridge', 'nsd', 'cache', 'sd', 'synth', 'serve', 'bench', 'help']);
     // every command loaded as tsc wrote it (one copy of each module), not from the one-command bundles
     expect(commandModules(r.loaded)).toEqual(listed.slice(0, -1).map((c) => `dist/cli/commands/${c}.js`).sort());
   });

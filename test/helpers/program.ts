@@ -6,6 +6,7 @@ import { registerBenchCommand } from '../../ts/cli/commands/bench.js';
 import { registerCacheCommand } from '../../ts/cli/commands/cache.js';
 import { registerDemoCommand } from '../../ts/cli/commands/demo.js';
 import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
+import { registerEvaluateCommand } from '../../ts/cli/commands/evaluate.js';
 import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
 import { registerReconstructCommand } from '../../ts/cli/commands/reconstruct.js';
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
@@ -18,7 +19,7 @@ import { registerWorkerCommand } from '../../ts/cli/commands/worker.js';
 export function wholeProgram(): Command {
   const program = new Command('brainlatent');
   for (const register of [
-    registerDemoCommand, registerReconstructCommand, registerEncodeCommand, registerBatchCommand, registerWorkerCommand, registerRidgeCommand,
+    registerDemoCommand, registerReconstructCommand, registerEvaluateCommand, registerEncodeCommand, registerBatchCommand, registerWorkerCommand, registerRidgeCommand,
     registerNsdCommand, registerCacheCommand, registerSdCommand, registerSynthCommand, registerServeCommand, registerBenchCommand,
   ]) register(program);
   return program;

@@ -148,7 +148,7 @@ function readdir(dist: string): string[] {
 
 describe('the CLI from its bundles (dist/)', () => {
   // (bench too, since the packages its lazily imported modules need load on first use: ts/lazyPackages.ts)
-  const commands = ['batch', 'bench', 'cache', 'demo', 'encode', 'nsd', 'reconstruct', 'ridge', 'sd', 'serve', 'synth', 'worker'];
+  const commands = ['batch', 'bench', 'cache', 'demo', 'encode', 'evaluate', 'nsd', 'reconstruct', 'ridge', 'sd', 'serve', 'synth', 'worker'];
   const hook = pathToFileURL(path.join(import.meta.dirname, '..', 'helpers', 'loadedModules.mjs')).href;
   const registerHook = `data:text/javascript,import{register}from'node:module';register(${JSON.stringify(hook)});`;
   /** `node main.js …args` with the loader hook: its output, and the command modules it loaded (file names). */

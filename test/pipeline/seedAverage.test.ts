@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { MetricValue } from '../../ts/eval/evaluate.js';
-import { averageMetrics } from '../../ts/pipeline/stages.js';
+import { averageMetrics } from '../../ts/eval/evaluate.js';
 
 // one seed's metric as evaluateReconstructions gives it: the mean of the images it scores (NaN when none)
 const seed = (perImage: number[]): MetricValue[] => {

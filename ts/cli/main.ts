@@ -33,6 +33,7 @@ type Register = (program: CommandType) => void;
 const COMMANDS: Record<string, string> = {
   demo: 'registerDemoCommand',
   reconstruct: 'registerReconstructCommand',
+  evaluate: 'registerEvaluateCommand',
   encode: 'registerEncodeCommand',
   batch: 'registerBatchCommand',
   worker: 'registerWorkerCommand',

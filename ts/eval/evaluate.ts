@@ -9,7 +9,7 @@ import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { describeNumber } from '../ridge/alphas.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkSpecNumbers, FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
-import { correlationDistance, pixelTwoWayIdentification, twoWayIdentification } from './identification.js';
+import { correlationDistance, meanOfDefined, pixelTwoWayIdentification, twoWayIdentification } from './identification.js';
 import type { Matrix } from '../matrix.js';
 import { checkInteger } from '../ridge/options.js';
 import { MAX_ORT_THREADS } from '../sd/optionBounds.js';
@@ -184,4 +184,30 @@ export class Evaluation {
 /** Evaluates reconstructions against ground truth (paired by index); several sets against one ground truth: Evaluation. */
 export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, options: EvaluateOptions = {}): Promise<EvaluationResult> {
   return new Evaluation(gt, options).evaluate(rec);
+}
+
+/**
+ * The seeds' metrics as one: each image's value is its mean over the seeds where it has one (a seed's uniform
+ * image has no correlation: NaN, left out as within a seed), NaN where no seed has; `value` is the mean of those
+ * per-image values (NaN when none has one) and `leftOut` counts the images without one, so the final value, the
+ * per-image values and the count left out agree as they do within a seed. (The mean of the seeds' means weighted
+ * an image scored by fewer seeds less, and one seed with no value at all made the final NaN with nothing left out.)
+ */
+export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
+  return runs[0].map((m, j) => {
+    const sum = new Float64Array(m.perImage.length);
+    const seeds = new Float64Array(m.perImage.length);
+    for (const r of runs) {
+      r[j].perImage.forEach((v, i) => {
+        if (!Number.isFinite(v)) return;
+        sum[i] += v;
+        seeds[i]++;
+      });
+    }
+    const perImage = sum.map((s, i) => (seeds[i] ? s / seeds[i] : Number.NaN));
+    const { mean, undefinedCount } = meanOfDefined(perImage);
+    // (2WI) each seed's comparisons left out, summed: a uniform ground truth drops the same ones in every seed
+    const comparisons = runs.some((r) => r[j].comparisonsLeftOut !== undefined) ? { comparisonsLeftOut: runs.reduce((a, r) => a + (r[j].comparisonsLeftOut ?? 0), 0) } : {};
+    return { ...m, value: mean, perImage, leftOut: undefinedCount, ...comparisons };
+  });
 }

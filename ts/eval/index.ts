@@ -5,7 +5,7 @@ export { twoWayIdentification, twoWayFromCorrelations, correlationDistance, corr
 export type { CorrelationDistanceResult, IdentificationOptions, TwoWayResult } from './identification.js';
 export { FeatureNetwork, IMAGENET_MEAN, IMAGENET_STD } from './featureNetwork.js';
 export type { FeatureNetworkSpec } from './featureNetwork.js';
-export { Evaluation, evaluateReconstructions, pixelFeatures } from './evaluate.js';
+export { averageMetrics, Evaluation, evaluateReconstructions, pixelFeatures } from './evaluate.js';
 export type { EvaluationProgress } from './evaluate.js';
 export type { EvaluateOptions, EvaluationResult, MetricValue } from './evaluate.js';
 export { metricsCsv, metricsText } from './table.js';

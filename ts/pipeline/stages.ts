@@ -4,8 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
-import { Evaluation, type EvaluationProgress, type MetricValue } from '../eval/evaluate.js';
-import { meanOfDefined } from '../eval/identification.js';
+import { averageMetrics, Evaluation, type EvaluationProgress, type MetricValue } from '../eval/evaluate.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
@@ -616,32 +615,6 @@ export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
   // (a stage rerun for a damaged sample keeps the blocks whose samples are as its last run left them)
   const r = await img2imgShardStage(ctx, { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: ctx.config.img2img.seeds }, await img2imgIntactUnits(ctx.config));
   return { outputs: r.outputs, summary: { ...r.summary, images: ids.length }, ...(r.afterMarker ? { afterMarker: r.afterMarker } : {}) };
-}
-
-/**
- * The seeds' metrics as one: each image's value is its mean over the seeds where it has one (a seed's uniform
- * image has no correlation: NaN, left out as within a seed), NaN where no seed has; `value` is the mean of those
- * per-image values (NaN when none has one) and `leftOut` counts the images without one, so the final value, the
- * per-image values and the count left out agree as they do within a seed. (The mean of the seeds' means weighted
- * an image scored by fewer seeds less, and one seed with no value at all made the final NaN with nothing left out.)
- */
-export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
-  return runs[0].map((m, j) => {
-    const sum = new Float64Array(m.perImage.length);
-    const seeds = new Float64Array(m.perImage.length);
-    for (const r of runs) {
-      r[j].perImage.forEach((v, i) => {
-        if (!Number.isFinite(v)) return;
-        sum[i] += v;
-        seeds[i]++;
-      });
-    }
-    const perImage = sum.map((s, i) => (seeds[i] ? s / seeds[i] : Number.NaN));
-    const { mean, undefinedCount } = meanOfDefined(perImage);
-    // (2WI) each seed's comparisons left out, summed: a uniform ground truth drops the same ones in every seed
-    const comparisons = runs.some((r) => r[j].comparisonsLeftOut !== undefined) ? { comparisonsLeftOut: runs.reduce((a, r) => a + (r[j].comparisonsLeftOut ?? 0), 0) } : {};
-    return { ...m, value: mean, perImage, leftOut: undefinedCount, ...comparisons };
-  });
 }
 
 export interface EvaluationSummary {
