@@ -33,7 +33,7 @@ export function pngThreads(files: number): number {
  * at its own (NSD's 1,000 samples at 512 px are 786 MB decoded). The first bad file in order is the one named, whatever
  * read failed first; a file of another size than the first is refused, naming it (a run's images of one kind are all
  * one size). `threads` (default pngThreads) above 1 reads on that many worker threads. An aborted `signal` stops the
-reads between files: a CancelledError.
+ * reads between files: a CancelledError.
  */
 export async function readPngsAt(files: string[], size: number, options: { threads?: number; signal?: AbortSignal } = {}): Promise<RgbImages> {
   const { threads = pngThreads(files.length), signal } = options;

@@ -1,9 +1,9 @@
 /**
  * The rows of an 8-bit, non-interlaced RGB or RGBA PNG (colour types 2 and 6: every PNG brainlatent writes, and most
  * photographs' files) from its inflated image data, as RGB. readPng's fast path: checkPng has already inflated and
- * size-checked the data, and pngjs would inflate it again, unfilter into RGBA and leave the RGB copy to the caller —
- * 13 ms against 4 ms for NSD's 512 px images, read for every sample of every seed by the evaluation. Other formats
- * (palette, greyscale, 16-bit, interlaced) stay with pngjs.
+ * size-checked the data, and pngjs would inflate it again, unfilter into RGBA and leave the RGB copy to the caller:
+ * readPng took 13.9 ms for one of NSD's 512 px images that way, 6 ms this one, and the evaluation reads every sample
+ * of every seed. Other formats (palette, greyscale, 16-bit, interlaced) stay with pngjs.
  */
 import { FormatError } from '../errors.js';
 import type { PngInfo } from './pngCheck.js';
