@@ -115,6 +115,27 @@ describe('Evaluation', () => {
     await evaluateReconstructions(gt, gt, { size: 16, networks: [{ name: 'a', path, inputSize: 16, metric: 'distance' }] });
     expect(create.mock.calls.map((c) => (c[1] as { intraOpNumThreads?: number }).intraOpNumThreads)).toEqual([3, 0]);
   });
+
+  it('turns spinning off as BRAINLATENT_ORT_SPINNING says (a batch pool of several jobs sets 0), and refuses another value', async () => {
+    const ort = await onnxruntimeNode('test');
+    const create = vi.spyOn(ort.InferenceSession, 'create');
+    const spec = { name: 'a', path: network(), inputSize: 16, metric: 'distance' as const };
+    const spinningOf = () => (create.mock.calls.at(-1)![1] as { extra?: { session?: { intra_op?: { allow_spinning?: string } } } }).extra?.session?.intra_op?.allow_spinning;
+    try {
+      for (const [env, expected] of [['0', '0'], ['1', '1'], ['', undefined]] as const) {
+        process.env.BRAINLATENT_ORT_SPINNING = env;
+        await (await FeatureNetwork.open(spec)).dispose();
+        expect(spinningOf(), `BRAINLATENT_ORT_SPINNING=${env}`).toBe(expected);
+      }
+      delete process.env.BRAINLATENT_ORT_SPINNING;
+      await (await FeatureNetwork.open(spec)).dispose();
+      expect(spinningOf()).toBeUndefined();
+      process.env.BRAINLATENT_ORT_SPINNING = 'off';
+      await expect(FeatureNetwork.open(spec)).rejects.toThrow('BRAINLATENT_ORT_SPINNING: expected 0 or 1');
+    } finally {
+      delete process.env.BRAINLATENT_ORT_SPINNING;
+    }
+  });
 });
 
 describe('FeatureNetwork.features', () => {

@@ -18,6 +18,7 @@ import type { Matrix } from '../matrix.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkOptionsObject } from '../ridge/options.js';
 import { MAX_ORT_THREADS } from '../sd/optionBounds.js';
+import { spinningFromEnv } from '../sd/spinningEnv.js';
 import { modelPathExists, readCheckedFile, type CheckedDataFile } from '../sd/modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded } from '../sd/modelSource.js';
 import type { RgbImages } from '../sd/tensor.js';
@@ -85,6 +86,7 @@ async function checkedSession(
   files: readonly CheckedDataFile[],
   model: string,
   threads: ort.InferenceSession.SessionOptions,
+  spinning: Record<string, unknown>,
 ): Promise<ort.InferenceSession> {
   const externalData = [];
   for (const f of files) externalData.push({ path: f.location, data: await readCheckedFile(f.path, f, f.what, model) });
@@ -96,7 +98,7 @@ async function checkedSession(
   }
   const empty = await makeProcessTemp(tmpdir(), NO_FILES_PREFIX);
   try {
-    return await ort.InferenceSession.create(bytes, { ...threads, externalData, extra: { session: { model_external_initializers_file_folder_path: empty } } });
+    return await ort.InferenceSession.create(bytes, { ...threads, externalData, extra: { session: { ...spinning, model_external_initializers_file_folder_path: empty } } });
   } finally {
     await rm(empty, { recursive: true, force: true });
   }
@@ -131,11 +133,15 @@ export class FeatureNetwork {
     const src = await modelSource(spec.path, `feature network '${spec.name}'`);
     // (0 is ONNX Runtime's default; it was 2, whatever the machine, until 2026-12: NSD's evaluation ran on 2 of 16 cores)
     const threads = { intraOpNumThreads: intra, interOpNumThreads: 1 };
+    // (BRAINLATENT_ORT_SPINNING, as the engine's sessions: a batch pool of several job processes sets 0, each job's
+    // networks using every core; unset, ONNX Runtime's default, on)
+    const spin = spinningFromEnv();
+    const spinning = spin === undefined ? {} : { intra_op: { allow_spinning: spin ? '1' : '0' } };
     const session = src.files
-      ? await checkedSession(ort, src.bytes!, src.files, spec.path, threads)
+      ? await checkedSession(ort, src.bytes!, src.files, spec.path, threads, spinning)
       : src.bytes
-        ? await ort.InferenceSession.create(src.bytes, { ...threads, extra: { session: { model_external_initializers_file_folder_path: src.externalDataFolder } } })
-        : await ort.InferenceSession.create(spec.path, threads).catch(async (e: unknown) => {
+        ? await ort.InferenceSession.create(src.bytes, { ...threads, extra: { session: { ...spinning, model_external_initializers_file_folder_path: src.externalDataFolder } } })
+        : await ort.InferenceSession.create(spec.path, { ...threads, extra: { session: spinning } }).catch(async (e: unknown) => {
             throw await loadFailure([spec.path], e);
           });
     // (under model roots: the files ONNX Runtime opened by path are still those checked)
