@@ -28,6 +28,7 @@ describe('help texts say where to read next', () => {
     ['worker', 'docs/batch.md'],
     ['demo', 'docs/pipeline.md'],
     ['reconstruct', 'docs/pipeline.md'],
+    ['evaluate', 'docs/pipeline.md'],
     ['encode', 'docs/encoding.md'],
     ['batch', 'docs/batch.md'],
   ])('%s points to %s, a file that exists', (name, doc) => {

@@ -92,7 +92,9 @@ image has no correlation: its PixCorr and 2WI are left out of the means, and cou
 
 Example (a method's 3 seeds against NSD's stimuli written by \`brainlatent nsd image\`):
   brainlatent evaluate --truth stimuli/ --reconstructions seed0/ seed1/ seed2/ --networks nets.json --out metrics/
-nets.json: [{ "name": "AlexNet(2)", "path": "alexnet_features4.onnx", "inputSize": 224, "metric": "identification" }]`,
+nets.json: [{ "name": "AlexNet(2)", "path": "alexnet_features4.onnx", "inputSize": 224, "metric": "identification" }]
+
+See docs/pipeline.md for the metrics' definitions (those of the published NSD tables).`,
     )
     .action(async (flags: EvaluateFlags) => {
       const size = integerFlag(flags.size, '--size', SSIM_MIN_SIZE, MAX_METRIC_SIZE);
