@@ -95,6 +95,14 @@ describe('brainlatent evaluate', () => {
     const err = await run(['--truth', truth, '--reconstructions', ok, '--networks', join(dir, 'nets.json')]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).problems.join('\n')).toMatch(/metric/);
+    // a network file that is not there, or whose input side is fixed at another: refused before any image is read
+    writeFileSync(join(dir, 'fixed.onnx'), featureNetworkModel());
+    writeFileSync(join(dir, 'nets2.json'), JSON.stringify([{ name: 'gone', path: 'gone.onnx', inputSize: 16, metric: 'distance' }, { name: 'x', path: 'fixed.onnx', inputSize: 16, metric: 'distance', output: 'nope' }]));
+    const err2 = await run(['--truth', truth, '--reconstructions', ok, '--networks', join(dir, 'nets2.json')]).catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(ConfigError);
+    expect((err2 as ConfigError).problems).toHaveLength(2);
+    expect((err2 as ConfigError).problems[0]).toMatch(/^\[0\] \(feature network 'gone'\): .*gone\.onnx/);
+    expect((err2 as ConfigError).problems[1]).toMatch(/^\[1\]\.output: feature network 'x' .* has no output 'nope'/);
     writeFileSync(join(dir, 'file'), 'x');
     await expect(run(['--truth', truth, '--reconstructions', ok, '--out', join(dir, 'file')])).rejects.toThrow(/--out .*file: .*expected a folder for the metrics/);
   });

@@ -10,10 +10,13 @@ import { checkConfig } from '../../config/validate.js';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../../errors.js';
 import { averageMetrics, Evaluation, type EvaluationResult } from '../../eval/evaluate.js';
 import type { FeatureNetworkSpec } from '../../eval/featureNetwork.js';
+import { featureNetworkProblems } from '../../eval/featureNetworkSignature.js';
 import { MAX_METRIC_SIZE, SSIM_MIN_SIZE } from '../../eval/pixel.js';
 import { leftOutNote, metricsCsv, metricsText, type TableRow } from '../../eval/table.js';
 import { writeFileAtomic } from '../../io/atomicWrite.js';
 import { readPngsAt } from '../../io/pngReads.js';
+import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
+import { onnxruntimeNodeInstallLine } from '../../optionalDependencies.js';
 import { MAX_ORT_THREADS } from '../../sd/optionBounds.js';
 import { seconds } from '../format.js';
 import { integerFlag } from '../flagValue.js';
@@ -64,7 +67,12 @@ async function readNetworks(file: string): Promise<FeatureNetworkSpec[]> {
   }
   const { value, problems } = checkConfig(Type.Array(FeatureNetworkSchema), json, file);
   if (problems.length) throw new ConfigError(file, problems, 'list of feature networks');
-  return value.map((n) => ({ ...n, path: resolve(dirname(file), n.path) }));
+  const networks = value.map((n) => ({ ...n, path: resolve(dirname(file), n.path) }));
+  // (before any image is read, as reconstruct's preflight: each file, its output and input side, and the runtime)
+  for (const [i, n] of networks.entries()) problems.push(...(await featureNetworkProblems(n, `[${i}]`)));
+  if (networks.length > 0 && !onnxruntimeNodeInstalled()) problems.push(`feature networks run on onnxruntime-node, which is not installed (${onnxruntimeNodeInstallLine()})`);
+  if (problems.length) throw new ConfigError(file, problems, 'list of feature networks');
+  return networks;
 }
 
 /** The metrics a set's labels show: its folder's name, or its path where two sets share a name. */
