@@ -15,6 +15,18 @@ export interface TableRow {
 /** Which way a metric is better. */
 export type Better = 'higher' | 'lower';
 
+/** A set's metrics by name, as metrics.json and a stage's summary record them: their values. */
+export const metricValues = (ms: MetricValue[]): Record<string, number> => Object.fromEntries(ms.map((m) => [m.name, m.value]));
+/** The images each metric left out of its mean (no correlation: a constant image or feature row). */
+export const leftOutCounts = (ms: MetricValue[]): Record<string, number> => Object.fromEntries(ms.map((m) => [m.name, m.leftOut ?? 0]));
+/** The 2WI metrics' comparisons left out (a seeds' mean: summed over the seeds); other metrics have none. */
+export const comparisonsLeftOut = (ms: MetricValue[]): Record<string, number> =>
+  Object.fromEntries(ms.flatMap((m) => (m.comparisonsLeftOut === undefined ? [] : [[m.name, m.comparisonsLeftOut]])));
+/** Each metric's values per image (fractions, like the means), in the images' order. */
+export const perImageValues = (ms: MetricValue[]): Record<string, number[]> => Object.fromEntries(ms.map((m) => [m.name, Array.from(m.perImage)]));
+/** Which way each metric is better. */
+export const metricsBetter = (ms: MetricValue[]): Record<string, Better> => Object.fromEntries(ms.map((m) => [m.name, m.better]));
+
 const csvCell = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
 /** Identification accuracies (higher is better, other than PixCorr and SSIM) are shown in %. */

@@ -5,7 +5,7 @@ import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { averageMetrics, Evaluation, type EvaluationProgress, type MetricValue } from '../eval/evaluate.js';
-import { metricsCsv, type TableRow } from '../eval/table.js';
+import { comparisonsLeftOut, leftOutCounts, metricsBetter, metricsCsv, metricValues, perImageValues, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
 import { cacheUpkeepSummary, extractStageCacheUpkeep } from '../nsd/cache.js';
@@ -663,22 +663,16 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
     { method: `brainlatent final (mean of ${c.img2img.seeds} seed${c.img2img.seeds > 1 ? 's' : ''})`, source, metrics: final },
   ];
   await writeFileAtomic(p.metricsCsv, metricsCsv(rows));
-  const plain = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.value]));
-  // the images each metric left out of its mean (no correlation: a constant image or feature row)
-  const leftOut = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.leftOut ?? 0]));
-  // and the 2WI metrics' comparisons left out (the final's summed over the seeds)
-  const comparisons = (ms: MetricValue[]) => Object.fromEntries(ms.flatMap((m) => (m.comparisonsLeftOut === undefined ? [] : [[m.name, m.comparisonsLeftOut]])));
-  const perImage = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, Array.from(m.perImage)]));
   await writeJson(p.metricsJson, {
     images: ids.length,
-    zonly: plain(zonly.metrics),
-    final: plain(final),
-    perSeed: perSeed.map((s) => ({ seed: s.seed, ...plain(s.metrics) })),
-    better: Object.fromEntries(final.map((m) => [m.name, m.better])),
-    leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
-    comparisonsLeftOut: { zonly: comparisons(zonly.metrics), final: comparisons(final) },
+    zonly: metricValues(zonly.metrics),
+    final: metricValues(final),
+    perSeed: perSeed.map((s) => ({ seed: s.seed, ...metricValues(s.metrics) })),
+    better: metricsBetter(final),
+    leftOut: { zonly: leftOutCounts(zonly.metrics), final: leftOutCounts(final) },
+    comparisonsLeftOut: { zonly: comparisonsLeftOut(zonly.metrics), final: comparisonsLeftOut(final) },
     // values per test image (fractions, like the means), in the order of ids
-    perImage: { ids, zonly: perImage(zonly.metrics), final: perImage(final) },
+    perImage: { ids, zonly: perImageValues(zonly.metrics), final: perImageValues(final) },
   });
   const names = final.map((m) => m.name);
   const lines = [['id73k', 'imgidx', ...names.map((n) => `zonly:${n}`), ...names.map((n) => `final:${n}`)].join(',')];
@@ -690,11 +684,11 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
     outputs: [p.metricsCsv, p.metricsJson, p.perImageCsv].map((f) => rel(c, f)),
     summary: {
       images: ids.length,
-      zonly: plain(zonly.metrics),
-      final: plain(final),
-      better: Object.fromEntries(final.map((m) => [m.name, m.better])),
-      leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
-      comparisonsLeftOut: { zonly: comparisons(zonly.metrics), final: comparisons(final) },
+      zonly: metricValues(zonly.metrics),
+      final: metricValues(final),
+      better: metricsBetter(final),
+      leftOut: { zonly: leftOutCounts(zonly.metrics), final: leftOutCounts(final) },
+      comparisonsLeftOut: { zonly: comparisonsLeftOut(zonly.metrics), final: comparisonsLeftOut(final) },
     },
   };
 }

@@ -12,7 +12,7 @@ import { averageMetrics, Evaluation, type EvaluationResult } from '../../eval/ev
 import type { FeatureNetworkSpec } from '../../eval/featureNetwork.js';
 import { featureNetworkProblems } from '../../eval/featureNetworkSignature.js';
 import { MAX_METRIC_SIZE, SSIM_MIN_SIZE } from '../../eval/pixel.js';
-import { leftOutNote, metricsCsv, metricsText, type TableRow } from '../../eval/table.js';
+import { comparisonsLeftOut, leftOutCounts, leftOutNote, metricsBetter, metricsCsv, metricsText, metricValues, perImageValues, type TableRow } from '../../eval/table.js';
 import { writeFileAtomic } from '../../io/atomicWrite.js';
 import { readPngsAt } from '../../io/pngReads.js';
 import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
@@ -153,12 +153,12 @@ See docs/pipeline.md for the metrics' definitions (those of the published NSD ta
       const source = `${files.length} images`;
       const rows: TableRow[] = results.map((r, i) => ({ method: labels[i], source, metrics: r.metrics }));
       if (sets > 1) rows.push({ method: `mean of ${sets} sets`, source, metrics: averageMetrics(results.map((r) => r.metrics)) });
-      const better = Object.fromEntries(rows[0].metrics.map((m) => [m.name, m.better]));
-      const plain = (r: TableRow) => Object.fromEntries(r.metrics.map((m) => [m.name, m.value]));
-      console.log(`${metricsText(rows.map((r) => ({ method: r.method, values: plain(r) })), better)}\n(2WI: two-way identification in %, chance 50%)`);
-      const count = (r: TableRow) => Object.fromEntries(r.metrics.map((m) => [m.name, m.leftOut ?? 0]));
-      const comparisons = (r: TableRow) => Object.fromEntries(r.metrics.flatMap((m) => (m.comparisonsLeftOut === undefined ? [] : [[m.name, m.comparisonsLeftOut]])));
-      const note = leftOutNote(rows.map((r, i) => ({ label: r.method, leftOut: count(r), comparisons: comparisons(r), summed: i === sets })), files.length);
+      const better = metricsBetter(rows[0].metrics);
+      console.log(`${metricsText(rows.map((r) => ({ method: r.method, values: metricValues(r.metrics) })), better)}\n(2WI: two-way identification in %, chance 50%)`);
+      const note = leftOutNote(
+        rows.map((r, i) => ({ label: r.method, leftOut: leftOutCounts(r.metrics), comparisons: comparisonsLeftOut(r.metrics), summed: i === sets })),
+        files.length,
+      );
       if (note) console.log(note);
       if (flags.out !== undefined) {
         await mkdir(flags.out, { recursive: true });
@@ -169,7 +169,13 @@ See docs/pipeline.md for the metrics' definitions (those of the published NSD ta
         const json = {
           images: files.length,
           files,
-          sets: rows.map((r) => ({ label: r.method, metrics: plain(r), leftOut: count(r), comparisonsLeftOut: comparisons(r), perImage: Object.fromEntries(r.metrics.map((m) => [m.name, Array.from(m.perImage)])) })),
+          sets: rows.map((r) => ({
+            label: r.method,
+            metrics: metricValues(r.metrics),
+            leftOut: leftOutCounts(r.metrics),
+            comparisonsLeftOut: comparisonsLeftOut(r.metrics),
+            perImage: perImageValues(r.metrics),
+          })),
           better,
         };
         await writeFileAtomic(join(flags.out, 'metrics.json'), JSON.stringify(json, null, 2));
