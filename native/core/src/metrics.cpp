@@ -183,9 +183,13 @@ std::vector<double> ssim(const ImageBatchU8& a, const ImageBatchU8& b, const Ssi
 
 namespace {
 
-// Rows of `src` centred and scaled to unit norm (float64 sums), into dst; constant[i] = 1 where a row is constant.
+// A row's mean and 1/norm of its centred values (float64 sums); inv 0 where the row is constant.
+struct RowScale {
+  double mean = 0, inv = 0;
+};
+
 template <typename T>
-void normalise_rows(const T* src, std::int64_t rows, std::int64_t dim, float* dst, char* constant) {
+void row_scales(const T* src, std::int64_t rows, std::int64_t dim, RowScale* out) {
   parallel_for(0, rows, 8, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
       poll_cancel();  // (a row of pixel features is 425²·3 values)
@@ -195,53 +199,67 @@ void normalise_rows(const T* src, std::int64_t rows, std::int64_t dim, float* ds
       const double m = s / dim;
       double ss = 0;
       for (std::int64_t k = 0; k < dim; ++k) ss += (x[k] - m) * (x[k] - m);
-      const double inv = ss > 0 ? 1.0 / std::sqrt(ss) : 0.0;
-      // (char, not bool: the workers each set their own rows, which vector<bool> packs into shared words, a data
-      // race in which a lost write turned a constant row's r from NaN into 0)
-      constant[i] = ss > 0 ? 0 : 1;
-      float* d = dst + i * dim;
-      for (std::int64_t k = 0; k < dim; ++k) d[k] = static_cast<float>((x[k] - m) * inv);
+      out[i] = {m, ss > 0 ? 1.0 / std::sqrt(ss) : 0.0};
     }
   });
 }
 
-// Rows of a normalised at a time: b's normalised rows are the one full copy (pixel rows are 425²·3 values, ~2.2 MB
-// in float32: both sides whole were ~8.7 GB beside the inputs' float copies at NSD's 1,000 test images).
-constexpr std::int64_t kCorrelationBlockRows = 64;
+// Columns [k0, k0 + width) of src's rows centred and scaled (row_scales), into dst (rows × width).
+template <typename T>
+void normalise_columns(const T* src, std::int64_t rows, std::int64_t dim, const RowScale* scale, std::int64_t k0, std::int64_t width,
+                       float* dst) {
+  parallel_for(0, rows, 8, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const T* x = src + i * dim + k0;
+      float* d = dst + i * width;
+      const double m = scale[i].mean, inv = scale[i].inv;
+      for (std::int64_t k = 0; k < width; ++k) d[k] = static_cast<float>((x[k] - m) * inv);
+    }
+  });
+}
+
+// The normalised values are held a slice of columns at a time, both sides: past it, the product
+// accumulates slice by slice (pixel rows are 425²·3 values: NSD's 1,000 test images held whole were
+// ~2.2 GB a side in float32). Features of a few thousand columns fit in one slice: one GEMM.
+constexpr std::int64_t kCorrelationSliceBytes = std::int64_t{64} << 20;
+constexpr std::int64_t kCorrelationMinColumns = 1024;
 
 template <typename T>
-std::vector<float> correlation_rows(const T* a, std::int64_t n_a, const T* b, std::int64_t n_b, std::int64_t dim) {
+std::vector<float> correlation_rows(const T* a, std::int64_t n_a, const T* b, std::int64_t n_b, std::int64_t dim, std::int64_t slice_columns) {
   if (n_a < 1 || n_b < 1 || dim < 2)
     throw Error(ErrorCode::InvalidArgument, "correlation_matrix: expected at least one row on each side and >= 2 columns, got " +
                                                 std::to_string(n_a) + ", " + std::to_string(n_b) + " rows of " + std::to_string(dim));
-  std::vector<float> nb(static_cast<std::size_t>(n_b * dim));
-  std::vector<char> cb(static_cast<std::size_t>(n_b));
-  normalise_rows(b, n_b, dim, nb.data(), cb.data());
-  const std::int64_t block = std::min(n_a, kCorrelationBlockRows);
-  std::vector<float> na(static_cast<std::size_t>(block * dim));
-  std::vector<char> ca(static_cast<std::size_t>(block));
+  std::vector<RowScale> sa(static_cast<std::size_t>(n_a)), sb(static_cast<std::size_t>(n_b));
+  row_scales(a, n_a, dim, sa.data());
+  row_scales(b, n_b, dim, sb.data());
+  const std::int64_t fit = kCorrelationSliceBytes / static_cast<std::int64_t>(sizeof(float)) / (n_a + n_b);
+  const std::int64_t width = std::min(dim, slice_columns > 0 ? slice_columns : std::max(kCorrelationMinColumns, fit / 64 * 64));
+  std::vector<float> na(static_cast<std::size_t>(n_a * width)), nb(static_cast<std::size_t>(n_b * width));
   std::vector<float> r(static_cast<std::size_t>(n_a * n_b));
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (std::int64_t i0 = 0; i0 < n_a; i0 += block) {
-    const std::int64_t m = std::min(block, n_a - i0);
-    normalise_rows(a + i0 * dim, m, dim, na.data(), ca.data());
+  for (std::int64_t k0 = 0; k0 < dim; k0 += width) {
+    const std::int64_t w = std::min(width, dim - k0);
+    normalise_columns(a, n_a, dim, sa.data(), k0, w, na.data());
+    normalise_columns(b, n_b, dim, sb.data(), k0, w, nb.data());
     // (past linalg's slice size the GEMM polls between its slices)
-    linalg::gemm(false, true, m, n_b, dim, 1.0f, na.data(), dim, nb.data(), dim, 0.0f, r.data() + i0 * n_b, n_b);
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n_b; ++j)
-        if (ca[static_cast<std::size_t>(i)] || cb[static_cast<std::size_t>(j)]) r[static_cast<std::size_t>((i0 + i) * n_b + j)] = nan;
+    linalg::gemm(false, true, n_a, n_b, w, 1.0f, na.data(), w, nb.data(), w, k0 ? 1.0f : 0.0f, r.data(), n_b);
   }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::int64_t i = 0; i < n_a; ++i)
+    for (std::int64_t j = 0; j < n_b; ++j)
+      if (sa[static_cast<std::size_t>(i)].inv == 0 || sb[static_cast<std::size_t>(j)].inv == 0) r[static_cast<std::size_t>(i * n_b + j)] = nan;
   return r;
 }
 
 }  // namespace
 
-std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const float* b, std::int64_t n_b, std::int64_t dim) {
-  return correlation_rows(a, n_a, b, n_b, dim);
+std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const float* b, std::int64_t n_b, std::int64_t dim,
+                                      std::int64_t slice_columns) {
+  return correlation_rows(a, n_a, b, n_b, dim, slice_columns);
 }
 
-std::vector<float> correlation_matrix_u8(const std::uint8_t* a, std::int64_t n_a, const std::uint8_t* b, std::int64_t n_b, std::int64_t dim) {
-  return correlation_rows(a, n_a, b, n_b, dim);
+std::vector<float> correlation_matrix_u8(const std::uint8_t* a, std::int64_t n_a, const std::uint8_t* b, std::int64_t n_b, std::int64_t dim,
+                                         std::int64_t slice_columns) {
+  return correlation_rows(a, n_a, b, n_b, dim, slice_columns);
 }
 
 }  // namespace brainlatent

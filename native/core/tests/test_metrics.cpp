@@ -54,6 +54,26 @@ double ssim_reference(const std::vector<double>& x, const std::vector<double>& y
   return sum / count;
 }
 
+// Pearson r of two rows in float64 (two passes: means, then centred sums).
+template <typename T>
+double pearson(const T* x, const T* y, int d) {
+  double mx = 0, my = 0;
+  for (int k = 0; k < d; ++k) {
+    mx += x[k];
+    my += y[k];
+  }
+  mx /= d;
+  my /= d;
+  double sxy = 0, sxx = 0, syy = 0;
+  for (int k = 0; k < d; ++k) {
+    const double dx = x[k] - mx, dy = y[k] - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  return sxy / std::sqrt(sxx * syy);
+}
+
 }  // namespace
 
 int main() {
@@ -122,33 +142,50 @@ int main() {
     CHECK(test::throws([&] { ssim({tiny.data(), 1, 8, 8, 3}, {tiny.data(), 1, 8, 8, 3}); }));
   });
 
-  test::run("correlation_matrix against float64 Pearson r", [] {
+  test::run("correlation_matrix against float64 Pearson r, in one slice of columns or several", [] {
     const int na = 5, nb = 4, d = 37;
     test::Rng rng(5);
     std::vector<float> a(na * d), b(nb * d);
     for (float& v : a) v = static_cast<float>(rng.normal());
     for (float& v : b) v = static_cast<float>(rng.normal());
     for (int k = 0; k < d; ++k) b[k] = 3 * a[k] + 1;  // row 0 of b is an affine copy of row 0 of a
-    auto r = correlation_matrix(a.data(), na, b.data(), nb, d);
-    for (int i = 0; i < na; ++i)
-      for (int j = 0; j < nb; ++j) {
-        double mx = 0, my = 0;
-        for (int k = 0; k < d; ++k) {
-          mx += a[i * d + k];
-          my += b[j * d + k];
+    for (int k = 0; k < d; ++k) b[2 * d + k] = 0.25f;  // row 2 of b is constant: no correlation
+    // (widths: one slice, a column each, uneven slices, the last one column wide)
+    for (const std::int64_t slice : {0, 1, 5, 12, 36, 37}) {
+      const auto r = correlation_matrix(a.data(), na, b.data(), nb, d, slice);
+      for (int i = 0; i < na; ++i)
+        for (int j = 0; j < nb; ++j) {
+          if (j == 2) {
+            CHECK(std::isnan(r[i * nb + j]));
+            continue;
+          }
+          CHECK_NEAR(r[i * nb + j], pearson(&a[i * d], &b[j * d], d), 2e-6);
         }
-        mx /= d;
-        my /= d;
-        double sxy = 0, sxx = 0, syy = 0;
-        for (int k = 0; k < d; ++k) {
-          const double dx = a[i * d + k] - mx, dy = b[j * d + k] - my;
-          sxy += dx * dy;
-          sxx += dx * dx;
-          syy += dy * dy;
+      CHECK_NEAR(r[0], 1.0, 2e-6);
+    }
+  });
+
+  test::run("correlation_matrix_u8 against float64 Pearson r of the bytes, in slices, constant rows NaN", [] {
+    const int na = 6, nb = 7, d = 3 * 11 * 13;
+    test::Rng rng(9);
+    std::vector<std::uint8_t> a(na * d), b(nb * d);
+    for (auto& v : a) v = static_cast<std::uint8_t>(rng.uniform() * 256);
+    for (auto& v : b) v = static_cast<std::uint8_t>(rng.uniform() * 256);
+    for (int k = 0; k < d; ++k) a[3 * d + k] = 200;                                      // constant ground truth
+    for (int k = 0; k < d; ++k) b[1 * d + k] = static_cast<std::uint8_t>(255 - a[k]);  // r = −1 with a's row 0
+    std::vector<double> fa(a.begin(), a.end()), fb(b.begin(), b.end());
+    for (const std::int64_t slice : {0, 64, 100, 428}) {
+      const auto r = correlation_matrix_u8(a.data(), na, b.data(), nb, d, slice);
+      for (int i = 0; i < na; ++i)
+        for (int j = 0; j < nb; ++j) {
+          if (i == 3) {
+            CHECK(std::isnan(r[i * nb + j]));
+            continue;
+          }
+          CHECK_NEAR(r[i * nb + j], pearson(&fa[i * d], &fb[j * d], d), 2e-6);
         }
-        CHECK_NEAR(r[i * nb + j], sxy / std::sqrt(sxx * syy), 2e-6);
-      }
-    CHECK_NEAR(r[0], 1.0, 2e-6);
+      CHECK_NEAR(r[1], -1.0, 2e-6);
+    }
   });
 
   test::run("pixcorr, ssim and correlation_matrix stop under a set flag, also on parallel_for's workers", [] {

@@ -45,10 +45,14 @@ std::vector<double> ssim(const ImageBatchU8& a, const ImageBatchU8& b, const Ssi
 double ssim_gray(const double* x, const double* y, std::int64_t height, std::int64_t width, const SsimOptions& options);
 
 // r[i·n_b + j] = Pearson correlation of row i of a (n_a × dim) with row j of b (n_b × dim).
-// Rows are centred and normalised with float64 sums, then multiplied in one GEMM. A constant row
-// has no defined correlation: its entries are NaN.
-std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const float* b, std::int64_t n_b, std::int64_t dim);
-// The same on rows of bytes (images' pixels, without a float copy of them): each row's mean and norm in float64.
-std::vector<float> correlation_matrix_u8(const std::uint8_t* a, std::int64_t n_a, const std::uint8_t* b, std::int64_t n_b, std::int64_t dim);
+// Each row's mean and norm come from float64 sums; the centred, scaled values are held in float32 a
+// slice of columns at a time, both sides (64 MiB in all, at least 1,024 columns; slice_columns > 0
+// sets the width, for tests), and multiplied slice by slice into r. A constant row has no defined
+// correlation: its entries are NaN.
+std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const float* b, std::int64_t n_b, std::int64_t dim,
+                                      std::int64_t slice_columns = 0);
+// The same on rows of bytes (images' pixels, without a float copy of them).
+std::vector<float> correlation_matrix_u8(const std::uint8_t* a, std::int64_t n_a, const std::uint8_t* b, std::int64_t n_b, std::int64_t dim,
+                                         std::int64_t slice_columns = 0);
 
 }  // namespace brainlatent
