@@ -237,10 +237,10 @@ std::vector<float> correlation_rows(const T* a, std::int64_t n_a, const T* b, st
   std::vector<float> na(static_cast<std::size_t>(n_a * width)), nb(static_cast<std::size_t>(n_b * width));
   std::vector<float> r(static_cast<std::size_t>(n_a * n_b));
   for (std::int64_t k0 = 0; k0 < dim; k0 += width) {
+    poll_cancel();  // (a slice's GEMM, ≤ 17 GFLOP at NSD's 1,000 images, runs unsliced: ~0.1 s)
     const std::int64_t w = std::min(width, dim - k0);
     normalise_columns(a, n_a, dim, sa.data(), k0, w, na.data());
     normalise_columns(b, n_b, dim, sb.data(), k0, w, nb.data());
-    // (past linalg's slice size the GEMM polls between its slices)
     linalg::gemm(false, true, n_a, n_b, w, 1.0f, na.data(), w, nb.data(), w, k0 ? 1.0f : 0.0f, r.data(), n_b);
   }
   const float nan = std::numeric_limits<float>::quiet_NaN();
