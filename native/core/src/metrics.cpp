@@ -37,27 +37,46 @@ inline std::int64_t reflect(std::int64_t i, std::int64_t n) {
   return i < n ? i : period - 1 - i;
 }
 
-// Separable Gaussian filter (scipy.ndimage.gaussian_filter, order 0) of h × w doubles.
+// Separable Gaussian filter (scipy.ndimage.gaussian_filter, order 0) of h × w doubles. Each output is
+// 0 + k₀·v₀ + k₁·v₁ + … in tap order, as a loop over the taps per pixel would sum it, but accumulated a
+// whole row at a time, tap by tap, so that the compiler vectorises across the row; 'reflect' indices
+// only where a tap leaves the image (left and right margins; the rows above and below). SSIM of 1,000
+// pairs of 425² px on two cores: 3.3 s, against 20 s one pixel at a time with an index reflected per tap.
+// (SSIM's mean leaves out a border of the window's radius: the margins never reach it.)
 void gaussian_filter(const double* in, double* out, double* tmp, std::int64_t h, std::int64_t w,
                      const std::vector<double>& k) {
   const std::int64_t r = static_cast<std::int64_t>(k.size() / 2);
+  const double* kd = k.data();
+  // (columns [lo, hi) take every tap inside the row)
+  const std::int64_t lo = std::min(r, w), hi = std::max(lo, w - r);
   // (a check every 64 rows of each pass: one pair of 4,096² images took 8 s of one core, with no check
   // between its pairs' start and end; 64 rows of 4,096 at 13 taps are ~2 ms)
   for (std::int64_t y = 0; y < h; ++y) {
     if (y % 64 == 0) poll_cancel();
     const double* row = in + y * w;
-    for (std::int64_t x = 0; x < w; ++x) {
+    double* __restrict t = tmp + y * w;
+    const auto margin = [&](std::int64_t x) {
       double s = 0;
-      for (std::int64_t d = -r; d <= r; ++d) s += k[static_cast<std::size_t>(d + r)] * row[reflect(x + d, w)];
-      tmp[y * w + x] = s;
+      for (std::int64_t d = -r; d <= r; ++d) s += kd[d + r] * row[reflect(x + d, w)];
+      t[x] = s;
+    };
+    for (std::int64_t x = 0; x < lo; ++x) margin(x);
+    for (std::int64_t x = hi; x < w; ++x) margin(x);
+    for (std::int64_t x = lo; x < hi; ++x) t[x] = 0;
+    for (std::int64_t d = -r; d <= r; ++d) {
+      const double kv = kd[d + r];
+      const double* __restrict src = row + d;
+      for (std::int64_t x = lo; x < hi; ++x) t[x] += kv * src[x];
     }
   }
   for (std::int64_t y = 0; y < h; ++y) {
     if (y % 64 == 0) poll_cancel();
-    for (std::int64_t x = 0; x < w; ++x) {
-      double s = 0;
-      for (std::int64_t d = -r; d <= r; ++d) s += k[static_cast<std::size_t>(d + r)] * tmp[reflect(y + d, h) * w + x];
-      out[y * w + x] = s;
+    double* __restrict o = out + y * w;
+    for (std::int64_t x = 0; x < w; ++x) o[x] = 0;
+    for (std::int64_t d = -r; d <= r; ++d) {
+      const double kv = kd[d + r];
+      const double* __restrict src = tmp + reflect(y + d, h) * w;
+      for (std::int64_t x = 0; x < w; ++x) o[x] += kv * src[x];
     }
   }
 }
