@@ -50,13 +50,13 @@ function checkIdentificationOptions(options: IdentificationOptions, what: string
   if (options.signal?.aborted) throw abortedBeforeStart(what, options.signal);
 }
 
-/** The correlations of checked features, natively (float64 normalisation, one GEMM). */
+/** The correlations of checked features, natively (float64 means and norms, SGEMM over slices of columns). */
 function correlate(gt: Matrix, rec: Matrix, what: string, options: IdentificationOptions): Promise<Float32Array> {
   return nativeJob(what, (b, token) => b.metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols, token), options.signal);
 }
 
 /**
- * N × N Pearson correlations r[i·N + j] = corr(gt row i, rec row j), natively (float64 normalisation, one GEMM);
+ * N × N Pearson correlations r[i·N + j] = corr(gt row i, rec row j), natively (float64 means and norms, SGEMM over slices of columns);
  * NaN where a row is constant. NaN or ±Inf in the features is refused (NonFiniteError).
  */
 export async function correlationMatrix(gt: Matrix, rec: Matrix, options: IdentificationOptions = {}): Promise<Float32Array> {
