@@ -377,8 +377,8 @@ describe('identification metrics refuse non-finite features', () => {
   });
 });
 
-describe('correlations in blocks of rows (review s35-r4: pixel 2WI held ~10 MB per test image)', () => {
-  it('the float and the byte rows give the float64 reference past one block of 64 rows, constant rows NaN', async () => {
+describe('correlations of float and byte rows (review s35-r4: pixel 2WI held ~10 MB per test image; the engine now holds slices of columns, ctest test_metrics)', () => {
+  it('the float and the byte rows give the float64 reference over 150 rows, constant rows NaN', async () => {
     const n = 150, w = 6, dim = w * w * 3;
     const gen = rng(11);
     const gt = images(n, w, () => Math.floor(gen() * 256));
