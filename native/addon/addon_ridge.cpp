@@ -75,7 +75,9 @@ RidgeProblem read_problem(const Napi::Value& v, const std::string& label, std::v
 }
 
 // The progress of ridgeFitMany's problems: each problem's fraction, their mean reported as the job's progress
-// (with the stage of the problem that moved it; one problem's "done" is reported as "fit done" until the last).
+// (with the stage of the problem that moved it; one problem's "done" is reported as "fit done" until the last
+// problem's: by count, not by the mean reaching 1, which a problem's last step before its "done" can already do,
+// and two problems ending together then both said "done").
 class ManyProgress {
  public:
   ManyProgress(std::size_t n, std::function<void(double, const std::string&)> report) : fraction_(n, 0.0), report_(std::move(report)) {}
@@ -85,13 +87,16 @@ class ManyProgress {
     double sum = 0;
     for (double f : fraction_) sum += f;
     const double mean = sum / static_cast<double>(fraction_.size());
+    const bool done = stage == "done";
+    if (done) ++done_;
     // (under the lock: events from the problems' threads are posted in the order of their means)
-    if (report_) report_(mean, stage == "done" && mean < 1.0 ? std::string("fit done") : stage);
+    if (report_) report_(mean, done && done_ < fraction_.size() ? std::string("fit done") : stage);
   }
 
  private:
   std::mutex mutex_;
   std::vector<double> fraction_;
+  std::size_t done_ = 0;  // problems that reported "done" (each does once, last)
   std::function<void(double, const std::string&)> report_;
 };
 
