@@ -1,11 +1,13 @@
 /**
  * resizeRgb / resizeRgbFloat (two separable passes) against a plain float64 reference of the same resampling: area
  * averaging along an axis that shrinks, bilinear (pixel centres aligned) along one that grows, at NSD's 512 → 425,
- * odd sizes, one axis shrinking while the other grows, and to and from a single pixel.
+ * odd sizes, one axis shrinking while the other grows, and to and from a single pixel; and the engine's port of it
+ * (resizeRgbNative, which readPngsAt uses) byte for byte against it.
  */
 import { describe, expect, it } from 'vitest';
 
 import { resizeRgb, resizeRgbFloat, type RgbImage } from '../../ts/io/resize.js';
+import { resizeRgbNative } from '../../ts/io/resizeNative.js';
 
 /** Weight of source index s in output o along an axis of nIn → nOut samples. */
 function weight(s: number, o: number, nIn: number, nOut: number): number {
@@ -101,5 +103,48 @@ describe('resizeRgb', () => {
     expect(() => resizeRgb(img, 2.5)).toThrow('resize: size must be positive integers, got 2.5×2.5');
     expect(() => resizeRgbFloat(img, 3, 0)).toThrow('resize: size must be positive integers, got 3×0');
     expect(() => resizeRgb({ data: new Uint8Array(5), width: 2, height: 1 }, 1)).toThrow('resize: image data has 5 bytes, 2×1×3 needs 6');
+  });
+});
+
+describe('resizeRgbNative (native/core/src/image_resize.cpp)', () => {
+  it("gives resizeRgb's bytes: NSD's 512 → 425 and 425 → 512, 640 × 480 → 425, odd sizes, one axis each way, one pixel", () => {
+    const cases: [number, number, number, number][] = [
+      [512, 512, 425, 425],
+      [425, 425, 512, 512],
+      [640, 480, 425, 425],
+      [64, 64, 53, 53],
+      [100, 100, 99, 101],
+      [31, 9, 11, 20],
+      [17, 29, 31, 11],
+      [5, 3, 13, 7],
+      [13, 1, 1, 13],
+      [1, 1, 4, 3],
+      [7, 5, 1, 1],
+      [10, 10, 5, 5],
+      [3, 3, 3, 2],
+    ];
+    for (const [w0, h0, w, h] of cases) {
+      const img = image(w0, h0, w0 * 7 + h0);
+      const ts = resizeRgb(img, w, h);
+      const native = resizeRgbNative(img, w, h);
+      expect([native.width, native.height]).toEqual([w, h]);
+      expect(Buffer.compare(Buffer.from(native.data), Buffer.from(ts.data)), `${w0}×${h0} → ${w}×${h}`).toBe(0);
+    }
+  });
+
+  it('rounds halves up and clamps as the TypeScript does (values at .5, 0 and 255)', () => {
+    // 2 → 1 px averages of two bytes: every x.5 (ties, rounded up), and the extremes
+    const img: RgbImage = { data: new Uint8Array(2 * 1 * 3), width: 2, height: 1 };
+    for (const [a, b] of [[0, 1], [0, 0], [254, 255], [255, 255], [100, 101], [7, 8]]) {
+      img.data.set([a, a, a, b, b, b]);
+      expect(Array.from(resizeRgbNative(img, 1, 1).data)).toEqual(Array.from(resizeRgb(img, 1, 1).data));
+    }
+  });
+
+  it('returns the image itself at its own size, and refuses what resizeRgb refuses', () => {
+    const img = image(4, 4, 1);
+    expect(resizeRgbNative(img, 4)).toBe(img);
+    expect(() => resizeRgbNative(img, 2.5)).toThrow('resize: size must be positive integers, got 2.5×2.5');
+    expect(() => resizeRgbNative({ data: new Uint8Array(5), width: 2, height: 1 }, 1)).toThrow('resize: image data has 5 bytes, 2×1×3 needs 6');
   });
 });

@@ -1,7 +1,8 @@
 /**
  * A run's PNGs of one kind (z-only images, a seed's samples) as one batch at size × size: each file resized into its
- * place as it is read, on several threads where there are many (PNG decoding and resizing are JavaScript: one core
- * read NSD's 1,000 samples at 512 px for the evaluation's 425 in ~17 s, for each seed).
+ * place as it is read, on several threads where there are many (PNG decoding is JavaScript, the resize the engine's,
+ * resizeRgbNative: 60 files of 512 px at 425 in 7.6 ms each on one core, 5.8 ms on two threads, against 16.3 and
+ * 11.8 ms with the TypeScript resize).
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -14,7 +15,7 @@ import { packageRoot } from '../native/binding.js';
 import { readPng } from '../sd/png.js';
 import type { RgbImages } from '../sd/tensor.js';
 import type { PngAnswer, PngTask } from './pngThread.js';
-import { resizeRgb } from './resize.js';
+import { resizeRgbNative } from './resizeNative.js';
 
 /** Files read at a time on this thread (their reads and inflation overlap; their pixels are held only that long). */
 const PNG_WINDOW = 8;
@@ -52,7 +53,7 @@ export async function readPngsAt(files: string[], size: number, options: { threa
   };
   const readHere = async (i: number) => {
     const img = await readPng(files[i]);
-    place(i, img.width, img.height, resizeRgb({ data: img.data, width: img.width, height: img.height }, size).data);
+    place(i, img.width, img.height, resizeRgbNative({ data: img.data, width: img.width, height: img.height }, size).data);
   };
   if (threads <= 1) {
     for (let i0 = 0; i0 < files.length; i0 += PNG_WINDOW) {

@@ -1,11 +1,12 @@
 /**
- * A thread of readPngsAt's (ts/io/pngReads.ts): reads a PNG, resizes it, and moves the pixels back. A file it cannot
+ * A thread of readPngsAt's (ts/io/pngReads.ts): reads a PNG, resizes it (in the engine, which the thread loads), and
+ * moves the pixels back. A file it cannot
  * read is answered `failed`: the caller reads that one again itself, for readPng's own error.
  */
 import { parentPort } from 'node:worker_threads';
 
 import { readPng } from '../sd/png.js';
-import { resizeRgb } from './resize.js';
+import { resizeRgbNative } from './resizeNative.js';
 
 export interface PngTask {
   file: string;
@@ -16,7 +17,7 @@ export type PngAnswer = { width: number; height: number; data: Uint8Array } | { 
 parentPort!.on('message', (task: PngTask) => {
   readPng(task.file).then(
     (img) => {
-      const out = resizeRgb({ data: img.data, width: img.width, height: img.height }, task.size);
+      const out = resizeRgbNative({ data: img.data, width: img.width, height: img.height }, task.size);
       const answer: PngAnswer = { width: img.width, height: img.height, data: out.data };
       parentPort!.postMessage(answer, [out.data.buffer as ArrayBuffer]);
     },

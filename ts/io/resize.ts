@@ -23,7 +23,7 @@ export function resizeRgbFloat(img: RgbImage, width: number, height: number): Fl
   return resample(img, width, height, new Float32Array(width * height * 3));
 }
 
-function checkResize(img: RgbImage, width: number, height: number): void {
+export function checkResize(img: RgbImage, width: number, height: number): void {
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new InvalidArgumentError(`resize: size must be positive integers, got ${width}×${height}`);
   }

@@ -38,4 +38,6 @@ export interface MetricsBinding {
   metricsCorrelation(a: Float32Array, nA: number, b: Float32Array, nB: number, dim: number, cancel?: CancelToken): Promise<Float32Array>;
   /** The same on rows of bytes (images' pixels, read in place: no float copy of them). */
   metricsPixelCorrelation(a: Uint8Array, nA: number, b: Uint8Array, nB: number, dim: number, cancel?: CancelToken): Promise<Float32Array>;
+  /** ts/io/resize.ts's resizeRgb of src (height × width × 3) into dst (outHeight × outWidth × 3), on the calling thread: the same bytes. */
+  imageResizeRgb(src: Uint8Array, width: number, height: number, dst: Uint8Array, outWidth: number, outHeight: number): void;
 }
