@@ -1,7 +1,7 @@
 /**
  * A thread of readPngsAt's (ts/io/pngReads.ts): reads a PNG, resizes it (in the engine, which the thread loads), and
- * moves the pixels back. A file it cannot
- * read is answered `failed`: the caller reads that one again itself, for readPng's own error.
+ * moves the pixels back. A file it cannot read is answered `failed`: the caller reads that one again itself, for
+ * readPng's own error.
  */
 import { parentPort } from 'node:worker_threads';
 
