@@ -1,7 +1,7 @@
 /** Batches of RGB images for the metrics: checks, resizing, slicing. */
 import { assertNotDetached } from '../detachedBuffer.js';
 import { ShapeError } from '../errors.js';
-import { resizeRgb } from '../io/resize.js';
+import { resizeRgbNativeInto } from '../io/resizeNative.js';
 import type { RgbImages } from '../sd/tensor.js';
 
 /** Checks a batch's shape and returns it; `what` names it in the error. */
@@ -28,7 +28,10 @@ export function imageAt(images: RgbImages, i: number): { data: Uint8Array; width
 export function resizeImages(images: RgbImages, size: number): RgbImages {
   if (images.height === size && images.width === size) return images;
   const out = new Uint8Array(images.count * size * size * 3);
-  for (let i = 0; i < images.count; i++) out.set(resizeRgb(imageAt(images, i), size, size).data, i * size * size * 3);
+  // (in the engine, each image into its place: the same bytes as resizeRgb, ~5× faster; the networks' inputs and the
+  // pixel metrics of batches of other sizes)
+  const n = size * size * 3;
+  for (let i = 0; i < images.count; i++) resizeRgbNativeInto(imageAt(images, i), size, size, out.subarray(i * n, (i + 1) * n));
   return { data: out, count: images.count, height: size, width: size };
 }
 

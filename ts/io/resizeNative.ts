@@ -13,3 +13,9 @@ export function resizeRgbNative(img: RgbImage, width: number, height = width): R
   nativeSync((b) => b.imageResizeRgb(img.data, img.width, img.height, data, width, height));
   return { data, width, height };
 }
+
+/** The same into `dst` (width × height × 3 bytes, e.g. an image's place in a batch), without a copy. */
+export function resizeRgbNativeInto(img: RgbImage, width: number, height: number, dst: Uint8Array): void {
+  checkResize(img, width, height);
+  nativeSync((b) => b.imageResizeRgb(img.data, img.width, img.height, dst, width, height));
+}
