@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError, InvalidArgumentError, LimitError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { writeHdf5 } from '../../ts/io/hdf5.js';
+import { resizeRgb } from '../../ts/io/resize.js';
 import { loadNsdCaptions } from '../../ts/nsd/captions.js';
 import { formatNsdInfo, nsdInfo } from '../../ts/nsd/info.js';
 import { betasPath } from '../../ts/nsd/paths.js';
@@ -30,6 +31,22 @@ describe('NSD stimuli', () => {
     }
     const big = s.image(5, 48);
     expect([big.width, big.height, big.data.length]).toEqual([48, 48, 48 * 48 * 3]);
+    // (resized by the engine: the bytes of the TypeScript resize, as the pipeline's features had them)
+    expect(big.data).toEqual(resizeRgb(s.image(5), 48, 48).data);
+    const wide = s.image(6, { width: 40, height: 20 });
+    expect(wide.data).toEqual(resizeRgb(s.image(6), 40, 20).data);
+    // into a batch's place, every size (the same size copied), nothing past it touched
+    const batch = new Uint8Array(3 * 48 * 48 * 3 + 1).fill(7);
+    s.imageInto(5, 48, batch.subarray(48 * 48 * 3, 2 * 48 * 48 * 3));
+    expect(batch.subarray(48 * 48 * 3, 2 * 48 * 48 * 3)).toEqual(big.data);
+    expect(batch.subarray(0, 48 * 48 * 3).every((v) => v === 7) && batch.subarray(2 * 48 * 48 * 3).every((v) => v === 7)).toBe(true);
+    const same = new Uint8Array(32 * 32 * 3);
+    s.imageInto(17, 32, same);
+    expect(same).toEqual(s.image(17).data);
+    const down = new Uint8Array(8 * 8 * 3);
+    s.imageInto(17, { width: 8, height: 8 }, down);
+    expect(down).toEqual(resizeRgb(s.image(17), 8, 8).data);
+    expect(() => s.imageInto(17, 8, new Uint8Array(10))).toThrow(/dst has 10 elements, expected 192/);
     const small = await readNsdImage(mini.root, 5, 8);
     expect(small.data.length).toBe(8 * 8 * 3);
   });

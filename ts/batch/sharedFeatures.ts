@@ -348,7 +348,7 @@ async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Arra
   try {
     return await rowsInChunks(ids, r.batch, 'z', progress, signal, (part) => {
       const rgb = new Uint8Array(part.length * px);
-      part.forEach((id, k) => rgb.set(stimuli.image(id, r.size).data, k * px));
+      part.forEach((id, k) => stimuli.imageInto(id, r.size, rgb.subarray(k * px, (k + 1) * px)));
       return sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: r.seed!, imageIndices: part, signal } : { mode: 'mean', signal });
     });
   } finally {

@@ -192,7 +192,7 @@ export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
       checkAbort(ctx.signal);
       const part = all.slice(i0, i0 + bs);
       const rgb = new Uint8Array(part.length * px);
-      part.forEach((id, k) => rgb.set(stimuli.image(id, size).data, k * px));
+      part.forEach((id, k) => stimuli.imageInto(id, size, rgb.subarray(k * px, (k + 1) * px)));
       const z = await sd.encodeImages({ data: rgb, count: part.length, height: size, width: size }, {
         mode: c.features.zMode,
         // (a sample's noise keyed by (seed, 73k id): the same features for an image whatever else the run holds)
@@ -632,9 +632,8 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   // (each stimulus into its place in one batch: not every one apart and then a concatenated copy, 2 × 542 MB for NSD's 1,000 at 425 px)
   const gt: RgbImages = { data: new Uint8Array(ids.length * e.size * e.size * 3), count: ids.length, height: e.size, width: e.size };
   try {
-    ids.forEach((id, i) => {
-      gt.data.set(stimuli.image(id, e.size).data, i * e.size * e.size * 3);
-    });
+    const px = e.size * e.size * 3;
+    ids.forEach((id, i) => stimuli.imageInto(id, e.size, gt.data.subarray(i * px, (i + 1) * px)));
   } finally {
     stimuli.close();
   }
