@@ -47,6 +47,7 @@ describe('NSD stimuli', () => {
     s.imageInto(17, { width: 8, height: 8 }, down);
     expect(down).toEqual(resizeRgb(s.image(17), 8, 8).data);
     expect(() => s.imageInto(17, 8, new Uint8Array(10))).toThrow(/dst has 10 elements, expected 192/);
+    expect(() => s.imageInto(17, 32, new Uint8Array(32 * 32 * 3 + 1))).toThrow(new InvalidArgumentError('imageInto: dst has 3073 elements, expected 3072'));
     const small = await readNsdImage(mini.root, 5, 8);
     expect(small.data.length).toBe(8 * 8 * 3);
   });

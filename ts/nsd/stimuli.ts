@@ -54,6 +54,7 @@ export class NsdStimuli {
     const [w, h] = sizeOf(size);
     if (w !== img.width || h !== img.height) return resizeRgbNativeInto(img, w, h, dst);
     checkResize(img, w, h);
+    if (dst.length !== img.data.length) throw new InvalidArgumentError(`imageInto: dst has ${dst.length} elements, expected ${img.data.length}`);
     dst.set(img.data);
   }
 
