@@ -127,34 +127,32 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         },
       };
       if (opts.cli !== false) {
-        // The whole command as a user runs it; its own "fitted in" line gives the fit, the rest is outside it.
-        const cli = path.join(here, '..', 'cli', 'main.js');
-        const { seconds: whole, stdout: out } = timedFromLauncher(process.execPath, [
-          cli, 'ridge', 'fit', '--x', path.join(dir, 'x_train.npy'), '--y', path.join(dir, 'y_train.npy'), '--alphas', `1e1:1e7:${nAlphas}`, '--folds', String(folds),
-          '--cv-method', opts.cvMethod ?? 'auto', '--out', path.join(dir, 'model.safetensors'),
-          ...(opts.threads !== undefined ? ['--threads', String(opts.threads)] : []),
-        ], env);
-        const secondsOf = (re: RegExp): number => {
-          const m = re.exec(out);
-          return m ? Number(m[1]) / (m[2] === 'ms' ? 1000 : 1) : NaN;
-        };
-        const fit = secondsOf(/fitted in ([\d.]+) (ms|s)/), read = secondsOf(/inputs read in ([\d.]+) (ms|s)/);
-        const write = secondsOf(/model written to .* in ([\d.]+) (ms|s)/);
-        const outside = whole - fit, startup = outside - read - write;
+        // The whole command as a user runs it, `repeats` times like the fit (each run writes the model to the same
+        // place, as a user's reruns would); its own "fitted in" line gives the fit, the rest is outside it. The run
+        // of the median time outside the fit is reported, with every run's: the model's write depends on the disk's
+        // state (this bench's VM writes its first 64 MB after ~25 s idle 3–10× slower than the next).
+        const cliRuns = ridgeFitCommandRuns(
+          [
+            '--x', path.join(dir, 'x_train.npy'), '--y', path.join(dir, 'y_train.npy'), '--alphas', `1e1:1e7:${nAlphas}`, '--folds', String(folds),
+            '--cv-method', opts.cvMethod ?? 'auto', '--out', path.join(dir, 'model.safetensors'),
+            ...(opts.threads !== undefined ? ['--threads', String(opts.threads)] : []),
+          ],
+          repeats,
+          env,
+        );
+        const c = medianOutside(cliRuns);
         // Node's own start-up (no module of ours), measured the same way: on some machines most of the start-up
         // is Node parsing the CA bundle that NODE_EXTRA_CA_CERTS names, at every start, before any of our code runs.
         const node = nodeStartup();
         const nodePart =
           `Node's own start-up ${node.seconds.toFixed(2)} s` +
           (node.extraCaCertsSeconds !== undefined ? `, ${node.extraCaCertsSeconds.toFixed(2)} s of it loading NODE_EXTRA_CA_CERTS (set here)` : '');
+        const each = cliRuns.length > 1 ? `; median of ${cliRuns.length} runs, outside the fit ${cliRuns.map((r) => r.outsideSeconds.toFixed(2)).join(', ')} s (writing ${cliRuns.map((r) => r.writeSeconds.toFixed(2)).join(', ')} s)` : '';
         log(
-          `  brainlatent ridge fit (the whole command): ${whole.toFixed(2)} s = the fit ${fit.toFixed(2)} s + outside the fit ${outside.toFixed(2)} s ` +
-            `(start-up and module loading ${startup.toFixed(2)} s — ${nodePart} —, reading X and Y ${read.toFixed(2)} s, writing the model ${write.toFixed(2)} s)`,
+          `  brainlatent ridge fit (the whole command): ${c.seconds.toFixed(2)} s = the fit ${c.fitSeconds.toFixed(2)} s + outside the fit ${c.outsideSeconds.toFixed(2)} s ` +
+            `(start-up and module loading ${c.startupSeconds.toFixed(2)} s — ${nodePart} —, reading X and Y ${c.readSeconds.toFixed(2)} s, writing the model ${c.writeSeconds.toFixed(2)} s${each})`,
         );
-        row.cli = {
-          seconds: whole, fitSeconds: fit, outsideSeconds: outside, startupSeconds: startup, readSeconds: read, writeSeconds: write,
-          nodeStartupSeconds: node.seconds, extraCaCertsSeconds: node.extraCaCertsSeconds,
-        };
+        row.cli = { ...c, nodeStartupSeconds: node.seconds, extraCaCertsSeconds: node.extraCaCertsSeconds, runs: cliRuns };
       }
       if (opts.numpy !== false) {
         const np = JSON.parse(
@@ -199,6 +197,46 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
   const file = appendBenchRecord('ridge', record);
   log(`\nrecorded in ${path.relative(process.cwd(), file)}`);
   return record;
+}
+
+/** One run of the whole `ridge fit` command: its time, the fit's (its own "fitted in") and the parts outside it. */
+export interface CliRun {
+  seconds: number;
+  fitSeconds: number;
+  outsideSeconds: number;
+  startupSeconds: number;
+  readSeconds: number;
+  writeSeconds: number;
+}
+
+/**
+ * `brainlatent ridge fit <args>` run `repeats` times, each timed whole from a launcher as a user's shell would, with
+ * the parts its own output gives: "fitted in", "inputs read in", "model written … in". (`cli`: the built CLI beside
+ * this module, or another build's.)
+ */
+export function ridgeFitCommandRuns(
+  args: string[],
+  repeats: number,
+  env: NodeJS.ProcessEnv = process.env,
+  cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js'),
+): CliRun[] {
+  const runs: CliRun[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const { seconds, stdout } = timedFromLauncher(process.execPath, [cli, 'ridge', 'fit', ...args], env);
+    const secondsOf = (re: RegExp): number => {
+      const m = re.exec(stdout);
+      return m ? Number(m[1]) / (m[2] === 'ms' ? 1000 : 1) : NaN;
+    };
+    const fit = secondsOf(/fitted in ([\d.]+) (ms|s)/), read = secondsOf(/inputs read in ([\d.]+) (ms|s)/);
+    const write = secondsOf(/model written to .* in ([\d.]+) (ms|s)/);
+    runs.push({ seconds, fitSeconds: fit, outsideSeconds: seconds - fit, startupSeconds: seconds - fit - read - write, readSeconds: read, writeSeconds: write });
+  }
+  return runs;
+}
+
+/** The run of the median time outside the fit (the lower of the two middle ones for an even count). */
+export function medianOutside(runs: readonly CliRun[]): CliRun {
+  return [...runs].sort((a, b) => a.outsideSeconds - b.outsideSeconds)[(runs.length - 1) >> 1];
 }
 
 /**

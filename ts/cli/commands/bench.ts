@@ -44,7 +44,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-cli', 'skip timing the whole `brainlatent ridge fit` command')
     .option('--cv-method <m>', "'auto', or force 'per-fold' or 'exact'", 'auto')
     .option('--python <path>', 'python with scikit-learn', '/usr/bin/python3')
-    .option('--repeats <n>', 'fits per shape, each in a fresh process between SGEMM probes; the median run is reported', (v: string) => integerFlag(v, '--repeats', 1), 3)
+    .option('--repeats <n>', 'fits per shape, each in a fresh process between SGEMM probes, and as many runs of the whole `ridge fit` command; the median run of each is reported', (v: string) => integerFlag(v, '--repeats', 1), 3)
     .option('--threads <n>', 'threads of every fit (each in its own process: the engine, the whole command, numpy and scikit-learn by OPENBLAS_NUM_THREADS) and of the SGEMM probes (default: all cores)', (v: string) => integerFlag(v, '--threads', 1, MAX_ENGINE_THREADS))
     .option(...RESULTS)
     .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; repeats: number; threads?: number; results?: string }) => {
