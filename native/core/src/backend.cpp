@@ -46,6 +46,9 @@ const char* op_name(Op op) {
     case Op::ColSums: return "col_sums";
     case Op::Shrink: return "shrink";
     case Op::ShrinkTargets: return "shrink_targets";
+    case Op::Tridiagonalize: return "tridiagonalize";
+    case Op::TriShrink: return "tri_shrink";
+    case Op::TriShrinkTargets: return "tri_shrink_targets";
     case Op::FoldStats: return "fold_stats";
     case Op::Score: return "score";
     case Op::SelectBest: return "select_best";

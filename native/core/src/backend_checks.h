@@ -62,6 +62,12 @@ inline void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alph
   need_shape(dst, src.rows, src.cols, "shrink_targets", "destination");
 }
 
+inline void tri_shrink(const char* op, const ViewF& src, const ViewD& d, const ViewD& e, i64 blocks, const ViewF& dst) {
+  need_vec(d, src.rows, op, "diagonal");
+  need_vec(e, src.rows, op, "off-diagonal");
+  need_shape(dst, blocks * src.rows, src.cols, op, "destination");
+}
+
 // fold_stats: the number of folds.
 inline i64 fold_stats(const ViewF& y, const std::vector<i64>& start, const ViewD& level, const ViewD& sum, const ViewD& sst) {
   const i64 k = static_cast<i64>(start.size()) - 1, t = y.cols;

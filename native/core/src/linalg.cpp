@@ -413,7 +413,70 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w, T* scratch, std::si
   });
   step_done(1.0);
 }
+// A = Q T Qᵀ (linalg.h: tridiagonalize): the reduction as eigh_impl's, then Q formed as eigh_impl's
+// back-transform forms Q·Z, from Z = I, each block of reflectors applied only to the columns it
+// reaches (block i0 acts on rows 0 .. i0 + ib, where the columns past them are still the identity's):
+// 4/3·n³ flops, ?orgtr's, against ?stedc and the 2n³ back-transform of eigh. At the medium bench
+// shape (n 1,999, float32, two Zen 3 cores) 0.24–0.40 s in the fit against eigh's 0.41–0.64 s.
+template <typename T>
+std::int64_t tridiagonalize_lwork(std::int64_t n) {
+  return std::max<std::int64_t>(std::int64_t{kSytrdBlock} * n, n * kReflectorBlock + std::int64_t{kReflectorBlock} * kReflectorBlock);
+}
+
+template <typename T>
+bool tridiagonalize_impl(std::int64_t n, T* a, std::int64_t lda, T* d, T* e, T* scratch, std::size_t scratch_count) {
+  if (n == 0) return true;
+  if (!within_syevd_scale(n, a, lda)) return false;
+  const int N = to_int(n, "n"), LDA = to_int(lda, "lda"), NB = kReflectorBlock;
+  std::vector<T> tau(static_cast<std::size_t>(n));
+  Workspace<T> ws(n * n + tridiagonalize_lwork<T>(n), scratch, scratch_count);
+  T* const z = ws.data();
+  T* const work = z + n * n;
+  // (weights by time: the reduction ~0.6, Q ~0.4 at n = 2,000 in float32)
+  const double w_trd = 0.6;
+  {
+    profile::Scope ps("tridiagonalize: sytrd");
+    sytrd_upper_blocked(N, a, LDA, d, e, tau.data(), work, [&](double f) { step_done(w_trd * f); });
+  }
+  e[n - 1] = 0;
+  step_done(w_trd);
+  profile::Scope ps("tridiagonalize: Q");
+  // Z = I, its pages faulted in on every core
+  parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t en) {
+    std::fill(z + b * n, z + en * n, T(0));
+    for (std::int64_t j = b; j < en; ++j) z[j * n + j] = T(1);
+  });
+  T* t = work;
+  T* prod = work + std::int64_t{NB} * NB;
+  const int k = N - 1;
+  for (int i0 = 0; i0 < k; i0 += NB) {
+    // (block i0 works on a rows × rows corner: the blocks before it did (i0/k)³ of the work)
+    const double before = static_cast<double>(i0) / k;
+    step_done(w_trd + (1 - w_trd) * before * before * before);
+    const int ib = std::min(NB, k - i0), rows = i0 + ib;
+    const T* v = a + static_cast<std::int64_t>(i0 + 1) * lda;  // A(0, i0 + 1)
+    BlasTurn turn;
+    Lapack<T>::larft("B", "C", &rows, &ib, v, &LDA, tau.data() + i0, t, &NB);
+    Lapack<T>::larfb("L", "N", "B", "C", &rows, &rows, &ib, v, &LDA, t, &NB, z, &N, prod, &N);
+  }
+  // Column k of Q (column-major) is row k of the row-major result.
+  parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t en) {
+    for (std::int64_t j = b; j < en; ++j) std::copy_n(z + j * n, n, a + j * lda);
+  });
+  step_done(1.0);
+  return true;
+}
 }  // namespace
+
+bool tridiagonalize(std::int64_t n, float* a, std::int64_t lda, float* d, float* e, float* scratch, std::size_t scratch_count) {
+  return tridiagonalize_impl<float>(n, a, lda, d, e, scratch, scratch_count);
+}
+bool tridiagonalize(std::int64_t n, double* a, std::int64_t lda, double* d, double* e, double* scratch, std::size_t scratch_count) {
+  return tridiagonalize_impl<double>(n, a, lda, d, e, scratch, scratch_count);
+}
+std::size_t tridiagonalize_scratch_count(std::int64_t n) {
+  return n <= 0 ? 0 : static_cast<std::size_t>(n * n + tridiagonalize_lwork<float>(n));
+}
 
 std::size_t eigh_workspace_bytes(std::int64_t n, std::size_t elem_size) {
   if (n <= 0) return 0;

@@ -259,6 +259,49 @@ void test_eigh(double tol) {
   }
 }
 
+// A = Q T Qᵀ: rows of a become Q's columns, T tridiagonal (d, e).
+template <typename T>
+void test_tridiagonalize(double tol) {
+  // (33 and 65: ?sytrd's blocked panels; 512 and 641: Q formed in blocks of 128 reflectors, one short of a multiple and a multiple)
+  for (i64 n : {0, 1, 2, 7, 33, 65, 512, 641}) {
+    HMat a = random(n, n);
+    for (i64 i = 0; i < n; ++i)
+      for (i64 j = 0; j < i; ++j) a.at(i, j) = a.at(j, i);
+    auto da = upload<T>(a);
+    auto dd = upload<T>(HMat{1, n, Vec(static_cast<std::size_t>(n), 0.0)}, 0, 1);
+    auto de = upload<T>(HMat{1, n, Vec(static_cast<std::size_t>(n), 7.0)}, 0, 1);
+    bool done = false;
+    if constexpr (sizeof(T) == 4) done = g_be->tridiagonalize(da.v, dd.v, de.v, ViewF{});
+    else done = g_be->tridiagonalize(da.v, dd.v, de.v);
+    const char* name = sizeof(T) == 4 ? "tridiagonalize.f32" : "tridiagonalize.f64";
+    CHECK(done);
+    HMat q = download(da.v), d = download(dd.v), e = download(de.v);
+    if (n > 0) CHECK(e.v.back() == 0.0);
+    HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)}, t{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
+    for (i64 i = 0; i < n; ++i) {
+      eye.at(i, i) = 1;
+      t.at(i, i) = d.v[static_cast<std::size_t>(i)];
+      if (i + 1 < n) t.at(i, i + 1) = t.at(i + 1, i) = e.v[static_cast<std::size_t>(i)];
+    }
+    expect_close(matmul(q, transpose(q)), eye, tol, tag(name, {n}) + " orthonormal");
+    expect_close(matmul(transpose(q), matmul(t, q)), a, tol, tag(name, {n}) + " reconstruction");
+    if (n < 100) expect_close(row(jacobi_eigenvalues(t)), row(jacobi_eigenvalues(a)), tol, tag(name, {n}) + " eigenvalues of T");
+    if constexpr (sizeof(T) == 4) {
+      // In a caller's scratch (NaN-filled), the same result bit for bit; too small a scratch is ignored.
+      const std::size_t need = g_be->eigh_scratch_count(n);
+      for (const std::size_t room : {std::max<std::size_t>(need, 1), need / 2}) {
+        auto ds = upload<float>(HMat{1, static_cast<i64>(room), Vec(room, std::nan(""))});
+        auto da2 = upload<float>(a);
+        auto dd2 = upload<float>(HMat{1, n, Vec(static_cast<std::size_t>(n), 0.0)}, 0, 1);
+        auto de2 = upload<float>(HMat{1, n, Vec(static_cast<std::size_t>(n), 0.0)}, 0, 1);
+        CHECK(g_be->tridiagonalize(da2.v, dd2.v, de2.v, ds.v));
+        const bool same = download(da2.v).v == q.v && download(dd2.v).v == d.v && download(de2.v).v == e.v;
+        if (!same) std::fprintf(stderr, "%s: not bit for bit the result without scratch\n", tag("tridiagonalize in scratch", {n, (i64)room}).c_str()), ++test::failures();
+      }
+    }
+  }
+}
+
 template <typename T>
 void test_cholesky(double tol) {
   const char* name = sizeof(T) == 4 ? "cholesky.f32" : "cholesky.f64";
@@ -387,6 +430,116 @@ double weight(Shrink kind, double lam, double alpha) {
     case Shrink::SqrtComplement: return std::sqrt(alpha / (lam + alpha));
   }
   return 0;
+}
+
+// Lower Cholesky factor of the SPD a (float64 reference), and solves with it.
+HMat chol_lower(const HMat& a) {
+  const i64 n = a.rows;
+  HMat c{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
+  for (i64 j = 0; j < n; ++j) {
+    double s = a.at(j, j);
+    for (i64 k = 0; k < j; ++k) s -= c.at(j, k) * c.at(j, k);
+    c.at(j, j) = std::sqrt(s);
+    for (i64 i = j + 1; i < n; ++i) {
+      double v = a.at(i, j);
+      for (i64 k = 0; k < j; ++k) v -= c.at(i, k) * c.at(j, k);
+      c.at(i, j) = v / c.at(j, j);
+    }
+  }
+  return c;
+}
+HMat lower_solve(const HMat& c, HMat b) {  // C⁻¹ b
+  for (i64 j = 0; j < b.cols; ++j)
+    for (i64 i = 0; i < c.rows; ++i) {
+      double v = b.at(i, j);
+      for (i64 k = 0; k < i; ++k) v -= c.at(i, k) * b.at(k, j);
+      b.at(i, j) = v / c.at(i, i);
+    }
+  return b;
+}
+HMat upper_solve(const HMat& c, HMat b) {  // C⁻ᵀ b
+  for (i64 j = 0; j < b.cols; ++j)
+    for (i64 i = c.rows - 1; i >= 0; --i) {
+      double v = b.at(i, j);
+      for (i64 k = i + 1; k < c.rows; ++k) v -= c.at(k, i) * b.at(k, j);
+      b.at(i, j) = v / c.at(i, i);
+    }
+  return b;
+}
+// A positive semidefinite tridiagonal T (diagonally dominant: d_k ≥ |e_{k−1}| + |e_k|), one of its
+// zero-coupled rows in the middle, as the centred kernel's constant direction has.
+void tridiagonal(i64 r, Vec& d, Vec& e) {
+  d.assign(static_cast<std::size_t>(r), 0.0);
+  e.assign(static_cast<std::size_t>(r), 0.0);
+  for (i64 k = 0; k + 1 < r; ++k) e[static_cast<std::size_t>(k)] = k == r / 2 ? 0.0 : 3 * g_rng.normal();
+  for (i64 k = 0; k < r; ++k)
+    d[static_cast<std::size_t>(k)] = std::fabs(e[static_cast<std::size_t>(k)]) + (k > 0 ? std::fabs(e[static_cast<std::size_t>(k - 1)]) : 0.0) +
+                                     std::fabs(g_rng.normal());
+}
+// (T + αI) as a dense float64 matrix, and F·b for tri_shrink's kinds by its dense Cholesky factor C = L D^½.
+HMat tri_reference(const Vec& d, const Vec& e, double alpha, Shrink kind, const HMat& b) {
+  const i64 r = b.rows;
+  HMat t{r, r, Vec(static_cast<std::size_t>(r * r), 0.0)};
+  for (i64 k = 0; k < r; ++k) {
+    t.at(k, k) = d[static_cast<std::size_t>(k)] + alpha;
+    if (k + 1 < r) t.at(k, k + 1) = t.at(k + 1, k) = e[static_cast<std::size_t>(k)];
+  }
+  const HMat c = chol_lower(t);
+  const bool complement = kind == Shrink::Complement || kind == Shrink::SqrtComplement;
+  HMat x = kind == Shrink::Inverse || kind == Shrink::Complement ? upper_solve(c, lower_solve(c, b)) : lower_solve(c, b);
+  const double s = kind == Shrink::Inverse || kind == Shrink::Complement ? (complement ? alpha : 1.0) : std::sqrt(complement ? alpha : 1.0);
+  for (auto& v : x.v) v *= s;
+  return x;
+}
+
+void test_tri_shrink() {
+  const Shrink kinds[] = {Shrink::Inverse, Shrink::Complement, Shrink::SqrtInverse, Shrink::SqrtComplement};
+  for (i64 r : {0, 1, 2, 31, 300})
+    for (i64 c : {0, 1, 13, 130})
+      for (i64 na : {1, 3})
+        for (Shrink kind : kinds) {
+          HMat a = random(r, c);
+          for (auto& x : a.v) x = static_cast<float>(x);
+          Vec d, e, alphas(static_cast<std::size_t>(na));
+          tridiagonal(r, d, e);
+          for (auto& al : alphas) al = std::exp(2 * g_rng.normal());
+          auto da = upload<float>(a);
+          auto dd = upload_vec(d), dev = upload_vec(e), dal = upload_vec(alphas);
+          auto out = upload<float>(HMat{na * r, c, Vec(static_cast<std::size_t>(na * r * c), 0.0)});
+          g_be->tri_shrink(da.v, dd.v, dev.v, dal.v, kind, out.v);
+          HMat want{na * r, c, Vec(static_cast<std::size_t>(na * r * c))};
+          for (i64 q = 0; q < na; ++q) {
+            const HMat x = tri_reference(d, e, alphas[static_cast<std::size_t>(q)], kind, a);
+            std::copy(x.v.begin(), x.v.end(), want.v.begin() + q * r * c);
+          }
+          expect_close(download(out.v), want, 1e-12, tag("tri_shrink", {r, c, na, (i64)kind}));
+          if (na == 1) {
+            g_be->tri_shrink(da.v, dd.v, dev.v, dal.v, kind, da.v);  // in place
+            expect_close(download(da.v), want, 1e-12, tag("tri_shrink in place", {r, c, (i64)kind}));
+          }
+        }
+  for (i64 r : {0, 1, 31, 300})
+    for (i64 c : {0, 1, 130, 301})
+      for (Shrink kind : {Shrink::Inverse, Shrink::Complement}) {
+        HMat a = random(r, c);
+        for (auto& x : a.v) x = static_cast<float>(x);
+        Vec d, e, alpha(static_cast<std::size_t>(c));
+        tridiagonal(r, d, e);
+        for (auto& al : alpha) al = std::exp(2 * g_rng.normal());
+        auto da = upload<float>(a), out = upload<float>(a);
+        auto dd = upload_vec(d), dev = upload_vec(e), dal = upload_vec(alpha);
+        g_be->tri_shrink_targets(da.v, dd.v, dev.v, dal.v, kind, out.v);
+        HMat want = a;
+        for (i64 j = 0; j < c; ++j) {
+          HMat col{r, 1, Vec(static_cast<std::size_t>(r))};
+          for (i64 k = 0; k < r; ++k) col.at(k, 0) = a.at(k, j);
+          const HMat x = tri_reference(d, e, alpha[static_cast<std::size_t>(j)], kind, col);
+          for (i64 k = 0; k < r; ++k) want.at(k, j) = x.at(k, 0);
+        }
+        expect_close(download(out.v), want, 1e-12, tag("tri_shrink_targets", {r, c, (i64)kind}));
+        g_be->tri_shrink_targets(da.v, dd.v, dev.v, dal.v, kind, da.v);  // in place
+        expect_close(download(da.v), want, 1e-12, tag("tri_shrink_targets in place", {r, c, (i64)kind}));
+      }
 }
 
 void test_shrink() {
@@ -1054,6 +1207,11 @@ int main(int argc, char** argv) {
   test::run("syrk", test_syrk);
   test::run("eigh float32", [] { test_eigh<float>(1e-11); });
   test::run("eigh float64", [] { test_eigh<double>(1e-24); });
+  if (g_be->supports(Op::Tridiagonalize, DType::F32)) {
+    test::run("tridiagonalize float32", [] { test_tridiagonalize<float>(1e-11); });
+    test::run("tridiagonalize float64", [] { test_tridiagonalize<double>(1e-24); });
+    test::run("ridge shrinkage along a tridiagonal basis", test_tri_shrink);
+  }
   test::run("cholesky / solve / inverse float32", [] { test_cholesky<float>(1e-10); });
   test::run("cholesky / solve / inverse float64", [] { test_cholesky<double>(1e-24); });
   test::run("element-wise kernels", test_elementwise);

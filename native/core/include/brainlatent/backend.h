@@ -130,6 +130,7 @@ enum class Op : std::uint8_t {
   Gemm, Syrk, Eigh, Cholesky, CholeskySolve, CholeskyInverse,   // BLAS / LAPACK
   Copy, Fill, Convert, Axpby, ScaleRowsCols, AddOuter, AddBroadcast, RowSums, ColSums,  // element-wise
   Shrink, ShrinkTargets,                                        // ridge: scaling by 1/(λ+α)
+  Tridiagonalize, TriShrink, TriShrinkTargets,                  // ridge: the same along a tridiagonal basis
   FoldStats, Score, SelectBest, Improve,                        // ridge: per-target scores, best alpha
   FirstNonFinite,
   SamplerInit, SamplerStep,                                     // the sampler's fused step (sd_fused_step.h)
@@ -240,6 +241,21 @@ class Backend {
     (void)scratch;
     eigh(a, w);
   }
+  // Reduction of the symmetric n×n matrix in a to tridiagonal form, in place: A = Q T Qᵀ, row k of a
+  // becoming Q's column k (as eigh leaves its eigenvectors); d (1×n) gets T's diagonal and e (1×n)
+  // its off-diagonal (e[k] = T(k, k+1), e[n − 1] = 0). False, a untouched, where the matrix's scale is
+  // outside what the reduction takes unscaled: the caller decomposes it with eigh() instead. Ridge's
+  // shrinkage f(A) = Q f(T) Qᵀ then needs no eigenvalues, only solves with T + αI (tri_shrink): the
+  // exact kernel route's basis, without the eigensolver's tridiagonal step and back-transform.
+  // `scratch`: as eigh_in_scratch's (may be empty; used where it holds eigh_scratch_count(n) floats).
+  virtual bool tridiagonalize(const ViewF& a, const ViewF& d, const ViewF& e, const ViewF& scratch) {
+    (void)a, (void)d, (void)e, (void)scratch;
+    unsupported(Op::Tridiagonalize, DType::F32);
+  }
+  virtual bool tridiagonalize(const ViewD& a, const ViewD& d, const ViewD& e) {
+    (void)a, (void)d, (void)e;
+    unsupported(Op::Tridiagonalize, DType::F64);
+  }
   // Cholesky factor of the SPD n×n matrix a, in place (the factor's layout is the backend's, for
   // the two calls below). False when a is not positive definite.
   virtual bool cholesky(const ViewF& a) = 0;
@@ -276,6 +292,23 @@ class Backend {
   virtual void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) = 0;
   // dst[k, j] = src[k, j]·w(lam[k], alpha[j]): every target (column) at its own alpha. dst may be src.
   virtual void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) = 0;
+  // shrink() along a tridiagonal basis (T: diagonal d, off-diagonal e, e[k] = T(k, k+1), as from
+  // tridiagonalize), the rows of src indexed by it: for each of the A alphas, block a of dst
+  // (A·rows × cols) is F·src with, for T + αI = L D Lᵀ (L unit lower bidiagonal),
+  //   Inverse  (T + αI)⁻¹          Complement      α(T + αI)⁻¹
+  //   SqrtInverse  D^-½ L⁻¹        SqrtComplement  √α·D^-½ L⁻¹
+  // (the square roots as factors: (F·src)ᵀ(F·src) = srcᵀ f(T) src, as shrink's √ weights give in an
+  // eigenbasis). T + αI must be positive definite (no pivoting). dst may be src when A is 1.
+  virtual void tri_shrink(const ViewF& src, const ViewD& d, const ViewD& e, const ViewD& alphas, Shrink kind, const ViewF& dst) {
+    (void)src, (void)d, (void)e, (void)alphas, (void)kind, (void)dst;
+    unsupported(Op::TriShrink, DType::F32);
+  }
+  // Column j of dst = F_j · column j of src with F_j as tri_shrink's at alpha[j] (Inverse or
+  // Complement): every target at its own alpha. dst may be src.
+  virtual void tri_shrink_targets(const ViewF& src, const ViewD& d, const ViewD& e, const ViewD& alpha, Shrink kind, const ViewF& dst) {
+    (void)src, (void)d, (void)e, (void)alpha, (void)kind, (void)dst;
+    unsupported(Op::TriShrinkTargets, DType::F32);
+  }
   // Per fold v (rows fold_start[v]..fold_start[v+1]) and column j of y (n × t): sum[v, j] = Σy and
   // sst[v, j] = Σ(y − ȳ)², set to 0 when the target is constant in the fold up to float32 rounding
   // of its level (kConstantTargetRelVar; level[j] is the column's offset, e.g. its removed mean).

@@ -44,6 +44,16 @@ std::size_t eigh_workspace_bytes(std::int64_t n, std::size_t elem_size);
 void eigh(std::int64_t n, float* a, std::int64_t lda, float* w, float* scratch, std::size_t scratch_count);
 std::size_t eigh_scratch_count(std::int64_t n, std::size_t elem_size);
 
+// Reduction of the symmetric n×n matrix in `a` to tridiagonal form, A = Q T Qᵀ: on exit row k of `a`
+// holds Q's column k (as eigh leaves its eigenvectors), d (n) T's diagonal and e (n) its off-diagonal
+// (e[k] = T(k, k+1), e[n − 1] = 0). ?sytrd's reduction, then Q from its reflectors (?orgtr's 4/3·n³
+// flops) a block at a time, with poll_cancel() and done(fraction) between the blocks (long_ops.h).
+// False, `a` untouched, where its scale is outside what the reduction takes unscaled (see eigh).
+// `scratch` as in eigh (at least tridiagonalize_scratch_count(n) elements; else its own workspace).
+bool tridiagonalize(std::int64_t n, float* a, std::int64_t lda, float* d, float* e, float* scratch = nullptr, std::size_t scratch_count = 0);
+bool tridiagonalize(std::int64_t n, double* a, std::int64_t lda, double* d, double* e, double* scratch = nullptr, std::size_t scratch_count = 0);
+std::size_t tridiagonalize_scratch_count(std::int64_t n);
+
 // Eigenvalues (ascending, in d) and eigenvectors (the columns of z, column-major, ldz >= n) of the
 // symmetric tridiagonal matrix with diagonal d and off-diagonal e (n − 1 entries, destroyed), by
 // divide and conquer: ?stedc for orders up to split_above; above, torn in halves and merged here, with

@@ -75,6 +75,7 @@ class CpuBackend final : public Backend {
     switch (op) {
       case Op::Gemm:
       case Op::Eigh:
+      case Op::Tridiagonalize:
       case Op::Cholesky:
       case Op::CholeskySolve:
       case Op::Copy:
@@ -222,6 +223,34 @@ class CpuBackend final : public Backend {
   void eigh(const ViewD& a, const ViewD& w) override { eigh_impl(a, w); }
   std::size_t eigh_scratch_count(std::int64_t n) const override { return linalg::eigh_scratch_count(n, sizeof(float)); }
   void eigh_in_scratch(const ViewF& a, const ViewF& w, const ViewF& scratch) override { eigh_impl(a, w, &scratch); }
+
+  template <typename T>
+  bool tridiagonalize_impl(const View<T>& a, const View<T>& d, const View<T>& e, const View<T>* scratch) {
+    const i64 n = a.rows;
+    need_shape(a, n, n, "tridiagonalize", "A");
+    need_vec(d, n, "tridiagonalize", "d");
+    need_vec(e, n, "tridiagonalize", "e");
+    if (n == 0) return true;
+    if (!d.contiguous() || !e.contiguous()) throw Error(ErrorCode::InvalidArgument, "tridiagonalize: d and e must be contiguous");
+    if (scratch && !scratch->empty() && !scratch->contiguous()) throw Error(ErrorCode::InvalidArgument, "tridiagonalize: scratch must be contiguous");
+    profile::Scope ps(sizeof(T) == 4 ? "op tridiagonalize f32" : "op tridiagonalize f64");
+    const std::size_t room = scratch ? static_cast<std::size_t>(scratch->rows * scratch->cols) : 0;
+    const bool in_scratch = room > 0 && room >= linalg::tridiagonalize_scratch_count(n);
+    const std::size_t ws = (in_scratch ? 0 : linalg::tridiagonalize_scratch_count(n) * sizeof(T)) + static_cast<std::size_t>(n) * sizeof(T);
+    count_alloc(ws, "tridiagonal reduction workspace");
+    try {
+      const bool done = linalg::tridiagonalize(n, a.ptr(), a.ld, d.ptr(), e.ptr(), in_scratch ? scratch->ptr() : nullptr, in_scratch ? room : 0);
+      count_free(ws);
+      return done;
+    } catch (...) {
+      count_free(ws);
+      throw;
+    }
+  }
+  bool tridiagonalize(const ViewF& a, const ViewF& d, const ViewF& e, const ViewF& scratch) override {
+    return tridiagonalize_impl(a, d, e, &scratch);
+  }
+  bool tridiagonalize(const ViewD& a, const ViewD& d, const ViewD& e) override { return tridiagonalize_impl<double>(a, d, e, nullptr); }
 
   bool cholesky(const ViewF& a) override {
     profile::Scope ps("op cholesky");
@@ -427,6 +456,126 @@ class CpuBackend final : public Backend {
           break;
         default:
           for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(s[j] * shrink_weight(kind, l, ap[j]));
+      }
+    });
+  }
+
+  // T + αI = L D Lᵀ along a tridiagonal basis (tri_shrink): a pivot below α·2⁻²⁰ (T + αI not positive
+  // definite: an alpha below the basis's resolution, whose results the ridge engine discards) is taken
+  // as that, so that it stays finite. For positive semidefinite T every pivot is at least α.
+  static double tri_pivot(double p, double alpha) { return std::max(p, alpha * 0x1p-20); }
+  // Columns per sweep of the tridiagonal solves: the sweep's rows × width doubles within ~1 MiB
+  // (the backward sweep then reads the forward one's rows from cache), in multiples of 16.
+  static i64 tri_width(i64 rows) { return std::clamp<i64>((i64{1} << 17) / std::max<i64>(1, rows) / 16 * 16, 16, 256); }
+
+  void tri_shrink(const ViewF& src, const ViewD& d, const ViewD& e, const ViewD& alphas, Shrink kind, const ViewF& dst) override {
+    profile::Scope ps("op tri_shrink");
+    const i64 na = alphas.size();
+    checks::tri_shrink("tri_shrink", src, d, e, na, dst);
+    const i64 r = src.rows, c = src.cols;
+    if (r == 0 || c == 0 || na == 0) return;
+    const i64 ds = vstep(d), es = vstep(e), as = vstep(alphas);
+    const bool solve = kind == Shrink::Inverse || kind == Shrink::Complement;
+    const bool complement = kind == Shrink::Complement || kind == Shrink::SqrtComplement;
+    std::vector<double> l(static_cast<std::size_t>(r)), f(static_cast<std::size_t>(r));
+    for (i64 a = 0; a < na; ++a) {
+      const double alpha = alphas.ptr()[a * as], scale = complement ? alpha : 1.0;
+      // l[k] = e[k]/D[k]; f[k] = 1/D[k] (solves: the scale applied at the end) or √(scale/D[k]) (factors)
+      double piv = tri_pivot(d.ptr()[0] + alpha, alpha);
+      for (i64 k = 0; k < r; ++k) {
+        f[static_cast<std::size_t>(k)] = solve ? 1.0 / piv : std::sqrt(scale / piv);
+        if (k + 1 < r) {
+          const double ek = e.ptr()[k * es];
+          l[static_cast<std::size_t>(k)] = ek / piv;
+          piv = tri_pivot(d.ptr()[(k + 1) * ds] + alpha - ek * ek / piv, alpha);
+        }
+      }
+      const ViewF out = dst.row_range(a * r, r);
+      parallel_for(0, c, 16, [&](i64 b, i64 en) {
+        const i64 w = tri_width(r);
+        std::vector<double> prev(static_cast<std::size_t>(w));
+        for (i64 j0 = b; j0 < en; j0 += w) {
+          const i64 m = std::min(w, en - j0);
+          // forward: y_k = s_k − l_{k−1}·y_{k−1}; out_k = y_k·f_k
+          for (i64 k = 0; k < r; ++k) {
+            const float* s = src.ptr() + k * src.ld + j0;
+            float* o = out.ptr() + k * out.ld + j0;
+            const double fk = f[static_cast<std::size_t>(k)];
+            if (k == 0) {
+              for (i64 j = 0; j < m; ++j) {
+                prev[static_cast<std::size_t>(j)] = s[j];
+                o[j] = static_cast<float>(s[j] * fk);
+              }
+              continue;
+            }
+            const double lk = l[static_cast<std::size_t>(k - 1)];
+            for (i64 j = 0; j < m; ++j) {
+              const double y = s[j] - lk * prev[static_cast<std::size_t>(j)];
+              prev[static_cast<std::size_t>(j)] = y;
+              o[j] = static_cast<float>(y * fk);
+            }
+          }
+          if (!solve) continue;
+          // backward: x_k = z_k − l_k·x_{k+1}, z = y/D held in out; out_k = scale·x_k
+          for (i64 k = r - 1; k >= 0; --k) {
+            float* o = out.ptr() + k * out.ld + j0;
+            const double lk = k + 1 < r ? l[static_cast<std::size_t>(k)] : 0.0;
+            for (i64 j = 0; j < m; ++j) {
+              const double x = k + 1 < r ? o[j] - lk * prev[static_cast<std::size_t>(j)] : static_cast<double>(o[j]);
+              prev[static_cast<std::size_t>(j)] = x;
+              o[j] = static_cast<float>(scale * x);
+            }
+          }
+        }
+      });
+    }
+  }
+
+  void tri_shrink_targets(const ViewF& src, const ViewD& d, const ViewD& e, const ViewD& alpha, Shrink kind, const ViewF& dst) override {
+    profile::Scope ps("op tri_shrink_targets");
+    checks::tri_shrink("tri_shrink_targets", src, d, e, 1, dst);
+    need_vec(alpha, src.cols, "tri_shrink_targets", "alphas");
+    if (kind != Shrink::Inverse && kind != Shrink::Complement)
+      throw Error(ErrorCode::InvalidArgument, "tri_shrink_targets: expected the Inverse or Complement shrinkage");
+    const i64 r = src.rows, c = src.cols;
+    if (r == 0 || c == 0) return;
+    const i64 ds = vstep(d), es = vstep(e), as = vstep(alpha);
+    const bool complement = kind == Shrink::Complement;
+    std::vector<double> dd(static_cast<std::size_t>(r)), ee(static_cast<std::size_t>(r));
+    for (i64 k = 0; k < r; ++k) dd[static_cast<std::size_t>(k)] = d.ptr()[k * ds], ee[static_cast<std::size_t>(k)] = e.ptr()[k * es];
+    parallel_for(0, c, 16, [&](i64 b, i64 en) {
+      const i64 w = tri_width(r);
+      // per column of the sweep: its alpha, the running pivot and y (forward) or x (backward); l per row
+      std::vector<double> al(static_cast<std::size_t>(w)), piv(static_cast<std::size_t>(w)), prev(static_cast<std::size_t>(w));
+      std::vector<double> l(static_cast<std::size_t>(r * w));
+      for (i64 j0 = b; j0 < en; j0 += w) {
+        const i64 m = std::min(w, en - j0);
+        for (i64 j = 0; j < m; ++j) al[static_cast<std::size_t>(j)] = alpha.ptr()[(j0 + j) * as];
+        for (i64 k = 0; k < r; ++k) {
+          const float* s = src.ptr() + k * src.ld + j0;
+          float* o = dst.ptr() + k * dst.ld + j0;
+          double* lk = l.data() + k * w;
+          const double* lp = k > 0 ? l.data() + (k - 1) * w : nullptr;
+          const double dk = dd[static_cast<std::size_t>(k)], ek = ee[static_cast<std::size_t>(k)], ep = k > 0 ? ee[static_cast<std::size_t>(k - 1)] : 0.0;
+          for (i64 j = 0; j < m; ++j) {
+            const std::size_t J = static_cast<std::size_t>(j);
+            const double p = tri_pivot(dk + al[J] - (k > 0 ? lp[j] * ep : 0.0), al[J]);
+            const double y = s[j] - (k > 0 ? lp[j] * prev[J] : 0.0);
+            prev[J] = y;
+            lk[j] = ek / p;
+            o[j] = static_cast<float>(y / p);
+          }
+        }
+        for (i64 k = r - 1; k >= 0; --k) {
+          float* o = dst.ptr() + k * dst.ld + j0;
+          const double* lk = l.data() + k * w;
+          for (i64 j = 0; j < m; ++j) {
+            const std::size_t J = static_cast<std::size_t>(j);
+            const double x = o[j] - (k + 1 < r ? lk[j] * prev[J] : 0.0);
+            prev[J] = x;
+            o[j] = static_cast<float>(complement ? al[J] * x : x);
+          }
+        }
       }
     });
   }

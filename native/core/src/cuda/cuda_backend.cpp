@@ -220,6 +220,10 @@ class CudaBackend final : public Backend {
       case Op::Convert: return dtype == DType::F32 || dtype == DType::F64;
       case Op::SelectBest:
       case Op::Improve: return dtype == DType::F64;
+      // (the exact kernel route keeps its eigenbasis here: cuSOLVER's syevd)
+      case Op::Tridiagonalize:
+      case Op::TriShrink:
+      case Op::TriShrinkTargets:
       case Op::Count_: return false;
       default: return dtype == DType::F32;
     }
