@@ -130,6 +130,19 @@ HMat matmul(const HMat& a, const HMat& b) {
   return c;
 }
 
+HMat symmetric(i64 n) {
+  HMat a = random(n, n);
+  for (i64 i = 0; i < n; ++i)
+    for (i64 j = 0; j < i; ++j) a.at(i, j) = a.at(j, i);
+  return a;
+}
+
+HMat identity(i64 n) {
+  HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
+  for (i64 i = 0; i < n; ++i) eye.at(i, i) = 1;
+  return eye;
+}
+
 HMat spd(i64 n) {
   HMat b = random(n, n + 2);
   HMat a = matmul(b, transpose(b));
@@ -213,9 +226,7 @@ void test_eigh(double tol) {
   // (512 and 641: the blocked reflector path, one block short of a multiple of 128 and a multiple;
   // there the Jacobi reference is too slow, and orthonormality with the reconstruction decide.)
   for (i64 n : {0, 1, 2, 7, 33, 65, 512, 641}) {
-    HMat a = random(n, n);
-    for (i64 i = 0; i < n; ++i)
-      for (i64 j = 0; j < i; ++j) a.at(i, j) = a.at(j, i);
+    const HMat a = symmetric(n);
     auto da = upload<T>(a);
     auto dw = upload<T>(HMat{1, n, Vec(static_cast<std::size_t>(n), 0.0)}, 0, 1);
     g_be->eigh(da.v, dw.v);
@@ -223,9 +234,7 @@ void test_eigh(double tol) {
     const char* name = sizeof(T) == 4 ? "eigh.f32" : "eigh.f64";
     if (n < 100) expect_close(w, row(jacobi_eigenvalues(a)), tol, tag(name, {n}) + " eigenvalues");
     // Rows of q are orthonormal eigenvectors: Q Qᵀ = I and Qᵀ diag(w) Q = A.
-    HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
-    for (i64 i = 0; i < n; ++i) eye.at(i, i) = 1;
-    expect_close(matmul(q, transpose(q)), eye, tol, tag(name, {n}) + " orthonormal");
+    expect_close(matmul(q, transpose(q)), identity(n), tol, tag(name, {n}) + " orthonormal");
     HMat lq = q;
     for (i64 k = 0; k < n; ++k)
       for (i64 j = 0; j < n; ++j) lq.at(k, j) *= w.v[static_cast<std::size_t>(k)];
@@ -264,9 +273,7 @@ template <typename T>
 void test_tridiagonalize(double tol) {
   // (33 and 65: ?sytrd's blocked panels; 512 and 641: Q formed in blocks of 128 reflectors, one short of a multiple and a multiple)
   for (i64 n : {0, 1, 2, 7, 33, 65, 512, 641}) {
-    HMat a = random(n, n);
-    for (i64 i = 0; i < n; ++i)
-      for (i64 j = 0; j < i; ++j) a.at(i, j) = a.at(j, i);
+    const HMat a = symmetric(n);
     auto da = upload<T>(a);
     auto dd = upload<T>(HMat{1, n, Vec(static_cast<std::size_t>(n), 0.0)}, 0, 1);
     auto de = upload<T>(HMat{1, n, Vec(static_cast<std::size_t>(n), 7.0)}, 0, 1);
@@ -277,13 +284,12 @@ void test_tridiagonalize(double tol) {
     CHECK(done);
     HMat q = download(da.v), d = download(dd.v), e = download(de.v);
     if (n > 0) CHECK(e.v.back() == 0.0);
-    HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)}, t{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
+    HMat t{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
     for (i64 i = 0; i < n; ++i) {
-      eye.at(i, i) = 1;
       t.at(i, i) = d.v[static_cast<std::size_t>(i)];
       if (i + 1 < n) t.at(i, i + 1) = t.at(i + 1, i) = e.v[static_cast<std::size_t>(i)];
     }
-    expect_close(matmul(q, transpose(q)), eye, tol, tag(name, {n}) + " orthonormal");
+    expect_close(matmul(q, transpose(q)), identity(n), tol, tag(name, {n}) + " orthonormal");
     expect_close(matmul(transpose(q), matmul(t, q)), a, tol, tag(name, {n}) + " reconstruction");
     if (n < 100) expect_close(row(jacobi_eigenvalues(t)), row(jacobi_eigenvalues(a)), tol, tag(name, {n}) + " eigenvalues of T");
     if constexpr (sizeof(T) == 4) {

@@ -122,10 +122,12 @@ void Context::resolve_above(double res) {
     if (pb.alphas[a] < res) unresolved[a] = 1;
 }
 
-// Eigenpairs of the symmetric matrix in a (r×r, any leading dimension), in place: a's rows become
-// the eigenvectors; returns the eigenvalues as computed (ascending), in float32 or, when the precision
-// rule asks, float64. A float64 redo calls refill() to write the matrix into a again.
-std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<void()>& refill) {
+// One decomposition of the symmetric matrix in a (r×r, any leading dimension), in place, in float32
+// or, when the precision rule asks, float64: f32() runs it on a, f64(d) on a float64 copy d that is
+// converted back into a; each returns the largest |eigenvalue| it found, or NaN where it declined
+// (a untouched; then so does this). A float64 redo calls refill() to write the matrix into a again.
+double Context::in_place_by_rule(const ViewF& a, const std::function<void()>& refill, const std::function<double()>& f32,
+                                 const std::function<double(const ViewD&)>& f64) {
   const i64 r = a.rows;
   // The decomposition's blocks report from here to decompose()'s end mark (long_ops.h).
   const double from = reported, to = decompose_to_ < 0 ? from : progress_from + (progress_to - progress_from) * decompose_to_;
@@ -134,14 +136,15 @@ std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<v
                                      : std::function<void(double)>());
   const double amin = *std::min_element(pb.alphas.begin(), pb.alphas.end());
   auto in_float64 = [&] {
-    BufferPtr d = be.alloc(DType::F64, Z(r * r)), w = be.alloc(DType::F64, Z(r));
-    const ViewD dv = view<double>(*d, r, r), wv = vec<double>(*w, r);
+    BufferPtr d = be.alloc(DType::F64, Z(r * r));
+    const ViewD dv = view<double>(*d, r, r);
     be.convert(a, dv);
     checkpoint();  // (a pass of ~0.5 s at NSD's 8,859 samples, faulting in the float64 copy)
-    be.eigh(dv, wv);
+    const double lmax = f64(dv);
+    if (std::isnan(lmax)) return lmax;
     be.convert(dv, a);
     ++n_float64_;
-    return download(wv);
+    return lmax;
   };
   if (pb.eig_precision == EigPrecision::Float64 || use_f64_ || (pb.eig_precision == EigPrecision::Auto && be.prefers_float64_eigh()))
     return in_float64();
@@ -151,6 +154,7 @@ std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<v
   // decomposition would only be thrown away (NSD-shaped encoding fit, n = 8859: 36 s of 495 s).
   // (A looser bound for regular Grams — ε·λ_max within 1 % of λ_min + α_min — was tried and dropped:
   // float32 eigenvectors then put coefficients 1–2 % off at the bound and 2.9e-3 off on NSD's c shape.)
+  // The tridiagonal basis's T carries the float32 reduction's error, the same ε·‖K‖: the same rule.
   constexpr double kEps32 = 1.19e-7;
   // (BRAINLATENT_EIG_PRECHECK=0 leaves the bound out: the tests' way to the float64 redo below)
   const char* precheck = std::getenv("BRAINLATENT_EIG_PRECHECK");
@@ -160,20 +164,8 @@ std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<v
     use_f64_ = true;
     return in_float64();
   }
-  std::vector<double> raw;
-  {
-    BufferPtr w = be.alloc(DType::F32, Z(r));
-    if (decompose_scratch_.buf) be.eigh_in_scratch(a, vec<float>(*w, r), decompose_scratch_);
-    else be.eigh(a, vec<float>(*w, r));
-    std::vector<float> wf(Z(r));
-    if (r > 0) {
-      BufferPtr h = be.wrap_host(wf.data(), DType::F32, wf.size());
-      be.copy(vec<float>(*w, r), vec<float>(*h, r));
-      be.synchronize();
-    }
-    raw.assign(wf.begin(), wf.end());
-  }
-  const double lmax = r > 0 ? std::max(std::fabs(raw.front()), std::fabs(raw.back())) : 0.0;
+  const double lmax = f32();
+  if (std::isnan(lmax)) return lmax;
   if (pb.eig_precision == EigPrecision::Auto && lmax > lmax_limit) {
     use_f64_ = true;
     ++float32_redone;
@@ -182,7 +174,108 @@ std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<v
     return in_float64();
   }
   ++n_float32_;
+  return lmax;
+}
+
+// Eigenpairs of the symmetric matrix in a, in place (in_place_by_rule): a's rows become the
+// eigenvectors; returns the eigenvalues as computed (ascending).
+std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<void()>& refill) {
+  const i64 r = a.rows;
+  std::vector<double> raw;
+  auto extreme = [&] { return r > 0 ? std::max(std::fabs(raw.front()), std::fabs(raw.back())) : 0.0; };
+  in_place_by_rule(
+      a, refill,
+      [&] {
+        BufferPtr w = be.alloc(DType::F32, Z(r));
+        if (decompose_scratch_.buf) be.eigh_in_scratch(a, vec<float>(*w, r), decompose_scratch_);
+        else be.eigh(a, vec<float>(*w, r));
+        std::vector<float> wf(Z(r));
+        if (r > 0) {
+          BufferPtr h = be.wrap_host(wf.data(), DType::F32, wf.size());
+          be.copy(vec<float>(*w, r), vec<float>(*h, r));
+          be.synchronize();
+        }
+        raw.assign(wf.begin(), wf.end());
+        return extreme();
+      },
+      [&](const ViewD& dv) {
+        BufferPtr w = be.alloc(DType::F64, Z(r));
+        be.eigh(dv, vec<double>(*w, r));
+        raw = download(vec<double>(*w, r));
+        return extreme();
+      });
   return raw;
+}
+
+namespace {
+// The extreme eigenvalues of the symmetric tridiagonal T (diagonal d, off-diagonal e, e[k] = T(k, k+1))
+// by bisection on Sturm counts, in float64, to ~1e-14 of ‖T‖ (Gershgorin bounds the search).
+std::pair<double, double> tridiagonal_extremes(const std::vector<double>& d, const std::vector<double>& e) {
+  const std::size_t n = d.size();
+  if (n == 0) return {0.0, 0.0};
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (std::size_t k = 0; k < n; ++k) {
+    const double rad = (k > 0 ? std::fabs(e[k - 1]) : 0.0) + (k + 1 < n ? std::fabs(e[k]) : 0.0);
+    lo = std::min(lo, d[k] - rad), hi = std::max(hi, d[k] + rad);
+  }
+  const double pivmin = std::numeric_limits<double>::min() / std::numeric_limits<double>::epsilon();
+  auto below = [&](double x) {  // eigenvalues < x
+    std::size_t count = 0;
+    double q = 1;
+    for (std::size_t k = 0; k < n; ++k) {
+      q = d[k] - x - (k > 0 ? e[k - 1] * e[k - 1] / q : 0.0);
+      if (std::fabs(q) < pivmin) q = -pivmin;
+      count += q < 0;
+    }
+    return count;
+  };
+  auto bisect = [&](std::size_t want) {  // the smallest x with below(x) ≥ want
+    double a = lo, b = hi;
+    const double tol = 1e-14 * std::max(std::fabs(lo), std::fabs(hi));
+    for (int it = 0; it < 200 && b - a > tol; ++it) {
+      const double m = 0.5 * (a + b);
+      (below(m) >= want ? b : a) = m;
+    }
+    return 0.5 * (a + b);
+  };
+  return {bisect(1), bisect(n)};
+}
+}  // namespace
+
+std::vector<double> Context::tridiagonal_in_place(const ViewF& a, const std::function<void()>& refill, std::vector<double>& off,
+                                                  std::pair<double, double>& ext) {
+  const i64 r = a.rows;
+  std::vector<double> d;
+  auto extreme = [&] {
+    ext = tridiagonal_extremes(d, off);
+    return std::max(std::fabs(ext.first), std::fabs(ext.second));
+  };
+  const double lmax = in_place_by_rule(
+      a, refill,
+      [&] {
+        BufferPtr de = be.alloc(DType::F32, Z(2 * r));
+        const ViewF dv = vec<float>(*de, r), ev = vec<float>(*de, r, r);
+        if (!be.tridiagonalize(a, dv, ev, decompose_scratch_.buf ? decompose_scratch_ : ViewF{})) return std::nan("");
+        std::vector<float> h(Z(2 * r));
+        if (r > 0) {
+          BufferPtr hb = be.wrap_host(h.data(), DType::F32, h.size());
+          be.copy(vec<float>(*de, 2 * r), vec<float>(*hb, 2 * r));
+          be.synchronize();
+        }
+        d.assign(h.begin(), h.begin() + r);
+        off.assign(h.begin() + r, h.end());
+        return extreme();
+      },
+      [&](const ViewD& av) {
+        BufferPtr de = be.alloc(DType::F64, Z(2 * r));
+        if (!be.tridiagonalize(av, vec<double>(*de, r), vec<double>(*de, r, r))) return std::nan("");
+        const std::vector<double> h = download(vec<double>(*de, 2 * r));
+        d.assign(h.begin(), h.begin() + r);
+        off.assign(h.begin() + r, h.end());
+        return extreme();
+      });
+  if (std::isnan(lmax)) return {};
+  return d;
 }
 
 // A lower bound on the largest eigenvalue of the symmetric positive semidefinite a: the Rayleigh
@@ -224,14 +317,27 @@ double Context::lambda_max_lower_bound(const ViewF& a, int iterations, double en
   return bound;
 }
 
-// A symmetric matrix's eigenpairs (sym left intact): q and raw, not yet lam.
-Context::Eig Context::eigh_of(const ViewF& sym) {
+// A symmetric matrix's eigenpairs (sym left intact): q and raw, not yet lam. With `tridiagonal`, its
+// tridiagonal basis where the backend reduces it (e.tridiagonal; raw and off hold T, lmin/lmax its extremes).
+Context::Eig Context::eigh_of(const ViewF& sym, bool tridiagonal) {
   const i64 r = sym.rows;
   Eig e;
   e.q_buf = be.alloc(DType::F32, Z(r * r));
   e.q = view<float>(*e.q_buf, r, r);
   be.copy(sym, e.q);
-  e.raw = eigh_in_place(e.q, [&] { be.copy(sym, e.q); });
+  const auto refill = [&] { be.copy(sym, e.q); };
+  if (tridiagonal) {
+    std::vector<double> off;
+    std::pair<double, double> ext;
+    e.raw = tridiagonal_in_place(e.q, refill, off, ext);
+    if (!e.raw.empty()) {
+      e.tridiagonal = true;
+      e.off_buf = upload(off);
+      e.lmin = ext.first, e.lmax = ext.second;
+      return e;
+    }
+  }
+  e.raw = eigh_in_place(e.q, refill);
   return e;
 }
 
@@ -242,7 +348,7 @@ Context::Eig Context::eigh_of(const ViewF& sym) {
 // is split off exactly: with the Householder reflector P = I − τvvᵀ, v = u − e₁ (Pu = e₁),
 // PKP = [0 0; 0 B] up to the Gram's rounding; B is decomposed, and K's eigenvectors are u (row 0,
 // eigenvalue 0) and P[0; w_k], orthogonal to u to rounding.
-Context::Eig Context::eigh_deflated(const ViewF& k) {
+Context::Eig Context::eigh_deflated(const ViewF& k, bool tridiagonal) {
   const i64 r = k.rows, m = r - 1;
   const double s = 1.0 / std::sqrt(static_cast<double>(r)), tau = 1.0 / (1.0 - s);  // τ = 2/vᵀv
   std::vector<double> v(Z(r), s);
@@ -275,7 +381,20 @@ Context::Eig Context::eigh_deflated(const ViewF& k) {
     be.add_outer(b, -1.0, vec<double>(*w_d, m), vec<double>(*vt_d, m));
   };
   form_b();
-  const std::vector<double> inner = eigh_in_place(b, form_b);
+  // (the tridiagonal basis of B where asked and the backend reduces it: row 0 of the result, u, is
+  // then a decoupled row of T, its diagonal and off-diagonal entries 0)
+  std::vector<double> inner, off;
+  if (tridiagonal) {
+    std::pair<double, double> ext;
+    inner = tridiagonal_in_place(b, form_b, off, ext);
+    if (!inner.empty()) {
+      e.tridiagonal = true;
+      e.lmin = ext.first, e.lmax = ext.second;
+      off.insert(off.begin(), 0.0);
+      e.off_buf = upload(off);
+    }
+  }
+  if (!e.tridiagonal) inner = eigh_in_place(b, form_b);
   be.fill(e.q.block(0, 0, 1, r), 0.0f);
   be.fill(e.q.block(1, 0, m, 1), 0.0f);
   be.fill(e.q.block(0, 0, 1, 1), 1.0f);
@@ -289,7 +408,7 @@ Context::Eig Context::eigh_deflated(const ViewF& k) {
 }
 
 Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to, bool singular_folds,
-                               const ViewF& scratch) {
+                               const ViewF& scratch, bool tridiagonal) {
   checkpoint();
   const i64 r = sym.rows;
   ++decompositions;
@@ -297,7 +416,8 @@ Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool spli
   decompose_scratch_ = scratch;
   Eig e;
   try {
-    e = centred_kernel && split_constant && r > 1 ? eigh_deflated(sym) : eigh_of(sym);
+    tridiagonal = tridiagonal && be.supports(Op::Tridiagonalize, DType::F32) && be.supports(Op::TriShrink, DType::F32);
+    e = centred_kernel && split_constant && r > 1 ? eigh_deflated(sym, tridiagonal) : eigh_of(sym, tridiagonal);
   } catch (...) {
     decompose_to_ = -1;
     decompose_scratch_ = ViewF{};
@@ -306,14 +426,16 @@ Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool spli
   decompose_to_ = -1;
   decompose_scratch_ = ViewF{};
   std::vector<double> lam(Z(r));
-  for (i64 k = 0; k < r; ++k) lam[Z(k)] = std::max(0.0, e.raw[Z(k)]);
+  for (i64 k = 0; k < r; ++k) lam[Z(k)] = e.tridiagonal ? e.raw[Z(k)] : std::max(0.0, e.raw[Z(k)]);
   e.lam_buf = upload(lam);
   e.lam = vec<double>(*e.lam_buf, r);
+  if (e.tridiagonal) e.off = vec<double>(*e.off_buf, r);
   // Alpha resolution (ridge.md §5.4): a (near) singular decomposition resolves no alpha below
-  // 1e-5·λ_max; a centred kernel's constant null vector carries no signal and does not count.
+  // 1e-5·λ_max; a centred kernel's constant null vector carries no signal and does not count (the
+  // tridiagonal basis's extremes are of T without it).
   if (r > 0) {
-    const double lmax = std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back()));
-    const double lmin = centred_kernel && r > 1 ? e.raw[1] : e.raw[0];
+    const double lmax = e.tridiagonal ? std::max(std::fabs(e.lmin), std::fabs(e.lmax)) : std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back()));
+    const double lmin = e.tridiagonal ? e.lmin : centred_kernel && r > 1 ? e.raw[1] : e.raw[0];
     const double res = 1e-5 * lmax;
     if (lmin < res || singular_folds) resolve_above(res);
   }

@@ -142,6 +142,13 @@ class Context {
     ViewF q;
     ViewD lam;
     std::vector<double> raw;    // the eigenvalues as computed (host), ascending
+    // With the tridiagonal basis (decompose's `tridiagonal`, where the backend has it): rows of q are
+    // the basis, K = qᵀ T q, lam is T's diagonal (as computed) and off its off-diagonal (off[k] =
+    // T(k, k+1)); raw holds the diagonal too, and lmin, lmax T's extreme eigenvalues (bisection).
+    bool tridiagonal = false;
+    BufferPtr off_buf;
+    ViewD off;
+    double lmin = 0, lmax = 0;
   };
   // The eigendecomposition of a Gram, clamped eigenvalues and alpha resolution included. With
   // split_constant, a centred kernel's constant null vector is split off exactly (eigh_deflated):
@@ -153,8 +160,10 @@ class Context {
   // below its resolution are unresolved whatever its smallest eigenvalue.
   // `scratch`: a buffer the route writes next, whose memory a float32 decomposition may use for its
   // workspace first (Backend::eigh_in_scratch; ignored where it is smaller than eigh_scratch_count).
+  // `tridiagonal`: the tridiagonal basis instead of eigenvectors where the backend has it (Eig::tridiagonal
+  // says whether it was taken), for a route that applies f(K) = qᵀ f(T) q by tri_shrink.
   Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false, double to = -1, bool singular_folds = false,
-                const ViewF& scratch = ViewF{});
+                const ViewF& scratch = ViewF{}, bool tridiagonal = false);
   // "float32", "float64", or "mixed" when a later decomposition needed float64.
   std::string precision() const { return n_float64_ == 0 ? "float32" : n_float32_ == 0 ? "float64" : "mixed"; }
 
@@ -180,11 +189,20 @@ class Context {
 
  private:
   std::vector<double> eigh_in_place(const ViewF& a, const std::function<void()>& refill);
+  // The same in the tridiagonal basis: a's rows become the basis; returns T's diagonal, its
+  // off-diagonal in off and its extreme eigenvalues in ext. Empty (a refilled) where the backend
+  // would not reduce the matrix: the caller takes eigh_in_place.
+  std::vector<double> tridiagonal_in_place(const ViewF& a, const std::function<void()>& refill, std::vector<double>& off,
+                                           std::pair<double, double>& ext);
+  // One decomposition in place under the precision rule (ridge.md §5.4): f32() or f64(float64 copy)
+  // run it and return the largest |eigenvalue| it found, or NaN where it declined (a untouched).
+  double in_place_by_rule(const ViewF& a, const std::function<void()>& refill, const std::function<double()>& f32,
+                          const std::function<double(const ViewD&)>& f64);
   double decompose_to_ = -1;  // decompose()'s `to`, for eigh_in_place's progress
   ViewF decompose_scratch_;   // decompose()'s `scratch`, for eigh_in_place's float32 decomposition
   double lambda_max_lower_bound(const ViewF& a, int iterations, double enough);
-  Eig eigh_of(const ViewF& sym);
-  Eig eigh_deflated(const ViewF& k);
+  Eig eigh_of(const ViewF& sym, bool tridiagonal);
+  Eig eigh_deflated(const ViewF& k, bool tridiagonal);
   bool use_f64_ = false;
   i64 n_float32_ = 0, n_float64_ = 0;
 };

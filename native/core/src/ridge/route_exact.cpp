@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <iomanip>
 #include <limits>
 #include <sstream>
@@ -139,7 +140,7 @@ class Exact final : public Route {
       const std::size_t need = be_.eigh_scratch_count(rz);
       if (need > 0 && Z(rz * pb_.t()) >= need) scratch = z_.get(be_, rz, pb_.t());
     }
-    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after), singular_folds, scratch);
+    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after), singular_folds, scratch, tridiagonal_basis());
     // The Gram is not read again. Where the kernel form's folds are formed while scoring (one batch,
     // host memory) its pages, already touched, hold leverage()'s (I − H)_vv blocks and inverses (12 MiB
     // not faulted in fresh at the medium bench shape), and the refit's panels of X̃ where they fill it
@@ -158,6 +159,7 @@ class Exact final : public Route {
       // of positive terms, Q_v diag(α/(λ+α)) Q_vᵀ over the other n − 1 eigenvectors, with no cancellation.
       eig_.q = eig_.q.row_range(1, n - 1);
       eig_.lam = vec<double>(*eig_.lam_buf, n - 1, 1);
+      if (eig_.tridiagonal) eig_.off = vec<double>(*eig_.off_buf, n - 1, 1);  // (row 0 was decoupled: T's rest)
     }
     if (primal_) {
       // N = X̃Q: the row space of the leverages.
@@ -213,7 +215,7 @@ class Exact final : public Route {
     all_projected_.assign(Z(k), 0);
     alphas_ = ctx_.upload(pb_.alphas);
     // The kernel form's residual weights α/(λ+α) per alpha, one per eigenvector, for the projections.
-    if (!primal_) {
+    if (!primal_ && !eig_.tridiagonal) {
       const std::vector<double> lam = ctx_.download(eig_.lam);
       std::vector<double> w(Z(A) * lam.size());
       for (int a = 0; a < A; ++a)
@@ -263,7 +265,8 @@ class Exact final : public Route {
         // 4 ms per alpha at the medium bench shape for a 2.4 ms product).
         // (with every alpha in one chunk they fit in the fold's stack, which the projections fill only after)
         const ViewF l = na == A ? view<float>(*stack_of(v).buf, na * r, nv) : l_s_.get(be_, na * r, nv);
-        be_.shrink(qv, eig_.lam, vec<double>(*alphas_, na, a0), Shrink::SqrtComplement, Axis::Rows, l);
+        if (eig_.tridiagonal) be_.tri_shrink(qv, eig_.lam, eig_.off, vec<double>(*alphas_, na, a0), Shrink::SqrtComplement, l);
+        else be_.shrink(qv, eig_.lam, vec<double>(*alphas_, na, a0), Shrink::SqrtComplement, Axis::Rows, l);
         // (a check between products: 0.17 s each at NSD's size, 1.7 s for the chunk)
         for (int a = 0; a < na; ++a) {
           ctx_.checkpoint();
@@ -345,8 +348,11 @@ class Exact final : public Route {
         // are then NN or TN, which OpenBLAS runs ~1.2× faster than this one as NT (k = n_v).
         const ViewF pv = stack_of(v).col_range(a0 * nv, na * nv);
         be_.gemm(false, false, 1.0f, qv, inv, 0.0f, pv);
-        for (int a = 0; a < na; ++a)
-          be_.scale_rows_cols(pv.col_range(a * nv, nv), vec<double>(*wres_, r, (a0 + a) * r), ViewD{});
+        for (int a = 0; a < na; ++a) {
+          const ViewF pa = pv.col_range(a * nv, nv);
+          if (eig_.tridiagonal) be_.tri_shrink(pa, eig_.lam, eig_.off, vec<double>(*alphas_, 1, a0 + a), Shrink::Complement, pa);
+          else be_.scale_rows_cols(pa, vec<double>(*wres_, r, (a0 + a) * r), ViewD{});
+        }
         ctx_.count_flops(2.0 * na * nv * nv * r);
       }
     }
@@ -410,7 +416,8 @@ class Exact final : public Route {
       for (int v = 0; v < k; ++v) need_zs = need_zs || factors_[Z(a * k + v)].kind == Factor::F64Factor;
       if (need_zs) {
         zs = zs_.get(be_, r, tb);
-        be_.shrink(z_view_, eig_.lam, vec<double>(*alpha, 1), primal_ ? Shrink::Inverse : Shrink::Complement, Axis::Rows, zs);
+        if (eig_.tridiagonal) be_.tri_shrink(z_view_, eig_.lam, eig_.off, vec<double>(*alpha, 1), Shrink::Complement, zs);
+        else be_.shrink(z_view_, eig_.lam, vec<double>(*alpha, 1), primal_ ? Shrink::Inverse : Shrink::Complement, Axis::Rows, zs);
       }
       if (primal_) {
         be_.copy(batch.y, res);
@@ -462,7 +469,8 @@ class Exact final : public Route {
     }
     // (in place: Z is not read again; a later batch or refit computes it anew, z_key_ below)
     const ViewF ez = z_view_;
-    be_.shrink_targets(z_view_, eig_.lam, alphas, Shrink::Inverse, ez);
+    if (eig_.tridiagonal) be_.tri_shrink_targets(z_view_, eig_.lam, eig_.off, alphas, Shrink::Inverse, ez);
+    else be_.shrink_targets(z_view_, eig_.lam, alphas, Shrink::Inverse, ez);
     if (primal_) {
       be_.gemm(true, false, 1.0f, eig_.q, ez, 0.0f, out);
       ctx_.count_flops(2.0 * p * r * tb);
@@ -516,6 +524,17 @@ class Exact final : public Route {
   }
 
  private:
+  // The kernel form's basis: the eigenbasis, or with BRAINLATENT_EXACT_BASIS=tridiagonal the
+  // tridiagonal one where the backend has it (Context::decompose): the eigensolver's ?stedc and its 2n³
+  // back-transform left out, its diagonal scalings solves with T + αI (tri_shrink). Not the default: at
+  // the medium bench shape on two Zen 3 cores the decomposition took 0.24–0.35 s against 0.43–0.53 s,
+  // but the solves 0.09–0.16 s against ~0.04 s for the scalings (they read and write the stack twice),
+  // and the fits were no faster within the VM's noise. ctest runs the ridge tests in both bases.
+  bool tridiagonal_basis() const {
+    if (primal_) return false;
+    const char* basis = std::getenv("BRAINLATENT_EXACT_BASIS");
+    return basis && std::strcmp(basis, "tridiagonal") == 0;
+  }
   Context& ctx_;
   Backend& be_;
   const Problem& pb_;
