@@ -77,7 +77,10 @@ describe('each scheduler against diffusers transcribed in float64', () => {
         guidance: cs.guidance, karras: cs.karras, eta: cs.eta, schedule, timings,
       });
       const d = scaledDiff(native.latents.data, ref);
-      expect(d).toBeLessThan(1e-5);
+      // (float32 U-Net outputs through ONNX Runtime's kernels, batches of 2 here and 3 there, and float32 steps: on a
+      // Zen 3 CPU (AVX2 kernels) the largest of these cases came to 1.06e-5 (dpmpp2m-sde karras) and 9.95e-6
+      // (unipc trailing), most 3e-6–7e-6; a wrong coefficient or step order moves them by 1e-3 and more)
+      expect(d).toBeLessThan(3e-5);
       // the same number of U-Net calls per image as diffusers' loop makes
       const plan = sd.plan({ scheduler: cs.scheduler, steps: cs.steps, strength: cs.strength, karras: cs.karras, timestepSpacing: cs.spacing, eta: cs.eta });
       expect(timings.unetCalls).toBe(plan.runs.length);

@@ -524,14 +524,18 @@ void test_tri_shrink() {
             expect_close(download(da.v), want, 1e-12, tag("tri_shrink in place", {r, c, (i64)kind}));
           }
         }
+  // (every column its own alpha, and a few alphas in blocks of columns: the two paths, per column and by table)
   for (i64 r : {0, 1, 31, 300})
     for (i64 c : {0, 1, 130, 301})
+      for (int few = 0; few < 2; ++few)
       for (Shrink kind : {Shrink::Inverse, Shrink::Complement}) {
         HMat a = random(r, c);
         for (auto& x : a.v) x = static_cast<float>(x);
         Vec d, e, alpha(static_cast<std::size_t>(c));
         tridiagonal(r, d, e);
         for (auto& al : alpha) al = std::exp(2 * g_rng.normal());
+        if (few)
+          for (i64 j = 0; j < c; ++j) alpha[static_cast<std::size_t>(j)] = std::pow(10.0, static_cast<double>(j * 5 / std::max<i64>(1, c)) - 1);
         auto da = upload<float>(a), out = upload<float>(a);
         auto dd = upload_vec(d), dev = upload_vec(e), dal = upload_vec(alpha);
         g_be->tri_shrink_targets(da.v, dd.v, dev.v, dal.v, kind, out.v);
@@ -542,9 +546,9 @@ void test_tri_shrink() {
           const HMat x = tri_reference(d, e, alpha[static_cast<std::size_t>(j)], kind, col);
           for (i64 k = 0; k < r; ++k) want.at(k, j) = x.at(k, 0);
         }
-        expect_close(download(out.v), want, 1e-12, tag("tri_shrink_targets", {r, c, (i64)kind}));
+        expect_close(download(out.v), want, 1e-12, tag("tri_shrink_targets", {r, c, few, (i64)kind}));
         g_be->tri_shrink_targets(da.v, dd.v, dev.v, dal.v, kind, da.v);  // in place
-        expect_close(download(da.v), want, 1e-12, tag("tri_shrink_targets in place", {r, c, (i64)kind}));
+        expect_close(download(da.v), want, 1e-12, tag("tri_shrink_targets in place", {r, c, few, (i64)kind}));
       }
 }
 

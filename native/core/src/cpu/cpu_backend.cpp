@@ -466,6 +466,8 @@ class CpuBackend final : public Backend {
   static double tri_pivot(double p, double alpha) { return std::max(p, alpha * 0x1p-20); }
   // Columns per sweep of the tridiagonal solves: the sweep's rows × width doubles within ~1 MiB
   // (the backward sweep then reads the forward one's rows from cache), in multiples of 16.
+  // The most distinct alphas tri_shrink_targets factors once each (tables of rows × that many).
+  static constexpr std::size_t kTriTable = 64;
   static i64 tri_width(i64 rows) { return std::clamp<i64>((i64{1} << 17) / std::max<i64>(1, rows) / 16 * 16, 16, 256); }
 
   void tri_shrink(const ViewF& src, const ViewD& d, const ViewD& e, const ViewD& alphas, Shrink kind, const ViewF& dst) override {
@@ -556,6 +558,72 @@ class CpuBackend final : public Backend {
     const bool complement = kind == Shrink::Complement;
     std::vector<double> dd(static_cast<std::size_t>(r)), ee(static_cast<std::size_t>(r));
     for (i64 k = 0; k < r; ++k) dd[static_cast<std::size_t>(k)] = d.ptr()[k * ds], ee[static_cast<std::size_t>(k)] = e.ptr()[k * es];
+    // Few distinct alphas (a refit's chosen ones from the grid, a chunk of projections' one per block of
+    // columns): each one's factors once, in tables by row, and every thread sweeps its columns whole,
+    // row by row. (Rows of a view are far apart: narrow blocks of them missed the cache on every row.)
+    std::vector<double> distinct;
+    for (i64 j = 0; j < c && distinct.size() <= kTriTable; ++j) {
+      const double a = alpha.ptr()[j * as];
+      if (std::find(distinct.begin(), distinct.end(), a) == distinct.end()) distinct.push_back(a);
+    }
+    if (distinct.size() <= kTriTable) {
+      const i64 D = static_cast<i64>(distinct.size());
+      // lt[k·D + q] = l_k at alpha q, ft[k·D + q] = 1/D_k at alpha q
+      std::vector<double> lt(static_cast<std::size_t>(r * D)), ft(static_cast<std::size_t>(r * D));
+      for (i64 q = 0; q < D; ++q) {
+        const double al = distinct[static_cast<std::size_t>(q)];
+        double piv = tri_pivot(dd[0] + al, al);
+        for (i64 k = 0; k < r; ++k) {
+          ft[static_cast<std::size_t>(k * D + q)] = 1.0 / piv;
+          if (k + 1 < r) {
+            lt[static_cast<std::size_t>(k * D + q)] = ee[static_cast<std::size_t>(k)] / piv;
+            piv = tri_pivot(dd[static_cast<std::size_t>(k + 1)] + al - ee[static_cast<std::size_t>(k)] * ee[static_cast<std::size_t>(k)] / piv, al);
+          }
+        }
+      }
+      parallel_for(0, c, 16, [&](i64 b, i64 en) {
+        const i64 m = en - b;
+        std::vector<int> idx(static_cast<std::size_t>(m));
+        std::vector<double> prev(static_cast<std::size_t>(m)), sc(static_cast<std::size_t>(m));
+        for (i64 j = 0; j < m; ++j) {
+          const double a = alpha.ptr()[(b + j) * as];
+          idx[static_cast<std::size_t>(j)] = static_cast<int>(std::find(distinct.begin(), distinct.end(), a) - distinct.begin());
+          sc[static_cast<std::size_t>(j)] = complement ? a : 1.0;
+        }
+        const int* ix = idx.data();
+        double* pv = prev.data();
+        for (i64 k = 0; k < r; ++k) {
+          const float* sr = src.ptr() + k * src.ld + b;
+          float* o = dst.ptr() + k * dst.ld + b;
+          const double* fk = ft.data() + k * D;
+          if (k == 0) {
+            for (i64 j = 0; j < m; ++j) pv[j] = sr[j], o[j] = static_cast<float>(sr[j] * fk[ix[j]]);
+            continue;
+          }
+          const double* lk = lt.data() + (k - 1) * D;
+          for (i64 j = 0; j < m; ++j) {
+            const double y = sr[j] - lk[ix[j]] * pv[j];
+            pv[j] = y;
+            o[j] = static_cast<float>(y * fk[ix[j]]);
+          }
+        }
+        for (i64 k = r - 1; k >= 0; --k) {
+          float* o = dst.ptr() + k * dst.ld + b;
+          if (k + 1 == r) {
+            for (i64 j = 0; j < m; ++j) pv[j] = o[j], o[j] = static_cast<float>(sc[static_cast<std::size_t>(j)] * pv[j]);
+            continue;
+          }
+          const double* lk = lt.data() + k * D;
+          for (i64 j = 0; j < m; ++j) {
+            const double x = o[j] - lk[ix[j]] * pv[j];
+            pv[j] = x;
+            o[j] = static_cast<float>(sc[static_cast<std::size_t>(j)] * x);
+          }
+        }
+      });
+      return;
+    }
+    // Many distinct alphas: each column's pivots as it goes, in blocks of columns.
     parallel_for(0, c, 16, [&](i64 b, i64 en) {
       const i64 w = tri_width(r);
       // per column of the sweep: its alpha, the running pivot and y (forward) or x (backward); l per row

@@ -348,10 +348,15 @@ class Exact final : public Route {
         // are then NN or TN, which OpenBLAS runs ~1.2× faster than this one as NT (k = n_v).
         const ViewF pv = stack_of(v).col_range(a0 * nv, na * nv);
         be_.gemm(false, false, 1.0f, qv, inv, 0.0f, pv);
-        for (int a = 0; a < na; ++a) {
-          const ViewF pa = pv.col_range(a * nv, nv);
-          if (eig_.tridiagonal) be_.tri_shrink(pa, eig_.lam, eig_.off, vec<double>(*alphas_, 1, a0 + a), Shrink::Complement, pa);
-          else be_.scale_rows_cols(pa, vec<double>(*wres_, r, (a0 + a) * r), ViewD{});
+        if (eig_.tridiagonal) {
+          // (every alpha's block in one sweep along whole rows of the stack: column j at its block's alpha)
+          std::vector<double> by_col(Z(na * nv));
+          for (int a = 0; a < na; ++a) std::fill_n(by_col.begin() + a * nv, nv, pb_.alphas[Z(a0 + a)]);
+          const BufferPtr cols = ctx_.upload(by_col);
+          be_.tri_shrink_targets(pv, eig_.lam, eig_.off, vec<double>(*cols, na * nv), Shrink::Complement, pv);
+        } else {
+          for (int a = 0; a < na; ++a)
+            be_.scale_rows_cols(pv.col_range(a * nv, nv), vec<double>(*wres_, r, (a0 + a) * r), ViewD{});
         }
         ctx_.count_flops(2.0 * na * nv * nv * r);
       }
