@@ -114,7 +114,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         `  brainlatent: ${mid.seconds.toFixed(2)} s, ${gflops.toFixed(0)} GFLOP/s effective GEMM rate (${(100 * mid.share).toFixed(0)}% of the SGEMM rate ` +
           `${sgemm.toFixed(0)} GFLOP/s measured around it; median of ${runs.length} runs, ${runs.map((r) => (100 * r.share).toFixed(0) + '%').join(', ')}), ` +
           `peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, held-out R² ${ours.test_r2.toFixed(4)} [${ours.info?.route}, ${ours.info?.cvMethod}, ` +
-          `eigh ${ours.info?.eigPrecision} ${ours.info?.secondsDecompose.toFixed(2)} s]`,
+          `decomposition ${ours.info?.eigPrecision} ${ours.info?.secondsDecompose.toFixed(2)} s]`,
       );
       const row: Record<string, unknown> = {
         shape: s,

@@ -529,16 +529,19 @@ class Exact final : public Route {
   }
 
  private:
-  // The kernel form's basis: the eigenbasis, or with BRAINLATENT_EXACT_BASIS=tridiagonal the
-  // tridiagonal one where the backend has it (Context::decompose): the eigensolver's ?stedc and its 2n³
-  // back-transform left out, its diagonal scalings solves with T + αI (tri_shrink). Not the default: at
-  // the medium bench shape on two Zen 3 cores the decomposition took 0.24–0.35 s against 0.43–0.53 s,
-  // but the solves 0.09–0.16 s against ~0.04 s for the scalings (they read and write the stack twice),
-  // and the fits were no faster within the VM's noise. ctest runs the ridge tests in both bases.
+  // The kernel form's basis: tridiagonal where the backend has it (Context::decompose; the CUDA backend
+  // keeps cuSOLVER's eigenbasis), K = Qᵀ T Q from the reduction alone: the eigensolver's ?stedc and its
+  // 2n³ back-transform left out, the diagonal scalings become solves with T + αI (tri_shrink). Medians
+  // of 9 fits each at the medium bench shape on two Zen 3 cores: setup 0.45 s against 0.63 s (the
+  // decomposition 0.28 against 0.46), the solves 0.10 s against 0.05 for the scalings; at 8,859 samples
+  // in float64 the fit 97.9 s against 107.4 s (the decomposition 60.8 against 74.2). And more accurate
+  // in float32 (no eigenvectors of close eigenvalues): coefficients 1.6e-4 off a float64 solve against
+  // 2.4e-3 (n 600, p 1,500, 300 targets; float64 decompositions: 5.6e-5 either way).
+  // BRAINLATENT_EXACT_BASIS=eigen keeps the eigenbasis (ctest runs the ridge tests in both).
   bool tridiagonal_basis() const {
     if (primal_) return false;
     const char* basis = std::getenv("BRAINLATENT_EXACT_BASIS");
-    return basis && std::strcmp(basis, "tridiagonal") == 0;
+    return !(basis && std::strcmp(basis, "eigen") == 0);
   }
   Context& ctx_;
   Backend& be_;
