@@ -52,7 +52,7 @@ async function main(): Promise<void> {
       log(`  data generated in ${((performance.now() - tg) / 1000).toFixed(1)} s`);
       const r = ours(dir);
       const gflops = (r.info?.gemmFlops ?? 0) / 1e9 / r.seconds;
-      log(`  brainlatent RidgeCV: ${r.seconds.toFixed(1)} s, ${gflops.toFixed(0)} GFLOP/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, held-out R² ${r.test_r2.toFixed(4)} [${r.info?.route}, ${r.info?.cvMethod}, eigh ${r.info?.eigPrecision} ${r.info?.secondsDecompose.toFixed(1)} s]`);
+      log(`  brainlatent RidgeCV: ${r.seconds.toFixed(1)} s, ${gflops.toFixed(0)} GFLOP/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, held-out R² ${r.test_r2.toFixed(4)} [${r.info?.route}, ${r.info?.cvMethod}, decomposition ${r.info?.eigPrecision} ${r.info?.secondsDecompose.toFixed(1)} s]`);
       const row: Record<string, unknown> = {
         shape: s,
         brainlatent: {
