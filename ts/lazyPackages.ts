@@ -23,7 +23,7 @@ export function onnxProto(): typeof import('onnx-proto').onnx {
 }
 let onnx: typeof import('onnx-proto').onnx | undefined;
 
-/** pngjs (CommonJS): PNG files read and written. */
+/** pngjs (CommonJS): PNG files read in the formats brainlatent does not write (ts/io/pngWrite writes them). */
 export function pngjsPackage(): typeof import('pngjs') {
   return require('pngjs') as typeof import('pngjs');
 }

@@ -1,10 +1,11 @@
-/** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API; written PNGs are 8-bit RGB. */
+/** PNG in and out (read: our rows' reader, pngjs for other formats; written: io/pngWrite) as RGB uint8 batches, the image format of the Diffusion API; written PNGs are 8-bit RGB. */
 import type { PNG } from 'pngjs';
 
 import { FormatError, InvalidArgumentError } from '../errors.js';
 import { pngjsPackage } from '../lazyPackages.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { checkPngData, type PngLimits } from '../io/pngCheck.js';
+import { encodeRgbPng } from '../io/pngWrite.js';
 import { rgbFromRows, rowsReadable } from '../io/pngRows.js';
 import { byteLimit, readWholeFile } from '../io/readWhole.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -45,9 +46,7 @@ export async function readPng(path: string, limits: PngLimits = {}): Promise<Rgb
  * `width × height` pixels, `rgb` holding 3 bytes a pixel, row by row.
  */
 export function rgbPngBytes(rgb: Uint8Array, width: number, height: number): Buffer {
-  const data = Buffer.from(rgb.buffer, rgb.byteOffset, width * height * 3);
-  // (input and output both RGB: pngjs filters the rows as they are, without an RGBA copy)
-  return pngjsPackage().PNG.sync.write({ width, height, data } as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  return encodeRgbPng(rgb, width, height);
 }
 
 /** Writes image `index` of an RGB batch as an 8-bit RGB PNG (no alpha channel). */
