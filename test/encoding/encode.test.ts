@@ -359,30 +359,20 @@ describe.skipIf(!chromiumPath)(`the encoding report in a real browser${chromiumP
     await page.close();
   });
 
-  it("starts each map at its stated threshold exactly (the figures' and captions'), not at a slider step below it", async () => {
-    const { page, problems } = await openReport(browser, report());
-    await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
-    const maps = await page.locator('#viewer-config').evaluate((e) => (JSON.parse(e.textContent ?? '{}') as { maps: { threshold: number; kind: string }[] }).maps);
-    expect(maps.length).toBeGreaterThan(1);
-    for (let k = 0; k < maps.length; k++) {
-      await page.evaluate((i) => (window as unknown as { brainViewer: { show(k: number): void } }).brainViewer.show(i), k);
-      expect(Number(await page.locator('#threshold').inputValue()), `map ${k} (${maps[k].kind})`).toBeCloseTo(maps[k].threshold, 10);
-    }
-    expect(problems).toEqual([]);
-    await page.close();
-  });
-
-  it("shows the 'negative values (blue)' box only on maps that draw negative values", async () => {
-    // (it stayed ticked, greyed out, on held-out r maps that show r >= the threshold only)
+  // (both per-map checks in one pass over the maps: showing a map uploads its volume again, ~1 s in software GL)
+  it("starts each map at its stated threshold exactly (the figures' and captions', not a slider step below it), and shows the 'negative values (blue)' box only on maps that draw negative values", async () => {
+    // (the box stayed ticked, greyed out, on held-out r maps that show r >= the threshold only)
     const html = readFileSync(report(), 'utf8');
     const { page, problems } = await openReport(browser, report());
     await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
-    const maps = await page.locator('#viewer-config').evaluate((e) => (JSON.parse(e.textContent ?? '{}') as { maps: { signed: boolean; kind: string }[] }).maps);
+    const maps = await page.locator('#viewer-config').evaluate((e) => (JSON.parse(e.textContent ?? '{}') as { maps: { threshold: number; signed: boolean; kind: string }[] }).maps);
+    expect(maps.length).toBeGreaterThan(1);
     expect(maps[0].kind).toBe('r');
     expect(html).toContain('<label class="check" id="show-negative-label" hidden><input id="show-negative" type="checkbox" checked> negative values (blue)</label>');
     expect(new Set(maps.map((m) => m.signed))).toEqual(new Set([true, false]));
     for (let k = 0; k < maps.length; k++) {
       await page.evaluate((i) => (window as unknown as { brainViewer: { show(k: number): void } }).brainViewer.show(i), k);
+      expect(Number(await page.locator('#threshold').inputValue()), `map ${k} (${maps[k].kind})`).toBeCloseTo(maps[k].threshold, 10);
       expect(await page.locator('#show-negative').isVisible(), `map ${k} (${maps[k].kind})`).toBe(maps[k].signed);
     }
     expect(problems).toEqual([]);
@@ -469,11 +459,15 @@ describe('encode on the pipeline stage machinery', () => {
     expect(dry.plan!.filter((l) => /^run  /.test(l))).toEqual([]);
   });
 
+  // (one forced dry run, probes and all, for the two tests that ask the same question of it: ~18 s each)
+  let forcedDryRun: ReturnType<typeof encode> | undefined;
+  const dryRunForced = () => (forcedDryRun ??= encode(mainConfig(), { dryRun: true, force: true }));
+
   it('dry run: every stage to run timed by a short probe of its own work, nothing written', async () => {
     const { readdir, stat } = await import('node:fs/promises');
     const markers = async () => Promise.all((await readdir(join(world.tmp, 'out', 'stages'))).map(async (f) => [f, (await stat(join(world.tmp, 'out', 'stages', f))).mtimeMs]));
     const before = await markers();
-    const dry = await encode(mainConfig(), { dryRun: true, force: true });
+    const dry = await dryRunForced();
     const ids = dry.stages.map((s) => s.stage);
     expect(ids).toEqual(result.stages.map((s) => s.stage));
     for (const id of ids) {
@@ -511,7 +505,7 @@ describe('encode on the pipeline stage machinery', () => {
 
   it("dry run: each fit's memory is planned at the shape the fit then had (rows, the table's columns, voxels)", async () => {
     // z and c from the model's declared sizes, z_c as wide as z, the U-Net layers from the preflight's probe run, pooled
-    const dry = await encode(mainConfig(), { dryRun: true, force: true });
+    const dry = await dryRunForced();
     const num = (v: string) => Number(v.replace(/,/g, ''));
     const planned = new Map(
       dry.plan!.flatMap((l) => {
