@@ -1,9 +1,11 @@
 /**
  * 8-bit RGB PNG files (colour type 2), byte for byte the files pngjs 7 writes with its defaults (each row's filter
  * chosen by the least sum of absolute filtered values, ties to the lower type; deflate level 9, run-length strategy),
- * several times faster: pngjs tries the five filters in five passes over each row, through generic functions, and
- * took ~30 ms for one 512 px image, most of it in those passes. Here one pass per row sums all five at once, and the
- * chosen filter is applied in a second; the CRCs are zlib's. Every PNG brainlatent writes goes through here.
+ * 1.5× faster: pngjs tries the five filters in five passes over each row, through generic functions, and took
+ * ~30 ms for one 512 px photograph-like image, two thirds of it in those passes. Here one pass per row sums all five
+ * at once, without branches (the Paeth predictor's and |x|'s were mispredicted on noisy rows), and the chosen filter
+ * is applied in a second: ~20 ms, of which deflate ~8. The CRCs are zlib's. Every PNG brainlatent writes goes
+ * through here.
  */
 import { constants, crc32, deflateSync } from 'node:zlib';
 
