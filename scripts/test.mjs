@@ -7,6 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
+import { PARTS, staleReason } from './build-stamp.mjs';
 import { compileTypeScript } from './compile-ts.mjs';
 
 const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: 'inherit', ...opts });
@@ -48,6 +49,12 @@ function runStreamed(cmd, args) {
 
 if (!existsSync('build/Release/brainlatent.node')) fail('the native engine is not built; run `npm install` (or `npm run build`) first');
 await phase('compile', 'ts/ into dist/ (when stale)', () => {
+  // (the install script has just compiled it in a fresh clone: CI compiled twice, ~27 s on 2 cores)
+  const stale = staleReason(PARTS.dist);
+  if (!stale) {
+    console.log('npm test: dist/ is up to date with ts/ (build/stamp-dist.json)');
+    return;
+  }
   if (!compileTypeScript()) fail('TypeScript compilation failed');
 });
 // The typecheck covers test/ too, and the module graph (no import cycles; one native-call layer).

@@ -6,7 +6,7 @@
  * script's output (it creates a file then), so a buffered ctest is caught without measuring any time.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -37,7 +37,8 @@ function makeCheckout(): string {
     path.join(nm, 'typescript', 'bin', 'tsc'),
     `const fs = require('fs'); fs.mkdirSync('dist/cli', { recursive: true });
 fs.writeFileSync('dist/index.js', '');
-fs.writeFileSync('dist/cli/main.js', 'process.exit(0);\\n');\n`,
+fs.writeFileSync('dist/cli/main.js', 'process.exit(0);\\n');
+fs.appendFileSync('tsc-runs', 'x');\n`,
   );
   // vitest: one passed test in the JSON report
   write(
@@ -100,5 +101,29 @@ describe('npm test (scripts/test.mjs)', () => {
     expect(out.indexOf('100% tests passed')).toBeLessThan(out.indexOf('[4/5] ctest done'));
     expect(out).toContain('vitest stand-in ran');
     expect(out.trimEnd().split('\n').at(-1)).toBe('tests: 2 passed, 0 failed, 0 skipped');
+  }, 120_000);
+
+  it('compiles ts/ only when dist/ is stale: once after a clone, not again until a source changes', async () => {
+    const dir = makeCheckout();
+    dirs.push(dir);
+    writeFileSync(path.join(dir, 'ctest-go'), ''); // (the stand-in ctest goes on at once)
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^npm_/i.test(k)) env[k] = v;
+    env.PATH = `${path.join(dir, 'fakebin')}${path.delimiter}${process.env.PATH ?? ''}`;
+    const npmTest = async () => {
+      const child = spawn(process.execPath, [path.join('scripts', 'test.mjs')], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(status, out).toBe(0);
+      return { out, tscRuns: readFileSync(path.join(dir, 'tsc-runs'), 'utf8').length };
+    };
+    expect((await npmTest()).tscRuns).toBe(1);
+    const again = await npmTest();
+    expect(again.tscRuns).toBe(1);
+    expect(again.out).toContain('npm test: dist/ is up to date with ts/ (build/stamp-dist.json)');
+    write(path.join(dir, 'ts', 'index.ts'), 'export const x = 2;\n');
+    expect((await npmTest()).tscRuns).toBe(2);
   }, 120_000);
 });
