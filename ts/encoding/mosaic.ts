@@ -8,7 +8,7 @@ import { InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Grid } from '../io/voxelMask.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkPositive } from '../ridge/options.js';
-import { encodeRgbPng } from '../io/pngWrite.js';
+import { encodeRgbPng, rgbFromRgba } from '../io/pngWrite.js';
 import { MAX_MOSAIC_PIXELS, MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from './mosaicBounds.js';
 import { DEFAULT_MOSAIC_SLICES, mosaicLayout, mosaicSize } from './mosaicLayout.js';
 import { applyAffine, axisLayout, type Affine } from './orientation.js';
@@ -286,11 +286,5 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
 export function mosaicPng(spec: MosaicSpec): { bytes: Buffer; result: MosaicResult } {
   const { png: image, result } = renderMosaic(spec);
   // 8-bit RGB (colour type 2), as every PNG brainlatent writes: the figure is opaque, its alpha all 255
-  const n = image.width * image.height, rgb = new Uint8Array(n * 3);
-  for (let p = 0; p < n; p++) {
-    rgb[p * 3] = image.data[p * 4];
-    rgb[p * 3 + 1] = image.data[p * 4 + 1];
-    rgb[p * 3 + 2] = image.data[p * 4 + 2];
-  }
-  return { bytes: encodeRgbPng(rgb, image.width, image.height), result };
+  return { bytes: encodeRgbPng(rgbFromRgba(image.data, image.width * image.height), image.width, image.height), result };
 }

@@ -31,6 +31,17 @@ export function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Bu
   return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
 }
 
+/** The RGB bytes of `pixels` RGBA pixels (alpha dropped): a canvas or a decoded PNG as encodeRgbPng and batches take them. */
+export function rgbFromRgba(rgba: Uint8Array, pixels: number): Uint8Array {
+  const rgb = new Uint8Array(pixels * 3);
+  for (let p = 0; p < pixels; p++) {
+    rgb[p * 3] = rgba[p * 4];
+    rgb[p * 3 + 1] = rgba[p * 4 + 1];
+    rgb[p * 3 + 2] = rgba[p * 4 + 2];
+  }
+  return rgb;
+}
+
 /** A chunk: its length, type, data and the CRC-32 of type and data. */
 function chunk(type: string, data: Uint8Array): Buffer {
   const out = Buffer.alloc(data.length + 12);

@@ -5,7 +5,7 @@ import { FormatError, InvalidArgumentError } from '../errors.js';
 import { pngjsPackage } from '../lazyPackages.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { checkPngData, type PngLimits } from '../io/pngCheck.js';
-import { encodeRgbPng } from '../io/pngWrite.js';
+import { encodeRgbPng, rgbFromRgba } from '../io/pngWrite.js';
 import { rgbFromRows, rowsReadable } from '../io/pngRows.js';
 import { byteLimit, readWholeFile } from '../io/readWhole.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -32,13 +32,7 @@ export async function readPng(path: string, limits: PngLimits = {}): Promise<Rgb
     throw new FormatError(`${path} is not a readable PNG: ${(e as Error).message}`, { path });
   }
   const { width, height } = png;
-  const data = new Uint8Array(width * height * 3);
-  for (let p = 0; p < width * height; p++) {
-    data[p * 3] = png.data[p * 4];
-    data[p * 3 + 1] = png.data[p * 4 + 1];
-    data[p * 3 + 2] = png.data[p * 4 + 2];
-  }
-  return { data, count: 1, height, width };
+  return { data: rgbFromRgba(png.data, width * height), count: 1, height, width };
 }
 
 /**
