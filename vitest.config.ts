@@ -12,7 +12,11 @@ export default defineConfig({
     // Test files that make an onnxruntime-node session before the library does would start ONNX Runtime's
     // telemetry, which leaves $TMPDIR/.ses and $TMPDIR/mat-debug-<pid>.log (ts/native/ortTelemetry.ts).
     // test/sd/ortTelemetry.test.ts runs its children without it, to test the library's own default.
-    env: { ORT_DISABLE_TELEMETRY: '1' },
+    // OpenBLAS one-threaded in the test processes: two files run at once on two cores, and OpenBLAS's idle threads
+    // spin (sched_yield) after every call, taking the core the other file computes on (its system time halved, the
+    // heavy in-process files ~10% faster). The engine's own loops keep every core; ctest, the benchmarks and the
+    // consumer checks run OpenBLAS with all its threads. A child given its own OPENBLAS_NUM_THREADS keeps it.
+    env: { ORT_DISABLE_TELEMETRY: '1', OPENBLAS_NUM_THREADS: '1' },
     // One temporary folder per run, removed at its end (TMPDIR points the workers and their children at it), and a
     // file's children started outside a test killed when the file ends: test/setup/.
     globalSetup: ['test/setup/runTempFolder.ts'],
