@@ -163,28 +163,45 @@ function readStamp(part, root) {
   }
 }
 
-/** Records that `part` was just built from inputs with `hash` (computed before the build began). */
-export function writeStamp(part, hash, root = scriptRoot, settings = part.settings(root)) {
+/**
+ * Records that `part` was just built from inputs with `hash` (computed before the build began). `fresh`: the build
+ * wrote into an empty (or absent) folder, so every recorded file is its output (isFreshBuild).
+ */
+export function writeStamp(part, hash, root = scriptRoot, settings = part.settings(root), fresh = false) {
   const outputs = outputStats(part, root);
   if (!outputs) return; // the build made no output: nothing to vouch for
   const file = path.join(root, part.stamp);
   mkdirSync(path.dirname(file), { recursive: true });
   // (the settings as well as their hash: what the next build compares its compilers with)
-  writeFileSync(`${file}.tmp`, `${JSON.stringify({ inputs: hash, settings, outputs }, null, 2)}\n`);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify({ inputs: hash, settings, fresh, outputs }, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
 }
 
 /**
  * Runs `build` (which returns false, or exits, on failure) and stamps `part` when it succeeded. The
- * hash is taken before the build, so a source edited while it runs leaves the part stale.
+ * hash is taken before the build, so a source edited while it runs leaves the part stale. `fresh`: the build
+ * starts from an empty folder (writeStamp).
  */
-export function stamped(part, build, root = scriptRoot) {
+export function stamped(part, build, root = scriptRoot, { fresh = false } = {}) {
   const settings = part.settings(root);
   const hash = inputsHash(part, root);
   part.prepare?.(root, readStamp(part, root)?.settings, settings);
   const ok = build();
-  if (ok !== false) writeStamp(part, hash, root, settings);
+  if (ok !== false) writeStamp(part, hash, root, settings, fresh);
   return ok;
+}
+
+/**
+ * Whether a part's folder is exactly what a build into an empty folder made of the inputs as they are now: its
+ * stamp is current (staleReason), says the build was fresh, and lists every file now there (nothing added since).
+ * `npm pack` then ships dist/ as it is instead of compiling ts/ again into an emptied dist/ (scripts/prepack.mjs).
+ */
+export function isFreshBuild(part, root = scriptRoot) {
+  if (!part.recorded || staleReason(part, root) !== undefined) return false;
+  const stamp = readStamp(part, root);
+  if (stamp?.fresh !== true) return false;
+  const listed = new Set(Object.keys(stamp.outputs ?? {}));
+  return part.recorded(root).every((rel) => listed.has(rel));
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

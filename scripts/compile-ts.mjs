@@ -4,9 +4,9 @@
 // first build, `npx brainlatent` in a checkout failed with "brainlatent: Permission denied" unless
 // npm happened to fix the bin's mode itself. Then bundles the CLI's commands (scripts/bundle-cli.mjs). Used by
 // the install, prepack and test scripts and by `npm run build:ts`. Options: --fresh empties dist/ first. Each
-// compile stamps dist/ (scripts/build-stamp.mjs).
+// compile stamps dist/ (scripts/build-stamp.mjs), saying whether it compiled into an empty dist/.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,8 +21,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  * so that the install script `npx brainlatent` runs in a checkout reuses it.
  */
 export function compileTypeScript({ fresh = false } = {}) {
+  const dist = path.join(root, 'dist');
+  // (into an empty dist/: every file there afterwards is this compile's, which the stamp records for npm pack)
+  const intoEmpty = fresh || !existsSync(dist) || readdirSync(dist).length === 0;
   return stamped(PARTS.dist, () => {
-    if (fresh) rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+    if (fresh) rmSync(dist, { recursive: true, force: true });
     // The command bundles of the last build go first: tsc writes its output even when it fails, and a bundle left
     // beside a newer module would run the old code (main.js also skips a bundle older than its module).
     removeCommandBundles(path.join(root, 'dist'));
@@ -34,7 +37,7 @@ export function compileTypeScript({ fresh = false } = {}) {
     if (b.status !== 0) return false;
     markBinsExecutable();
     return true;
-  });
+  }, root, { fresh: intoEmpty });
 }
 
 /** chmod 755 every file that the "bin" of `dir`'s package.json names and that exists; returns those files. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm pack` / `npm publish` run this (the `prepack` script), and it says what it writes:
 //   1. dist/: the TypeScript compiled afresh (the folder is emptied first, so no file whose source is
-//      gone ships);
+//      gone ships), unless dist/ is already that: compiled into an empty folder from ts/ as it is, nothing
+//      changed or added since (its stamp, scripts/build-stamp.mjs isFreshBuild);
 //   2. prebuilds/linux-x64/ (on Linux x64 with glibc): the engine linked against Debian's static
 //      OpenBLAS (CMake target brainlatent_prebuilt, built in its own folder, build-prebuilt/, so that the
 //      checkout's build/ keeps its options: its test hooks, its CUDA setting), stripped, named for node-gyp-build
@@ -12,7 +13,7 @@
 //      variable of the tests is read).
 // Neither folder is committed (.gitignore); `postpack` removes prebuilds/ again. build-prebuilt/ (git-ignored, not
 // shipped) is kept: the next pack rebuilds only what changed.
-// `node scripts/prepack.mjs --prebuild-only` does step 2 alone.
+// `node scripts/prepack.mjs --prebuild-only` does step 2 alone, `--dist-only` step 1.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -20,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { buildNative } from './build-native.mjs';
+import { PARTS, isFreshBuild } from './build-stamp.mjs';
 import { compileTypeScript } from './compile-ts.mjs';
 import { VERSION_CEILINGS, parseVersionNeeds, tooNewVersions } from './elf-needs.mjs';
 
@@ -46,6 +48,12 @@ function run(cmd, args, opts = {}) {
 }
 
 function compileFreshDist() {
+  // (a dist/ that a compile into an empty folder made of ts/ as it is, untouched since, is what this would write:
+  // a fresh clone's install compiled it, as in CI)
+  if (isFreshBuild(PARTS.dist)) {
+    console.log(`prepack: dist/ is the compile of ts/ as it is into an empty dist/, unchanged since (${PARTS.dist.stamp}): not compiled again`);
+    return;
+  }
   if (!compileTypeScript({ fresh: true })) fail('tsc -p tsconfig.build.json failed');
   console.log('prepack: compiled ts/ into a fresh dist/');
 }
@@ -148,5 +156,5 @@ function checkNoTestHooks(binary) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   if (!process.argv.includes('--prebuild-only')) compileFreshDist();
-  prebuild();
+  if (!process.argv.includes('--dist-only')) prebuild();
 }

@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 # libisal2 is Intel's ISA-L, whose inflate the readers use for .nii.gz when it is there (1.3-1.8x the rate of
 # Node's zlib in `bench data`; without it they use Node's zlib) and zlib1g-dev writes the gzip files of its ctest test.
 packages=(cmake g++ make libopenblas-dev libopenblas-pthread-dev libisal2 zlib1g-dev python3-numpy python3-scipy python3-sklearn python3-nibabel python3-h5py chromium redis-server)
+# CI also caches the engine's compiles (scripts/ccache-env.sh)
+if [ "${1:-}" = "--ci" ]; then packages+=(ccache); fi
 if command -v dpkg >/dev/null && command -v apt-get >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -35,6 +37,7 @@ fi
 # onnxruntime-node's post-install would download CUDA binaries; its CPU library ships in the package.
 export ONNXRUNTIME_NODE_INSTALL=skip
 if [ "${1:-}" = "--ci" ]; then
+  . scripts/ccache-env.sh
   npm ci --no-audit --no-fund
 else
   npm install --no-audit --no-fund
