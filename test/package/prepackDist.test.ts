@@ -5,7 +5,6 @@
  * stamped as compiled into an empty folder, every file as written, none added. The real scripts run in a small
  * checkout whose tsc is a stand-in that counts its runs.
  */
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { packageRoot } from '../../ts/native/binding.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 function write(file: string, text: string): void {
   mkdirSync(path.dirname(file), { recursive: true });
@@ -45,14 +45,10 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function node(dir: string, ...args: string[]): string {
-  const r = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8' });
-  expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
-  return r.stdout;
-}
+const node = (dir: string, ...args: string[]) => commandOutput(process.execPath, args, { cwd: dir });
 
 describe("npm pack's dist/ (scripts/prepack.mjs)", () => {
-  it('keeps a dist/ compiled into an empty folder from ts/ as it is; compiles afresh after anything else', () => {
+  it('keeps a dist/ compiled into an empty folder from ts/ as it is; compiles afresh after anything else', async () => {
     const dir = makeCheckout();
     dirs.push(dir);
     const tscRuns = () => (existsSync(path.join(dir, 'tsc-runs')) ? readFileSync(path.join(dir, 'tsc-runs'), 'utf8').length : 0);
@@ -60,39 +56,39 @@ describe("npm pack's dist/ (scripts/prepack.mjs)", () => {
     const kept = "prepack: dist/ is the compile of ts/ as it is into an empty dist/, unchanged since (build/stamp-dist.json): not compiled again";
 
     // a clone: no dist/ yet; the install's compile goes into an empty folder, and pack keeps it
-    node(dir, path.join('scripts', 'compile-ts.mjs'));
+    await node(dir, path.join('scripts', 'compile-ts.mjs'));
     expect(tscRuns()).toBe(1);
     expect(JSON.parse(readFileSync(path.join(dir, 'build', 'stamp-dist.json'), 'utf8')).fresh).toBe(true);
-    expect(pack()).toContain(kept);
+    expect(await pack()).toContain(kept);
     expect(tscRuns()).toBe(1);
 
     // a file in dist/ that no compile wrote (a module whose source was deleted, or anything else): compiled afresh,
     // and the file is gone
     write(path.join(dir, 'dist', 'gone.js'), 'old\n');
-    expect(pack()).toContain('prepack: compiled ts/ into a fresh dist/');
+    expect(await pack()).toContain('prepack: compiled ts/ into a fresh dist/');
     expect(tscRuns()).toBe(2);
     expect(existsSync(path.join(dir, 'dist', 'gone.js'))).toBe(false);
-    expect(pack()).toContain(kept); // (that compile was into an emptied dist/)
+    expect(await pack()).toContain(kept); // (that compile was into an emptied dist/)
     expect(tscRuns()).toBe(2);
 
     // a module rewritten since the compile
     const later = new Date(Date.now() + 60_000);
     utimesSync(path.join(dir, 'dist', 'index.js'), later, later);
-    expect(pack()).toContain('prepack: compiled ts/ into a fresh dist/');
+    expect(await pack()).toContain('prepack: compiled ts/ into a fresh dist/');
     expect(tscRuns()).toBe(3);
 
     // a source edited: dist/ is stale
     write(path.join(dir, 'ts', 'index.ts'), 'export const x = 2;\n');
-    expect(pack()).toContain('prepack: compiled ts/ into a fresh dist/');
+    expect(await pack()).toContain('prepack: compiled ts/ into a fresh dist/');
     expect(readFileSync(path.join(dir, 'dist', 'index.js'), 'utf8')).toBe('export const x = 2;\n');
     expect(tscRuns()).toBe(4);
 
     // a compile over an existing dist/ (npm test's, `npm run build:ts`) may leave files of deleted sources: not kept
     write(path.join(dir, 'ts', 'index.ts'), 'export const x = 3;\n');
-    node(dir, path.join('scripts', 'compile-ts.mjs'));
+    await node(dir, path.join('scripts', 'compile-ts.mjs'));
     expect(JSON.parse(readFileSync(path.join(dir, 'build', 'stamp-dist.json'), 'utf8')).fresh).toBe(false);
     expect(tscRuns()).toBe(5);
-    expect(pack()).toContain('prepack: compiled ts/ into a fresh dist/');
+    expect(await pack()).toContain('prepack: compiled ts/ into a fresh dist/');
     expect(tscRuns()).toBe(6);
   }, 120_000);
 });
