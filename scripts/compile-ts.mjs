@@ -28,7 +28,7 @@ export function compileTypeScript({ fresh = false } = {}) {
     if (fresh) rmSync(dist, { recursive: true, force: true });
     // The command bundles of the last build go first: tsc writes its output even when it fails, and a bundle left
     // beside a newer module would run the old code (main.js also skips a bundle older than its module).
-    removeCommandBundles(path.join(root, 'dist'));
+    removeCommandBundles(dist);
     const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
     const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
     if (r.status !== 0) return false;

@@ -5,7 +5,7 @@
  * stamped as compiled into an empty folder, every file as written, none added. The real scripts run in a small
  * checkout whose tsc is a stand-in that counts its runs.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
