@@ -1,12 +1,24 @@
 /** A small world of four synthetic subjects for the batch tests, and the manifest that processes it. */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { buildDemoWorld, type DemoWorld } from '../../ts/demo/world.js';
+import { buildDemoWorld, type DemoWorld, type DemoWorldOptions } from '../../ts/demo/world.js';
 import type { BatchManifest } from '../../ts/batch/manifest.js';
 import type { ReconstructConfigInput } from '../../ts/pipeline/config.js';
+import { withModelRoots } from '../../ts/sd/modelRoots.js';
+import { builtOncePerRun, copyOf } from '../helpers/runOnce.js';
 
+/**
+ * The world in `dir`/world: a copy of the one this test run built for these subjects (test/helpers/runOnce.ts), which
+ * buildDemoWorld then finds intact and reuses (its manifest: the same parameters, every file its size). Each file gets
+ * a world of its own to change; 35 files use one. The run's is built free of the service's model roots that a file
+ * holding a service has set in its process (they would refuse the world's model, built outside them).
+ */
 export async function batchWorld(dir: string, subjects = [1, 2, 3, 4]): Promise<DemoWorld> {
-  return buildDemoWorld({ out: join(dir, 'world'), subjects, sessions: 4, trialsPerSession: 60, testImages: 8, distractors: 50, imageSize: 64 });
+  const options: Omit<DemoWorldOptions, 'out'> = { subjects, sessions: 4, trialsPerSession: 60, testImages: 8, distractors: 50, imageSize: 64 };
+  const out = join(dir, 'world');
+  if (!existsSync(out)) copyOf(await builtOncePerRun(`batch-world-${subjects.join('-')}`, (d) => withModelRoots([], () => buildDemoWorld({ out: d, ...options }))), out);
+  return buildDemoWorld({ out, ...options });
 }
 
 /** The reconstruct template: tiny settings, one ONNX Runtime thread (the workers run side by side). */

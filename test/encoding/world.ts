@@ -7,10 +7,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { wordVocabulary } from '../../ts/sd/clipTokenizer.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { onnx } from '../helpers/onnx.js';
+import { builtOncePerRun, copyOf } from '../helpers/runOnce.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
 import type { PlantedVoxel } from '../../ts/synth/nsd.js';
 
@@ -29,10 +30,34 @@ export interface World {
   cleanup(): void;
 }
 
+/**
+ * A copy of the run's encoding world (built once per test run: test/helpers/runOnce.ts), in a temporary folder of the
+ * caller's own.
+ */
 export async function makeWorld(): Promise<World> {
+  const built = await builtOncePerRun('encoding-world', buildWorld);
   const tmp = mkdtempSync(join(tmpdir(), 'bl-encoding-'));
+  rmSync(tmp, { recursive: true });
+  copyOf(built, tmp);
+  const made = JSON.parse(await readFile(join(tmp, MADE), 'utf8')) as SynthNsdResult;
+  // (the paths in it are relative to the folder it was built in)
+  const nsd = { ...made, root: join(tmp, made.root), truthPath: join(tmp, made.truthPath) };
+  const t = JSON.parse(await readFile(nsd.truthPath, 'utf8'));
+  return {
+    tmp,
+    nsd,
+    model: join(tmp, 'sd'),
+    truth: { voxels: t.subjects['1'].voxels, noiseSd: t.noiseSd, grid: t.grid },
+    cleanup: () => rmSync(tmp, { recursive: true, force: true }),
+  };
+}
+
+/** What synthNsd returned, its paths relative to the world's folder. */
+const MADE = 'synth-nsd.json';
+
+async function buildWorld(dir: string): Promise<void> {
   const nsd = await synthNsd({
-    out: join(tmp, 'nsd'),
+    out: join(dir, 'nsd'),
     grid: [16, 20, 12],
     designSessions: 6,
     sessions: 6,
@@ -42,17 +67,10 @@ export async function makeWorld(): Promise<World> {
     formats: ['nifti'],
     seed: 3,
   });
-  const model = join(tmp, 'sd');
+  const model = join(dir, 'sd');
   await writeSdFixture(model, { textDim: TEXT_DIM, unetChannels: 8, unetLayers: 2 });
   await writeBagOfWordsText(model);
-  const t = JSON.parse(await readFile(nsd.truthPath, 'utf8'));
-  return {
-    tmp,
-    nsd,
-    model,
-    truth: { voxels: t.subjects['1'].voxels, noiseSd: t.noiseSd, grid: t.grid },
-    cleanup: () => rmSync(tmp, { recursive: true, force: true }),
-  };
+  await writeFile(join(dir, MADE), JSON.stringify({ ...nsd, root: relative(dir, nsd.root), truthPath: relative(dir, nsd.truthPath) }));
 }
 
 async function writeBagOfWordsText(dir: string): Promise<void> {
