@@ -9,7 +9,7 @@ import { join } from 'node:path';
 /**
  * The run's folder `name`, made by `build` (into the empty folder it is given) the first time it is asked for. It is
  * built under a name of this process's and renamed into place, so that files running at once never see half of one;
- * a file that finishes second keeps the first's. Callers copy it (copyOf) and never change it.
+ * a file that finishes second removes its own and uses the first's. Callers copy it (copyOf) and never change it.
  */
 export async function builtOncePerRun(name: string, build: (dir: string) => Promise<unknown>): Promise<string> {
   const parent = join(tmpdir(), 'bl-run-once');
