@@ -1,12 +1,12 @@
 /** A small world of four synthetic subjects for the batch tests, and the manifest that processes it. */
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { buildDemoWorld, type DemoWorld, type DemoWorldOptions } from '../../ts/demo/world.js';
 import type { BatchManifest } from '../../ts/batch/manifest.js';
 import type { ReconstructConfigInput } from '../../ts/pipeline/config.js';
 import { withModelRoots } from '../../ts/sd/modelRoots.js';
-import { builtOncePerRun, copyOf } from '../helpers/runOnce.js';
+import { builtOncePerRun } from '../helpers/runOnce.js';
 
 /**
  * The world in `dir`/world: a copy of the one this test run built for these subjects (test/helpers/runOnce.ts), which
@@ -17,7 +17,10 @@ import { builtOncePerRun, copyOf } from '../helpers/runOnce.js';
 export async function batchWorld(dir: string, subjects = [1, 2, 3, 4]): Promise<DemoWorld> {
   const options: Omit<DemoWorldOptions, 'out'> = { subjects, sessions: 4, trialsPerSession: 60, testImages: 8, distractors: 50, imageSize: 64 };
   const out = join(dir, 'world');
-  if (!existsSync(out)) copyOf(await builtOncePerRun(`batch-world-${subjects.join('-')}`, (d) => withModelRoots([], () => buildDemoWorld({ out: d, ...options }))), out);
+  if (!existsSync(out)) {
+    const built = await builtOncePerRun(`batch-world-${subjects.join('-')}`, (d) => withModelRoots([], () => buildDemoWorld({ out: d, ...options })));
+    cpSync(built, out, { recursive: true });
+  }
   return buildDemoWorld({ out, ...options });
 }
 

@@ -4,14 +4,14 @@
  * whose text encoder is a bag of words (mean token embedding at every position, like pooled attention),
  * so z carries the "latent" space and c the "semantic" one.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { wordVocabulary } from '../../ts/sd/clipTokenizer.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { onnx } from '../helpers/onnx.js';
-import { builtOncePerRun, copyOf } from '../helpers/runOnce.js';
+import { builtOncePerRun } from '../helpers/runOnce.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
 import type { PlantedVoxel } from '../../ts/synth/nsd.js';
 
@@ -37,8 +37,7 @@ export interface World {
 export async function makeWorld(): Promise<World> {
   const built = await builtOncePerRun('encoding-world', buildWorld);
   const tmp = mkdtempSync(join(tmpdir(), 'bl-encoding-'));
-  rmSync(tmp, { recursive: true });
-  copyOf(built, tmp);
+  cpSync(built, tmp, { recursive: true });
   const made = JSON.parse(await readFile(join(tmp, MADE), 'utf8')) as SynthNsdResult;
   // (the paths in it are relative to the folder it was built in)
   const nsd = { ...made, root: join(tmp, made.root), truthPath: join(tmp, made.truthPath) };

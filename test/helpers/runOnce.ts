@@ -2,14 +2,14 @@
  * Folders that many test files start from (a synthetic world: ~2.5 s of CPU to build, 8 MB to copy in 0.02 s), built
  * once per test run in its temporary folder (test/setup/runTempFolder.ts) and copied into each file's own.
  */
-import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
  * The run's folder `name`, made by `build` (into the empty folder it is given) the first time it is asked for. It is
  * built under a name of this process's and renamed into place, so that files running at once never see half of one;
- * a file that finishes second removes its own and uses the first's. Callers copy it (copyOf) and never change it.
+ * a file that finishes second removes its own and uses the first's. Callers copy it (cpSync) and never change it.
  */
 export async function builtOncePerRun(name: string, build: (dir: string) => Promise<unknown>): Promise<string> {
   const parent = join(tmpdir(), 'bl-run-once');
@@ -27,11 +27,4 @@ export async function builtOncePerRun(name: string, build: (dir: string) => Prom
     rmSync(mine, { recursive: true, force: true });
   }
   return done;
-}
-
-/** Copies the folder `from` to `to` (which must not exist yet), its files with this moment's times. */
-export function copyOf(from: string, to: string): string {
-  if (existsSync(to)) throw new Error(`copyOf: ${to} exists`);
-  cpSync(from, to, { recursive: true });
-  return to;
 }
