@@ -2,6 +2,8 @@
 // Installs the packed package into a fresh consumer project, as a user would, and checks it works there.
 //   node scripts/consumer-check.mjs [--pack-dir DIR] [--tarball FILE] [--build-from-source]
 //                                   [--compare RESULTS.json] [--results OUT.json] [--npm-ci] [--pnpm VERSION] [--slim] [--keep]
+//   node scripts/consumer-check.mjs --pack-only [--pack-dir DIR]
+//   node scripts/consumer-check.mjs --compare-results REFERENCE.json RESULTS.json...
 // - Packs the checkout (`npm pack`: prepack compiles dist/ and the prebuilt engine) unless --tarball.
 // - Creates a project in a temporary folder, with a clean npm user config (no nodedir, nothing of this
 //   machine's) and no npm_* variables from the caller, and installs the tarball with npm's default
@@ -15,7 +17,8 @@
 //   img2img on a generated fixture model, a tiny reconstruction), `npx brainlatent --help`, and
 //   `tsc --noEmit --strict` (no skipLibCheck) on test/package/consumer.ts.
 // - --compare checks the img2img latents and chosen alphas against another run's results (a prebuilt
-//   engine against a source build); --npm-ci reinstalls from the consumer's lockfile with `npm ci`;
+//   engine against a source build); --compare-results does the same afterwards for checks that ran at once (CI), each
+//   results file against the first, and --pack-only packs and stops (CI packs once for all its checks); --npm-ci reinstalls from the consumer's lockfile with `npm ci`;
 //   --pnpm VERSION installs with that pnpm (fetched with npm into the temporary folder) instead of npm.
 // - --slim installs with --omit=optional (no service, Redis queue, chart or source-build packages) and runs
 //   test/package/slimConsumer.mjs instead (a ridge fit; the Redis batch layer and the report charts throw
@@ -49,11 +52,27 @@ if (slim && (fromSource || pnpm)) {
   console.error('consumer check: --slim checks an npm install of the prebuilt engine; it does not go with --build-from-source or --pnpm');
   process.exit(2);
 }
-const label = fromSource ? 'source build' : pnpm ? `prebuilt, pnpm ${pnpm}` : slim ? 'prebuilt, --omit=optional' : 'prebuilt';
+const compareAt = args.indexOf('--compare-results');
+const packOnly = flag('--pack-only');
+if (packOnly && value('--tarball')) {
+  console.error('consumer check: --pack-only packs the checkout; it does not go with --tarball');
+  process.exit(2);
+}
+const label = compareAt >= 0 ? 'results compared' : packOnly ? 'pack' : fromSource ? 'source build' : pnpm ? `prebuilt, pnpm ${pnpm}` : slim ? 'prebuilt, --omit=optional' : 'prebuilt';
 
 function fail(message) {
   console.error(`\nconsumer check (${label}): FAILED: ${message}\n`);
   process.exit(1);
+}
+
+/** Fails unless `results` (a consumer script's results) match `ref`'s: the img2img latents within 1e-4, the same alphas. */
+function checkSameResults(results, ref, refName) {
+  const a = results.img2img.latents;
+  const b = ref.img2img.latents;
+  const diff = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+  if (!(diff < 1e-4)) fail(`img2img latents differ from ${refName} by ${diff}`);
+  if (JSON.stringify(results.ridge.bestAlphas) !== JSON.stringify(ref.ridge.bestAlphas)) fail(`RidgeCV chose other alphas than ${refName}`);
+  return diff;
 }
 
 function timed(what, cmd, cmdArgs, opts) {
@@ -113,6 +132,22 @@ function cleanEnv(extra) {
   return { ...env, ...extra };
 }
 
+// --compare-results: checks that ran at once (CI), each results file against the first (as --compare does).
+if (compareAt >= 0) {
+  const [refFile, ...files] = args.slice(compareAt + 1);
+  if (!refFile || files.length === 0) {
+    console.error('consumer check: --compare-results takes a reference results file, then one or more to compare with it');
+    process.exit(2);
+  }
+  const ref = JSON.parse(readFileSync(refFile, 'utf8'));
+  for (const file of files) {
+    const results = JSON.parse(readFileSync(file, 'utf8'));
+    const diff = checkSameResults(results, ref, refFile);
+    console.log(`consumer check: ${path.basename(file)} (${results.engine.origin}) has the results of ${path.basename(refFile)} (${ref.engine.origin}): img2img latents within ${diff.toExponential(1)}, same alphas`);
+  }
+  process.exit(0);
+}
+
 // 1. The tarball.
 let tarball = value('--tarball');
 if (!tarball) {
@@ -123,6 +158,7 @@ if (!tarball) {
   tarball = path.join(packDir, `${pkg.name}-${pkg.version}.tgz`);
   if (!existsSync(tarball)) fail(`npm pack wrote no ${tarball}`);
   console.log(`packed ${tarball}: ${(lstatSync(tarball).size / 2 ** 20).toFixed(1)} MB (${packed.seconds.toFixed(1)} s)`);
+  if (packOnly) process.exit(0);
 }
 tarball = path.resolve(tarball);
 if (!existsSync(tarball)) fail(`no tarball at ${tarball}`);
@@ -277,11 +313,7 @@ checkTypings();
 const other = value('--compare');
 if (other) {
   const ref = JSON.parse(readFileSync(other, 'utf8'));
-  const a = results.img2img.latents;
-  const b = ref.img2img.latents;
-  const diff = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
-  if (!(diff < 1e-4)) fail(`img2img latents differ from ${other} by ${diff}`);
-  if (JSON.stringify(results.ridge.bestAlphas) !== JSON.stringify(ref.ridge.bestAlphas)) fail(`RidgeCV chose other alphas than ${other}`);
+  const diff = checkSameResults(results, ref, other);
   console.log(`  same results as ${path.basename(other)} (${ref.engine.origin}): img2img latents within ${diff.toExponential(1)}, same alphas`);
 }
 

@@ -26,12 +26,14 @@ describe('README and the scripts', () => {
 
   it("counts .ci/run's consumer checks and names each", () => {
     const ci = readFileSync('.ci/run', 'utf8');
-    const checks = ci.split('\n').filter((l) => l.startsWith('node scripts/consumer-check.mjs'));
+    // (each check installs the tarball packed once: --pack-only and --compare-results are not checks)
+    const checks = ci.split('\n').filter((l) => l.startsWith('node scripts/consumer-check.mjs --tarball'));
     expect(checks.length).toBeGreaterThan(1);
     const word = WORDS[checks.length];
     expect(readme).toContain(`followed by \`npm test\` and ${word} consumer-project checks`);
     expect(readme).toContain(`CI (\`.ci/run\`) runs ${word}:`);
     expect(readme).not.toMatch(/CI runs both/);
+    expect(ci).toMatch(/^node scripts\/consumer-check\.mjs --compare-results build\/package\/prebuilt\.json build\/package\/source\.json build\/package\/pnpm\.json$/m);
     for (const flag of ['--npm-ci', '--slim', '--build-from-source', '--pnpm']) {
       expect(checks.some((l) => l.includes(flag)), flag).toBe(true);
       expect(readme).toContain(flag);
