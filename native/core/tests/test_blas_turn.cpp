@@ -3,7 +3,8 @@
 // error, nested turns on one thread pass through, with BLAS single-threaded (its own count) no turn is
 // taken, and a thread that must not wait (BlasWithoutWaiting) runs beside the holder. Then
 // linalg's calls from four threads at once (eigh, gemm, gram, Cholesky solves) give the same bits as
-// the same calls one after another.
+// the same calls one after another, and a fork beside a threaded call waits for it (OpenBLAS stops its pool
+// before a fork: a call running then hung).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,6 +13,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "brainlatent/blas_turn.h"
 #include "brainlatent/error.h"
@@ -256,6 +260,43 @@ int main() {
     for (auto& th : threads) th.join();
     for (std::size_t k = 0; k < 4; ++k) CHECK(concurrent[k] == serial[k]);
     CHECK(serial[0] != serial[1]);
+  });
+
+  test::run("forks beside another thread's threaded calls wait for the running call: the calls go on, every fork ends", [] {
+    CHECK(linalg::blas_threads() > 1);  // (OpenBLAS's pool: what its fork handler stops)
+    std::atomic<bool> stop{false}, done{false};
+    std::atomic<int> calls{0};
+    // (without the handlers the fork itself hung in OpenBLAS's: a failure after a minute, not a hang)
+    std::thread watchdog([&] {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+      while (!done && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!done) {
+        std::fprintf(stderr, "FAILED: a fork or the BLAS calls beside it hung (%d calls)\n", calls.load());
+        std::_Exit(1);
+      }
+    });
+    std::thread caller([&] {
+      const std::int64_t n = 256;
+      const std::vector<float> a = values(static_cast<std::size_t>(n * n), 5);
+      std::vector<float> c(static_cast<std::size_t>(n * n));
+      while (!stop) {
+        linalg::gemm(false, false, n, n, n, 1.0f, a.data(), n, a.data(), n, 0.0f, c.data(), n);
+        ++calls;
+      }
+    });
+    wait_until([&] { return calls > 0; });
+    for (int i = 0; i < 100; ++i) {
+      const pid_t pid = fork();
+      if (pid == 0) _exit(0);
+      int status = 0;
+      CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    const int before = calls;
+    wait_until([&] { return calls > before + 3; });
+    stop = true;
+    caller.join();
+    done = true;
+    watchdog.join();
   });
 
   set_engine_threads(0);

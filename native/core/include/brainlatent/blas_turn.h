@@ -8,6 +8,8 @@
 // (a GEMM past linalg's slice size is one turn per slice), so no job waits long for another; FIFO, so
 // none is starved by a neighbour's back-to-back calls. A thread that must not sleep (the JS thread of
 // a synchronous call: predict(), the bench probes) never waits for a turn (BlasWithoutWaiting).
+// A fork (a process spawned while jobs compute) waits for the running call and starts no other: OpenBLAS
+// stops its pool before a fork, and a call running on it then hung (blas_turn.cpp).
 #pragma once
 #include <cstdint>
 
