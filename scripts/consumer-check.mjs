@@ -17,9 +17,10 @@
 //   img2img on a generated fixture model, a tiny reconstruction), `npx brainlatent --help`, and
 //   `tsc --noEmit --strict` (no skipLibCheck) on test/package/consumer.ts.
 // - --compare checks the img2img latents and chosen alphas against another run's results (a prebuilt
-//   engine against a source build); --compare-results does the same afterwards for checks that ran at once (CI), each
-//   results file against the first, and --pack-only packs and stops (CI packs once for all its checks); --npm-ci reinstalls from the consumer's lockfile with `npm ci`;
-//   --pnpm VERSION installs with that pnpm (fetched with npm into the temporary folder) instead of npm.
+//   engine against a source build); --compare-results does the same afterwards for checks that ran at once (CI),
+//   each results file against the first; --pack-only packs and stops (CI packs once for all its checks); --npm-ci
+//   reinstalls from the consumer's lockfile with `npm ci`; --pnpm VERSION installs with that pnpm (fetched with npm
+//   into the temporary folder) instead of npm.
 // - --slim installs with --omit=optional (no service, Redis queue, chart or source-build packages) and runs
 //   test/package/slimConsumer.mjs instead (a ridge fit; the Redis batch layer and the report charts throw
 //   MissingDependencyError with the pinned install command; the smallest `brainlatent demo` and an `encode` on
